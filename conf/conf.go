@@ -1,0 +1,241 @@
+// Package conf loads and validates msdav's TOML configuration.
+// Defaults live here and nowhere else; every bad value gets a message a person can act on.
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration file. Zero values are never used directly:
+// Default fills every field, and Load decodes the file on top of it.
+type Config struct {
+	Server  Server  `toml:"server"`
+	Storage Storage `toml:"storage"`
+	Gadget  Gadget  `toml:"gadget"`
+	Auth    Auth    `toml:"auth"`
+}
+
+// Server is the HTTP side.
+type Server struct {
+	Listen string `toml:"listen"`
+	// OpenShare must be set to serve without [auth] on an address other than
+	// loopback: an open share on a management network has to be a decision.
+	OpenShare bool   `toml:"open_share"`
+	TLSCert   string `toml:"tls_cert"`
+	TLSKey    string `toml:"tls_key"`
+	LogFormat string `toml:"log_format"` // text | json
+	// ShutdownGrace bounds how long SIGTERM waits for running uploads.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+}
+
+// Storage is the image store.
+type Storage struct {
+	Root string `toml:"root"`
+	// Remount keeps the root's filesystem read-only except while something writes.
+	Remount bool `toml:"remount"`
+	// RemountGrace is how long the store stays rw after the last writer, so a
+	// burst of small writes costs one rw/ro cycle.
+	RemountGrace Duration `toml:"remount_grace"`
+	// PartTimeout bounds a stat or readdir of a mounted subtree (NFS, CIFS) so
+	// a dead server marks its part unavailable instead of hanging the store.
+	PartTimeout Duration `toml:"part_timeout"`
+}
+
+// Gadget is the USB mass-storage side.
+type Gadget struct {
+	Mode     string `toml:"mode"` // auto | configfs | disabled
+	UDC      string `toml:"udc"`  // empty: first entry of /sys/class/udc
+	Drives   int    `toml:"drives"`
+	Configfs string `toml:"configfs"` // where configfs is mounted
+	// Name is the gadget directory under usb_gadget. If it exists and was not
+	// made by msdav (another service owns the USB device, as kvmd does),
+	// msdav adopts its mass_storage functions instead of creating its own.
+	Name         string `toml:"name"`
+	VendorID     uint16 `toml:"vendor_id"`
+	ProductID    uint16 `toml:"product_id"`
+	Manufacturer string `toml:"manufacturer"`
+	Product      string `toml:"product"`
+	Serial       string `toml:"serial"`
+	// Inquiry is the SCSI vendor (8) + product (16) the host sees; empty: kernel default.
+	Inquiry string `toml:"inquiry"`
+}
+
+// Auth is access control for the share and the API.
+type Auth struct {
+	Htpasswd string `toml:"htpasswd"` // bcrypt entries; empty: no auth
+}
+
+// Duration is a time.Duration written as "2s" or "500ms" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like \"2s\" or \"500ms\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration the way UnmarshalText reads it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Gadget modes.
+const (
+	ModeAuto     = "auto"
+	ModeConfigfs = "configfs"
+	ModeDisabled = "disabled"
+)
+
+// MaxDrives is the most drives one gadget may ask for: the kernel's
+// mass_storage function has at most 16 LUNs, and every extra function costs
+// endpoints the UDC may not have.
+const MaxDrives = 16
+
+// Default returns the configuration used when there is no file: serve ./images
+// on loopback, gadget mode auto.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Listen:        "127.0.0.1:8080",
+			LogFormat:     "text",
+			ShutdownGrace: Duration{30 * time.Second},
+		},
+		Storage: Storage{
+			Root:         "./images",
+			RemountGrace: Duration{2 * time.Second},
+			PartTimeout:  Duration{2 * time.Second},
+		},
+		Gadget: Gadget{
+			Mode:         ModeAuto,
+			Drives:       1,
+			Configfs:     "/sys/kernel/config",
+			Name:         "msdav",
+			VendorID:     0x1d6b, // Linux Foundation
+			ProductID:    0x0104, // Multifunction Composite Gadget
+			Manufacturer: "msdav",
+			Product:      "msdav virtual media",
+			Serial:       "msdav0",
+		},
+	}
+}
+
+// Load reads the TOML file at path over the defaults and validates the result.
+// An empty path means no file: the defaults, validated.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, c.Validate()
+	}
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return c, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+		}
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return c, fmt.Errorf("config %s: unknown key %s (known sections: server, storage, gadget, auth; see deploy/msdav.toml)",
+			path, strings.Join(keys, ", "))
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks every value and reports all problems at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if _, port, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		bad("server.listen = %q: want host:port, like \"127.0.0.1:8080\" or \":8080\"", c.Server.Listen)
+	} else if port == "" {
+		bad("server.listen = %q: the port is missing", c.Server.Listen)
+	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		bad("server.tls_cert and server.tls_key go together: set both or neither")
+	}
+	switch c.Server.LogFormat {
+	case "text", "json":
+	default:
+		bad("server.log_format = %q: want \"text\" or \"json\"", c.Server.LogFormat)
+	}
+	if c.Server.ShutdownGrace.Duration < 0 {
+		bad("server.shutdown_grace = %s: must not be negative", c.Server.ShutdownGrace)
+	}
+	if strings.TrimSpace(c.Storage.Root) == "" {
+		bad("storage.root is empty: name the directory that holds the images")
+	}
+	if g := c.Storage.RemountGrace.Duration; g < 0 || g > 10*time.Minute {
+		bad("storage.remount_grace = %s: want between 0s and 10m", c.Storage.RemountGrace)
+	}
+	if t := c.Storage.PartTimeout.Duration; t < 100*time.Millisecond || t > 5*time.Minute {
+		bad("storage.part_timeout = %s: want between 100ms and 5m", c.Storage.PartTimeout)
+	}
+	switch c.Gadget.Mode {
+	case ModeAuto, ModeConfigfs, ModeDisabled:
+	default:
+		bad("gadget.mode = %q: want \"auto\", \"configfs\" or \"disabled\"", c.Gadget.Mode)
+	}
+	if c.Gadget.Drives < 1 || c.Gadget.Drives > MaxDrives {
+		bad("gadget.drives = %d: want 1 to %d (drive 0 is the main one)", c.Gadget.Drives, MaxDrives)
+	}
+	if c.Gadget.Name == "" || strings.ContainsAny(c.Gadget.Name, "/\x00") || c.Gadget.Name == "." || c.Gadget.Name == ".." {
+		bad("gadget.name = %q: want a plain directory name such as \"msdav\"", c.Gadget.Name)
+	}
+	if c.Gadget.Configfs == "" || !filepath.IsAbs(c.Gadget.Configfs) {
+		bad("gadget.configfs = %q: want an absolute path such as \"/sys/kernel/config\"", c.Gadget.Configfs)
+	}
+	if strings.ContainsAny(c.Gadget.UDC, "/\x00") {
+		bad("gadget.udc = %q: want a name from /sys/class/udc, or empty for the first one", c.Gadget.UDC)
+	}
+	if len(c.Gadget.Inquiry) > 24 {
+		bad("gadget.inquiry = %q: at most 24 characters (8 vendor + 16 product)", c.Gadget.Inquiry)
+	}
+	if c.Auth.Htpasswd != "" {
+		if _, err := os.Stat(c.Auth.Htpasswd); err != nil {
+			bad("auth.htpasswd = %q: %v", c.Auth.Htpasswd, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Loopback reports whether addr (host:port) only listens on loopback.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckExposure refuses an open share on a non-loopback address unless the
+// configuration says, in so many words, that it is intended.
+func (c Config) CheckExposure() error {
+	if c.Auth.Htpasswd != "" || c.Server.OpenShare || Loopback(c.Server.Listen) {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve %s without [auth] htpasswd: anyone on the network could read and replace images; set auth.htpasswd, listen on 127.0.0.1, or set server.open_share = true if an open share is intended", c.Server.Listen)
+}

@@ -1,0 +1,9 @@
+module github.com/msdav/msdav
+
+go 1.26.0
+
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/gorilla/mux v1.8.1
+	golang.org/x/net v0.62.0
+)
