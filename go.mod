@@ -7,3 +7,5 @@ require (
 	github.com/gorilla/mux v1.8.1
 	golang.org/x/net v0.62.0
 )
+
+require golang.org/x/sys v0.50.0 // indirect

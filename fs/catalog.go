@@ -3,54 +3,114 @@ package fs
 import (
 	"context"
 	iofs "io/fs"
+	"path"
 	"sort"
 	"strings"
 )
 
+// tempPrefix starts the name of every file the store writes for itself
+// (upload temps, property sidecars): hidden from listings and the catalog,
+// and temps are swept at start.
+const tempPrefix = ".msdav-"
+
+// uploadPrefix starts the name of an upload's temp file.
+const uploadPrefix = tempPrefix + "upload-"
+
+// Internal reports whether name is a file the store keeps for itself.
+func Internal(name string) bool { return strings.HasPrefix(name, tempPrefix) }
+
+// Junk reports names that are never images: the store's own files, hidden
+// files, and what macOS and Windows leave on shares (._*, .DS_Store, Thumbs.db).
+func Junk(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return true
+	}
+	switch strings.ToLower(name) {
+	case "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information", "lost+found":
+		return true
+	}
+	return false
+}
+
 // Images lists every image in the store, live: nothing is cached, so files
-// copied in from outside (NFS, scp) show up at once.
-// TODO(fs): part timeouts, parts, junk filter shared with dav.
+// copied in from outside (NFS, scp) show up at once. A part that does not
+// answer within the part timeout is left out; Parts says which.
 func (s *Store) Images(ctx context.Context) ([]Image, error) {
+	pms, err := s.partMounts()
+	if err != nil {
+		return nil, err
+	}
+	isPart := map[string]bool{}
+	for _, pm := range pms {
+		isPart[pm.rel] = true
+	}
 	var out []Image
-	err := iofs.WalkDir(s.root.FS(), ".", func(p string, de iofs.DirEntry, err error) error {
+	for _, pm := range pms {
+		var found []Image
+		err := s.probe.run(ctx, "walk:"+pm.rel, func() { found = s.walkPart(pm.rel, isPart) })
 		if err != nil {
-			return nil
+			s.log.Warn("part left out of the catalog", "part", pm.rel, "err", err)
+			continue
 		}
-		if strings.HasPrefix(de.Name(), ".") && p != "." {
+		out = append(out, found...)
+	}
+	s.mu.Lock()
+	for rel, u := range s.uploads {
+		out = append(out, Image{Path: rel, Size: u.Received(), Received: u.Received(), Expected: u.Expected,
+			Attached: []int{}, Part: partOf(rel, isPart)})
+	}
+	s.mu.Unlock()
+	att := s.attachedNow()
+	for i := range out {
+		if d := att[out[i].Path]; len(d) > 0 && out[i].Complete {
+			out[i].Attached = d
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Complete && !out[j].Complete
+	})
+	return out, nil
+}
+
+// walkPart lists the images of one part, stopping at the mount points of
+// other parts (they are walked on their own, with their own deadline).
+func (s *Store) walkPart(rel string, isPart map[string]bool) []Image {
+	var out []Image
+	_ = iofs.WalkDir(s.root.FS(), rel, func(p string, de iofs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable folder: skip it, keep the rest
+		}
+		if p != rel && isPart[p] {
+			return iofs.SkipDir
+		}
+		if p != "." && Junk(de.Name()) {
 			if de.IsDir() {
 				return iofs.SkipDir
 			}
 			return nil
 		}
-		if de.IsDir() || !de.Type().IsRegular() {
+		if !de.Type().IsRegular() {
 			return nil
 		}
 		fi, err := de.Info()
 		if err != nil {
 			return nil
 		}
-		out = append(out, Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: "."})
+		out = append(out, Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel})
 		return nil
 	})
-	s.mu.Lock()
-	for rel, u := range s.uploads {
-		out = append(out, Image{Path: rel, Size: u.Received(), Received: u.Received(), Expected: u.Expected, Attached: []int{}, Part: "."})
-	}
-	a := s.attached
-	s.mu.Unlock()
-	if a != nil {
-		for i := range out {
-			if d := a.AttachedTo(out[i].Path); d != nil {
-				out[i].Attached = d
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, err
+	return out
 }
 
-// Parts lists the root's filesystem and every filesystem mounted below it.
-// TODO(fs): mountinfo.
-func (s *Store) Parts(ctx context.Context) ([]Part, error) {
-	return nil, nil
+// partOf names the innermost part holding rel.
+func partOf(rel string, isPart map[string]bool) string {
+	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+		if isPart[d] {
+			return d
+		}
+	}
+	return "."
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -29,8 +30,8 @@ type Options struct {
 // Attachments tells the store which drives hold an image, so attached images
 // are never changed underneath the host. The gadget side implements it.
 type Attachments interface {
-	// AttachedTo returns the drive indexes that hold the store-relative path rel.
-	AttachedTo(rel string) []int
+	// Attached maps every attached image (store-relative) to the drives holding it.
+	Attached() map[string][]int
 }
 
 // LockedError says an operation would change an image a drive holds.
@@ -48,10 +49,13 @@ var ErrOutside = errors.New("path leaves the store")
 
 // Store is the image store rooted at one directory.
 type Store struct {
-	dir  string
-	root *os.Root
-	opt  Options
-	log  *slog.Logger
+	dir   string // absolute root as configured
+	real  string // the same with symlinks resolved, as the mount table names it
+	root  *os.Root
+	opt   Options
+	log   *slog.Logger
+	probe *prober
+	guard *guard // nil unless Options.Remount
 
 	mu       sync.Mutex
 	attached Attachments
@@ -70,15 +74,117 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create store %s: %w", dir, err)
 	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if o.PartTimeout <= 0 {
+		o.PartTimeout = 2 * time.Second
+	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return &Store{dir: dir, root: r, opt: o, log: o.Log, uploads: map[string]*Upload{}}, nil
+	s := &Store{dir: dir, real: real, root: r, opt: o, log: o.Log, uploads: map[string]*Upload{},
+		probe: &prober{timeout: o.PartTimeout, stuck: map[string]bool{}}}
+	if o.Remount {
+		mounts, err := ReadMounts()
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		m, _ := mountOf(mounts, real)
+		if s.guard, err = newGuard(m.Point, o.Grace, o.Log); err != nil {
+			r.Close()
+			return nil, err
+		}
+		if rw, _ := s.guard.state(); rw {
+			o.Log.Warn("store filesystem was left rw (crash or manual remount); repairing", "mount", m.Point)
+		}
+	}
+	if err := s.sweep(); err != nil {
+		s.log.Warn("could not remove stale upload temps", "err", err)
+	}
+	if s.guard != nil {
+		if err := s.guard.settleNow(10 * time.Second); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("put store back to ro: %w", err)
+		}
+	}
+	return s, nil
 }
 
-// Close releases the store.
-func (s *Store) Close() error { return s.root.Close() }
+// sweep removes upload temps left by a crash or power loss: they were never
+// complete, so nobody may see them.
+func (s *Store) sweep() error {
+	var stale []string
+	_ = iofs.WalkDir(s.root.FS(), ".", func(p string, de iofs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if de.IsDir() && p != "." && s.isMountPoint(p) {
+			return iofs.SkipDir // other filesystems may be shared with other boxes' uploads
+		}
+		if !de.IsDir() && strings.HasPrefix(de.Name(), uploadPrefix) {
+			stale = append(stale, p)
+		}
+		return nil
+	})
+	if len(stale) == 0 {
+		return nil
+	}
+	done, err := s.Write(context.Background(), "sweep stale uploads")
+	if err != nil {
+		return err
+	}
+	defer done()
+	var errs []error
+	for _, p := range stale {
+		s.log.Info("removing stale upload temp", "path", p)
+		if err := s.root.Remove(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) isMountPoint(rel string) bool {
+	st, err1 := s.root.Lstat(rel)
+	parent, err2 := s.root.Lstat(path.Dir(rel))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	a, ok1 := st.Sys().(*syscall.Stat_t)
+	b, ok2 := parent.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && a.Dev != b.Dev
+}
+
+// Close puts the store back to read-only (with remount on) and releases it.
+// Call it after the server stopped taking writes.
+func (s *Store) Close() error {
+	var err error
+	if s.guard != nil {
+		err = s.guard.close(10 * time.Second)
+	}
+	return errors.Join(err, s.root.Close())
+}
+
+// RemountCycles counts rw remounts since Open (0 without remount).
+func (s *Store) RemountCycles() int64 {
+	if s.guard == nil {
+		return 0
+	}
+	return s.guard.cycles.Load()
+}
+
+// Writable reports whether the store's filesystem is rw right now and how
+// many writers hold it; without remount it is always (true, 0).
+func (s *Store) Writable() (rw bool, writers int) {
+	if s.guard == nil {
+		return true, 0
+	}
+	return s.guard.state()
+}
 
 // Dir is the absolute path of the store root.
 func (s *Store) Dir() string { return s.dir }
@@ -139,39 +245,36 @@ func (s *Store) SetAttachments(a Attachments) {
 
 // Mutable reports a *LockedError if rel, or any image below it, is attached.
 func (s *Store) Mutable(rel string) error {
+	rel, err := Clean(rel)
+	if err != nil {
+		return err
+	}
+	for img, drives := range s.attachedNow() {
+		if len(drives) > 0 && (rel == "." || under("/"+img, "/"+rel)) {
+			return &LockedError{Path: img, Drive: drives[0]}
+		}
+	}
+	return nil
+}
+
+func (s *Store) attachedNow() map[string][]int {
 	s.mu.Lock()
 	a := s.attached
 	s.mu.Unlock()
 	if a == nil {
 		return nil
 	}
-	rel, err := Clean(rel)
-	if err != nil {
-		return err
-	}
-	if d := a.AttachedTo(rel); len(d) > 0 {
-		return &LockedError{Path: rel, Drive: d[0]}
-	}
-	// A folder is locked by what it holds.
-	var lerr error
-	_ = iofs.WalkDir(s.root.FS(), rel, func(p string, de iofs.DirEntry, err error) error {
-		if err != nil || de.IsDir() {
-			return nil
-		}
-		if d := a.AttachedTo(p); len(d) > 0 {
-			lerr = &LockedError{Path: p, Drive: d[0]}
-			return iofs.SkipAll
-		}
-		return nil
-	})
-	return lerr
+	return a.Attached()
 }
 
 // Write marks the start of a change to the store: with remount on, the first
 // writer makes the filesystem rw. Call done when the change is on disk.
+// Subtrees mounted inside the store are written as they are.
 func (s *Store) Write(ctx context.Context, why string) (done func(), err error) {
-	// TODO(fs): remount guard.
-	return func() {}, nil
+	if s.guard == nil {
+		return func() {}, nil
+	}
+	return s.guard.acquire(ctx, why)
 }
 
 // Mkdir creates the folder rel.
@@ -229,7 +332,11 @@ func (s *Store) Rename(ctx context.Context, oldRel, newRel string) error {
 		return err
 	}
 	defer done()
-	return s.root.Rename(oldRel, newRel)
+	err = s.root.Rename(oldRel, newRel)
+	if isCrossDevice(err) {
+		return s.moveAcross(oldRel, newRel)
+	}
+	return err
 }
 
 // Upload is a file being written atomically: it appears under its final name
@@ -258,7 +365,7 @@ func (s *Store) Create(ctx context.Context, rel string, expected int64) (*Upload
 		return nil, err
 	}
 	dir, base := path.Split(rel)
-	tmp := path.Join(dir, fmt.Sprintf(".msdav-upload-%d-%s", time.Now().UnixNano(), base))
+	tmp := path.Join(dir, fmt.Sprintf("%s%d-%s", uploadPrefix, time.Now().UnixNano(), base))
 	f, err := s.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		done()

@@ -1,0 +1,172 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// guard keeps one filesystem read-only except while something writes to it.
+// Writers share one rw period; after the last leaves and a grace period the
+// filesystem is synced and remounted ro, retrying while the kernel says EBUSY.
+type guard struct {
+	mnt   string
+	grace time.Duration
+	log   *slog.Logger
+	// remount is the syscall; tests replace it to inject EBUSY.
+	remount func(mnt string, rw bool) error
+
+	mu      sync.Mutex
+	writers int
+	rw      bool
+	closed  bool
+	gen     uint64 // bumps on every state change, so stale timers do nothing
+	timer   *time.Timer
+	retry   time.Duration
+
+	cycles atomic.Int64 // rw remounts done
+	busy   atomic.Int64 // EBUSY answers seen while going ro
+}
+
+var errClosed = errors.New("store is shutting down")
+
+func newGuard(mnt string, grace time.Duration, log *slog.Logger) (*guard, error) {
+	ro, err := IsReadOnly(mnt)
+	if err != nil {
+		return nil, err
+	}
+	return &guard{mnt: mnt, grace: grace, log: log, remount: Remount, rw: !ro}, nil
+}
+
+// acquire makes the filesystem writable for one writer.
+func (g *guard) acquire(ctx context.Context, why string) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, errClosed
+	}
+	g.writers++
+	g.gen++
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
+	if !g.rw {
+		start := time.Now()
+		if err := g.remount(g.mnt, true); err != nil {
+			g.writers--
+			return nil, fmt.Errorf("make the store writable for %s: %w", why, err)
+		}
+		g.rw = true
+		g.cycles.Add(1)
+		g.log.Debug("store rw", "mount", g.mnt, "for", why, "took", time.Since(start))
+	}
+	var once sync.Once
+	return func() { once.Do(g.release) }, nil
+}
+
+func (g *guard) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.writers--
+	if g.writers > 0 || g.closed {
+		return
+	}
+	g.retry = 100 * time.Millisecond
+	g.schedule(g.grace)
+}
+
+// schedule arms the timer that puts the filesystem back to ro. Caller holds mu.
+func (g *guard) schedule(after time.Duration) {
+	g.gen++
+	gen := g.gen
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	g.timer = time.AfterFunc(after, func() { g.settle(gen) })
+}
+
+func (g *guard) settle(gen uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if gen != g.gen || g.writers > 0 || !g.rw || g.closed {
+		return
+	}
+	if err := g.readOnly(); err != nil {
+		if isBusy(err) {
+			g.busy.Add(1)
+			g.log.Warn("store busy, retrying ro remount", "mount", g.mnt, "in", g.retry)
+		} else {
+			g.log.Error("store stays rw", "mount", g.mnt, "err", err, "retry_in", g.retry)
+		}
+		g.schedule(g.retry)
+		g.retry = min(2*g.retry, 5*time.Second)
+	}
+}
+
+// readOnly syncs and remounts ro. Caller holds mu and has checked writers == 0.
+func (g *guard) readOnly() error {
+	if err := SyncFS(g.mnt); err != nil {
+		return err
+	}
+	if err := g.remount(g.mnt, false); err != nil {
+		return err
+	}
+	g.rw = false
+	g.log.Debug("store ro", "mount", g.mnt)
+	return nil
+}
+
+// settleNow puts the filesystem ro at once if nothing writes, retrying EBUSY
+// for up to wait. Used at start (crash repair) and at Close.
+func (g *guard) settleNow(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	delay := 50 * time.Millisecond
+	for {
+		g.mu.Lock()
+		if g.writers > 0 {
+			g.mu.Unlock()
+			return fmt.Errorf("store %s stays rw: %d writers still running", g.mnt, g.writers)
+		}
+		g.gen++
+		if g.timer != nil {
+			g.timer.Stop()
+			g.timer = nil
+		}
+		var err error
+		if g.rw {
+			err = g.readOnly()
+			if isBusy(err) {
+				g.busy.Add(1)
+			}
+		}
+		g.mu.Unlock()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// close stops the guard and leaves the filesystem ro.
+func (g *guard) close(wait time.Duration) error {
+	err := g.settleNow(wait)
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	return err
+}
+
+func (g *guard) state() (rw bool, writers int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rw, g.writers
+}

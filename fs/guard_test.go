@@ -1,0 +1,205 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openGuarded(t testing.TB, dir string, grace time.Duration) *Store {
+	t.Helper()
+	s, err := Open(Options{Root: dir, Remount: true, Grace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestGuardROAtIdleRWWhileWriting(t *testing.T) {
+	needRoot(t)
+	for _, kind := range []string{"tmpfs", "ext4"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			if kind == "tmpfs" {
+				mountTmpfs(t, dir, 64)
+			} else {
+				mountExt4(t, dir, 64)
+			}
+			s := openGuarded(t, dir, 300*time.Millisecond)
+			if !isRO(t, dir) {
+				t.Fatal("store is rw at idle right after Open")
+			}
+			ctx := context.Background()
+			// Two concurrent writers share one rw period.
+			done1, err := s.Write(ctx, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done2, err := s.Write(ctx, "b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if isRO(t, dir) {
+				t.Fatal("store ro while writers hold it")
+			}
+			done1()
+			time.Sleep(500 * time.Millisecond) // longer than the grace: writer b still holds it
+			if isRO(t, dir) {
+				t.Fatal("store went ro while a writer still held it")
+			}
+			done2()
+			done2() // idempotent
+			waitRO(t, dir, 5*time.Second)
+			if c := s.RemountCycles(); c != 1 {
+				t.Errorf("two overlapping writers cost %d cycles, want 1", c)
+			}
+			// A real upload goes through the same guard.
+			u, err := s.Create(ctx, "x.iso", 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Write([]byte("abc"))
+			if err := u.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			waitRO(t, dir, 5*time.Second)
+			if b, _ := os.ReadFile(filepath.Join(dir, "x.iso")); string(b) != "abc" {
+				t.Errorf("upload content %q", b)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "y"), nil, 0o644); err == nil {
+				t.Error("plain write succeeded on the idle store")
+			}
+		})
+	}
+}
+
+// A file held open for writing outside the guard makes the kernel refuse the
+// ro remount with EBUSY: the guard keeps retrying and gets there once it closes.
+func TestGuardRetriesEBUSY(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	mountExt4(t, dir, 64)
+	s := openGuarded(t, dir, 50*time.Millisecond)
+	done, err := s.Write(context.Background(), "scp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "held-open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.guard.busy.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no EBUSY retry seen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if isRO(t, dir) {
+		t.Fatal("ro although a file is open for writing")
+	}
+	f.Close()
+	waitRO(t, dir, 10*time.Second)
+	t.Logf("EBUSY answers before ro: %d", s.guard.busy.Load())
+}
+
+// A crash leaves the filesystem rw and maybe an upload temp: the next Open repairs both.
+func TestCrashLeftoverRepaired(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	mountTmpfs(t, dir, 16)
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	stale := filepath.Join(dir, "sub", uploadPrefix+"123-win.iso")
+	os.WriteFile(stale, []byte("partial"), 0o644)
+	os.WriteFile(filepath.Join(dir, "keep.iso"), []byte("whole"), 0o644)
+	if isRO(t, dir) {
+		t.Fatal("setup: store should start rw, as after a crash")
+	}
+	s := openGuarded(t, dir, time.Second)
+	if !isRO(t, dir) {
+		t.Error("Open left the crashed store rw")
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale upload temp survived Open: %v", err)
+	}
+	imgs, _ := s.Images(context.Background())
+	if len(imgs) != 1 || imgs[0].Path != "keep.iso" {
+		t.Errorf("catalog after repair: %+v", imgs)
+	}
+	// Close puts it back to ro even when a writer just finished.
+	done, _ := s.Write(context.Background(), "x")
+	done()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !isRO(t, dir) {
+		t.Error("Close left the store rw")
+	}
+}
+
+// 1000 small uploads in a burst cost one rw/ro cycle, not 1000.
+func TestGuardBurstCostsOneCycle(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	mountExt4(t, dir, 128)
+	s := openGuarded(t, dir, 2*time.Second)
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 250; i++ {
+				u, err := s.Create(ctx, fmt.Sprintf("f%d-%d.txt", w, i), 100)
+				if err != nil {
+					errs <- err
+					return
+				}
+				u.Write(make([]byte, 100))
+				if err := u.Commit(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	waitRO(t, dir, 10*time.Second)
+	c := s.RemountCycles()
+	t.Logf("1000 small writes (4 writers) took %s and cost %d remount cycle(s)", took, c)
+	if c > 3 {
+		t.Errorf("1000 small writes cost %d cycles; the grace should coalesce them", c)
+	}
+}
+
+// BenchmarkRemountCycle measures one rw+ro cycle (with syncfs) on ext4 on loop.
+func BenchmarkRemountCycle(b *testing.B) {
+	needRoot(b)
+	dir := filepath.Join(b.TempDir(), "store")
+	mountExt4(b, dir, 64)
+	s := openGuarded(b, dir, 0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		done, err := s.Write(context.Background(), "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		done()
+		if err := s.guard.settleNow(5 * time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

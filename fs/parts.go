@@ -1,0 +1,185 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrUnavailable marks a part that did not answer within the part timeout.
+var ErrUnavailable = errors.New("did not answer in time (dead NFS/CIFS server?)")
+
+// prober runs filesystem calls that may hang (a dead NFS server) with a
+// deadline, and never starts a second call on a part whose first is stuck.
+type prober struct {
+	timeout time.Duration
+	mu      sync.Mutex
+	stuck   map[string]bool
+}
+
+func (p *prober) run(ctx context.Context, key string, fn func()) error {
+	p.mu.Lock()
+	if p.stuck[key] {
+		p.mu.Unlock()
+		return ErrUnavailable
+	}
+	p.stuck[key] = true
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			delete(p.stuck, key)
+			p.mu.Unlock()
+			close(done)
+		}()
+		fn()
+	}()
+	t := time.NewTimer(p.timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return ErrUnavailable
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// partMounts returns the root's own mount (as rel ".") and every mount below
+// the store root, keyed by store-relative path, innermost last.
+func (s *Store) partMounts() ([]partMount, error) {
+	mounts, err := ReadMounts()
+	if err != nil {
+		return nil, err
+	}
+	rootMnt, ok := mountOf(mounts, s.real)
+	if !ok {
+		return nil, fmt.Errorf("no mount holds %s", s.real)
+	}
+	out := []partMount{{rel: ".", Mount: rootMnt}}
+	seen := map[string]int{}
+	for _, m := range mounts {
+		if m.Point == s.real || !under(m.Point, s.real) {
+			continue
+		}
+		rel := filepath.ToSlash(strings.TrimPrefix(m.Point, s.real+"/"))
+		if i, dup := seen[rel]; dup { // stacked mounts: the last one is visible
+			out[i].Mount = m
+			continue
+		}
+		seen[rel] = len(out)
+		out = append(out, partMount{rel: rel, Mount: m})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
+	return out, nil
+}
+
+type partMount struct {
+	rel string
+	Mount
+}
+
+// Parts lists the root's filesystem (".") and every filesystem mounted below
+// it, live on every call, each probed with the part timeout.
+func (s *Store) Parts(ctx context.Context) ([]Part, error) {
+	pms, err := s.partMounts()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Part, len(pms))
+	for i, pm := range pms {
+		out[i] = s.describe(ctx, pm)
+	}
+	return out, nil
+}
+
+func (s *Store) describe(ctx context.Context, pm partMount) Part {
+	p := Part{Path: pm.rel, FSType: pm.FSType}
+	dir := filepath.Join(s.real, filepath.FromSlash(pm.rel))
+	var (
+		size, free uint64
+		ro         bool
+		serr, werr error
+		fi         os.FileInfo
+	)
+	err := s.probe.run(ctx, pm.rel, func() {
+		size, free, ro, serr = space(dir)
+		werr = canWrite(dir)
+		fi, _ = os.Stat(dir)
+	})
+	if err != nil {
+		p.Reason = err.Error()
+		return p
+	}
+	if serr != nil {
+		p.Reason = serr.Error()
+		return p
+	}
+	p.Available, p.Size, p.Free = true, size, free
+	guarded := pm.rel == "." && s.guard != nil
+	switch {
+	case ro && !guarded:
+		p.Reason = "mounted read-only"
+	case pm.ReadOnly() && !guarded:
+		p.Reason = "mounted read-only"
+	case werr != nil && !guarded:
+		p.Reason = permissionReason(pm.Mount, fi, werr)
+	default:
+		p.Writable = true
+	}
+	return p
+}
+
+// permissionReason explains why this process may not write a part, naming
+// the usual culprit: exFAT/vfat mounted root-owned without umask=0000.
+func permissionReason(m Mount, fi os.FileInfo, err error) string {
+	if errors.Is(err, syscall.EROFS) {
+		return "mounted read-only"
+	}
+	owner := -1
+	if fi != nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner = int(st.Uid)
+		}
+	}
+	switch {
+	case owner == 0 && uid() != 0 && (m.FSType == "exfat" || m.FSType == "vfat" || m.FSType == "ntfs3" || m.FSType == "fuseblk"):
+		return fmt.Sprintf("%s is owned by root and msdav runs as uid %d: mount it with umask=0000 (or uid=%d)", m.FSType, uid(), uid())
+	case owner == 0 && uid() != 0:
+		return fmt.Sprintf("owned by root and msdav runs as uid %d: permission denied", uid())
+	default:
+		return fmt.Sprintf("permission denied for uid %d: %v", uid(), err)
+	}
+}
+
+// Usage reports the part holding rel, for WebDAV quota properties.
+func (s *Store) Usage(ctx context.Context, rel string) (Part, error) {
+	rel, err := Clean(rel)
+	if err != nil {
+		return Part{}, err
+	}
+	pms, err := s.partMounts()
+	if err != nil {
+		return Part{}, err
+	}
+	best := pms[0]
+	for _, pm := range pms[1:] {
+		if under("/"+rel, "/"+pm.rel) && len(pm.rel) > len(best.rel) {
+			best = pm
+		}
+	}
+	p := s.describe(ctx, best)
+	if !p.Available {
+		return p, fmt.Errorf("part %s: %s", p.Path, p.Reason)
+	}
+	return p, nil
+}

@@ -1,0 +1,103 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every syscall the store makes lives here, under a name from the domain.
+
+// Remount flips the filesystem mounted at mnt between read-only and
+// read-write, keeping its other mount flags (nosuid, noexec, noatime, ...).
+func Remount(mnt string, rw bool) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		return fmt.Errorf("remount %s: statfs: %w", mnt, err)
+	}
+	flags := uintptr(unix.MS_REMOUNT) | keptFlags(st.Flags)
+	mode := "rw"
+	if !rw {
+		flags |= unix.MS_RDONLY
+		mode = "ro"
+	}
+	if err := unix.Mount("", mnt, "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s %s: %w", mnt, mode, err)
+	}
+	return nil
+}
+
+// keptFlags maps statfs's ST_* flags to the MS_* flags a remount must repeat,
+// since MS_REMOUNT replaces the whole set.
+func keptFlags(st int64) uintptr {
+	pairs := []struct {
+		st int64
+		ms uintptr
+	}{
+		{unix.ST_NOSUID, unix.MS_NOSUID},
+		{unix.ST_NODEV, unix.MS_NODEV},
+		{unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_SYNCHRONOUS, unix.MS_SYNCHRONOUS},
+		{unix.ST_MANDLOCK, unix.MS_MANDLOCK},
+		{unix.ST_NOATIME, unix.MS_NOATIME},
+		{unix.ST_NODIRATIME, unix.MS_NODIRATIME},
+		{unix.ST_RELATIME, unix.MS_RELATIME},
+	}
+	var ms uintptr
+	for _, p := range pairs {
+		if st&p.st != 0 {
+			ms |= p.ms
+		}
+	}
+	return ms
+}
+
+// IsReadOnly reports whether the filesystem at path is mounted read-only.
+func IsReadOnly(path string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return st.Flags&unix.ST_RDONLY != 0, nil
+}
+
+// SyncFS writes every dirty page of the filesystem holding path to disk.
+func SyncFS(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
+}
+
+// space reports a filesystem's size and the bytes an unprivileged writer may use.
+func space(path string) (size, free uint64, readOnly bool, err error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, 0, false, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	bs := uint64(st.Bsize)
+	return st.Blocks * bs, st.Bavail * bs, st.Flags&unix.ST_RDONLY != 0, nil
+}
+
+// canWrite asks the kernel whether this process may create files in dir.
+func canWrite(dir string) error {
+	return unix.Access(dir, unix.W_OK|unix.X_OK)
+}
+
+// isBusy is the kernel's answer to a ro remount while files are open for writing.
+func isBusy(err error) bool { return errors.Is(err, unix.EBUSY) }
+
+// isCrossDevice is rename's answer when source and destination are on different mounts.
+func isCrossDevice(err error) bool { return errors.Is(err, unix.EXDEV) }
+
+// IsNoSpace reports a full filesystem (or quota).
+func IsNoSpace(err error) bool { return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) }
+
+// uid is this process's effective user, for explaining permission problems.
+func uid() int { return unix.Geteuid() }
