@@ -8,4 +8,7 @@ require (
 	golang.org/x/net v0.62.0
 )
 
-require golang.org/x/sys v0.50.0 // indirect
+require (
+	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

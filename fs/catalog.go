@@ -2,7 +2,7 @@ package fs
 
 import (
 	"context"
-	iofs "io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -79,30 +79,43 @@ func (s *Store) Images(ctx context.Context) ([]Image, error) {
 // other parts (they are walked on their own, with their own deadline).
 func (s *Store) walkPart(rel string, isPart map[string]bool) []Image {
 	var out []Image
-	_ = iofs.WalkDir(s.root.FS(), rel, func(p string, de iofs.DirEntry, err error) error {
-		if err != nil {
-			return nil // unreadable folder: skip it, keep the rest
+	s.walk(rel, isPart, func(p string, fi os.FileInfo) {
+		if !Junk(path.Base(p)) && fi.Mode().IsRegular() {
+			out = append(out, Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel})
 		}
-		if p != rel && isPart[p] {
-			return iofs.SkipDir
-		}
-		if p != "." && Junk(de.Name()) {
-			if de.IsDir() {
-				return iofs.SkipDir
-			}
-			return nil
-		}
-		if !de.Type().IsRegular() {
-			return nil
-		}
-		fi, err := de.Info()
-		if err != nil {
-			return nil
-		}
-		out = append(out, Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel})
-		return nil
 	})
 	return out
+}
+
+// walk calls fn for every non-directory below start on start's own
+// filesystem. It reads names before it stats anything, so the mount point of
+// another part, maybe a dead NFS server, is never touched; junk folders
+// (.Trashes, .msdav-*) are not entered.
+func (s *Store) walk(start string, isPart map[string]bool, fn func(rel string, fi os.FileInfo)) {
+	d, err := s.root.Open(start)
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	sort.Strings(names)
+	for _, name := range names {
+		p := path.Join(start, name)
+		if isPart[p] {
+			continue
+		}
+		fi, err := s.root.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if fi.IsDir() {
+			if !Junk(name) {
+				s.walk(p, isPart, fn)
+			}
+			continue
+		}
+		fn(p, fi)
+	}
 }
 
 // partOf names the innermost part holding rel.

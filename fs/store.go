@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -117,18 +116,19 @@ func Open(o Options) (*Store, error) {
 // sweep removes upload temps left by a crash or power loss: they were never
 // complete, so nobody may see them.
 func (s *Store) sweep() error {
+	pms, err := s.partMounts()
+	if err != nil {
+		return err
+	}
+	isPart := map[string]bool{}
+	for _, pm := range pms {
+		isPart[pm.rel] = true
+	}
 	var stale []string
-	_ = iofs.WalkDir(s.root.FS(), ".", func(p string, de iofs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if de.IsDir() && p != "." && s.isMountPoint(p) {
-			return iofs.SkipDir // other filesystems may be shared with other boxes' uploads
-		}
-		if !de.IsDir() && strings.HasPrefix(de.Name(), uploadPrefix) {
+	s.walk(".", isPart, func(p string, fi os.FileInfo) {
+		if strings.HasPrefix(fi.Name(), uploadPrefix) {
 			stale = append(stale, p)
 		}
-		return nil
 	})
 	if len(stale) == 0 {
 		return nil
@@ -146,17 +146,6 @@ func (s *Store) sweep() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (s *Store) isMountPoint(rel string) bool {
-	st, err1 := s.root.Lstat(rel)
-	parent, err2 := s.root.Lstat(path.Dir(rel))
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	a, ok1 := st.Sys().(*syscall.Stat_t)
-	b, ok2 := parent.Sys().(*syscall.Stat_t)
-	return ok1 && ok2 && a.Dev != b.Dev
 }
 
 // Close puts the store back to read-only (with remount on) and releases it.
