@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -161,4 +162,25 @@ func under(p, dir string) bool {
 		return strings.HasPrefix(p, "/")
 	}
 	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// MountPointOf names the mount point of the filesystem that holds dir.
+func MountPointOf(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("store %s: %w", dir, err)
+	}
+	mounts, err := ReadMounts()
+	if err != nil {
+		return "", err
+	}
+	m, ok := mountOf(mounts, real)
+	if !ok {
+		return "", fmt.Errorf("no mount holds %s", real)
+	}
+	return m.Point, nil
 }
