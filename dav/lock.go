@@ -1,0 +1,275 @@
+package dav
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/webdav"
+)
+
+// maxLockTimeout caps every lock: a client that vanishes (a laptop closed
+// mid-edit) must not keep an image locked forever.
+const maxLockTimeout = time.Hour
+
+// lockSys is a webdav.LockSystem with shared as well as exclusive write
+// locks (x/net/webdav's memLS has only exclusive ones, and litmus checks
+// shared). x/net/webdav creates the exclusive locks through Create; the
+// handler creates shared ones through createShared.
+type lockSys struct {
+	mu    sync.Mutex
+	locks map[string]*lockEntry // by token
+}
+
+type lockEntry struct {
+	token   string
+	details webdav.LockDetails
+	shared  bool
+	expires time.Time // zero: never (not used: every lock is capped)
+	held    bool
+}
+
+func newLockSys() *lockSys { return &lockSys{locks: map[string]*lockEntry{}} }
+
+func capTimeout(d time.Duration) time.Duration {
+	if d <= 0 || d > maxLockTimeout {
+		return maxLockTimeout
+	}
+	return d
+}
+
+// covers reports whether a lock rooted at root (depth infinity unless
+// zeroDepth) applies to name.
+func covers(root string, zeroDepth bool, name string) bool {
+	if name == root {
+		return true
+	}
+	if zeroDepth {
+		return false
+	}
+	return root == "/" || strings.HasPrefix(name, root+"/")
+}
+
+func (l *lockSys) expire(now time.Time) {
+	for tok, e := range l.locks {
+		if !e.held && now.After(e.expires) {
+			delete(l.locks, tok)
+		}
+	}
+}
+
+// conflicts reports whether a new lock would clash with a held one: any two
+// locks whose scopes overlap, unless both are shared.
+func (l *lockSys) conflicts(d webdav.LockDetails, shared bool) bool {
+	for _, e := range l.locks {
+		if shared && e.shared {
+			continue
+		}
+		if covers(e.details.Root, e.details.ZeroDepth, d.Root) || covers(d.Root, d.ZeroDepth, e.details.Root) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *lockSys) create(now time.Time, d webdav.LockDetails, shared bool) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expire(now)
+	d.Root = slashClean(d.Root)
+	if l.conflicts(d, shared) {
+		return "", webdav.ErrLocked
+	}
+	d.Duration = capTimeout(d.Duration)
+	b := make([]byte, 16)
+	rand.Read(b)
+	tok := "urn:uuid:" + hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:6]) + "-" + hex.EncodeToString(b[6:8]) + "-" + hex.EncodeToString(b[8:10]) + "-" + hex.EncodeToString(b[10:])
+	l.locks[tok] = &lockEntry{token: tok, details: d, shared: shared, expires: now.Add(d.Duration)}
+	return tok, nil
+}
+
+// Create makes an exclusive lock (x/net/webdav's LOCK and its temporary
+// locks around writes).
+func (l *lockSys) Create(now time.Time, d webdav.LockDetails) (string, error) {
+	return l.create(now, d, false)
+}
+
+func (l *lockSys) createShared(now time.Time, d webdav.LockDetails) (string, error) {
+	return l.create(now, d, true)
+}
+
+func (l *lockSys) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expire(now)
+	var held []*lockEntry
+	for _, name := range []string{name0, name1} {
+		if name == "" {
+			continue
+		}
+		name = slashClean(name)
+		var found *lockEntry
+		for _, c := range conditions {
+			e := l.locks[c.Token]
+			if e != nil && !e.held && covers(e.details.Root, e.details.ZeroDepth, name) {
+				found = e
+				break
+			}
+		}
+		if found == nil {
+			for _, e := range held {
+				e.held = false
+			}
+			return nil, webdav.ErrConfirmationFailed
+		}
+		found.held = true
+		held = append(held, found)
+	}
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, e := range held {
+			e.held = false
+		}
+	}, nil
+}
+
+func (l *lockSys) Refresh(now time.Time, token string, d time.Duration) (webdav.LockDetails, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expire(now)
+	e := l.locks[token]
+	if e == nil {
+		return webdav.LockDetails{}, webdav.ErrNoSuchLock
+	}
+	if e.held {
+		return webdav.LockDetails{}, webdav.ErrLocked
+	}
+	e.details.Duration = capTimeout(d)
+	e.expires = now.Add(e.details.Duration)
+	return e.details, nil
+}
+
+func (l *lockSys) Unlock(now time.Time, token string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expire(now)
+	e := l.locks[token]
+	if e == nil {
+		return webdav.ErrNoSuchLock
+	}
+	if e.held {
+		return webdav.ErrLocked
+	}
+	delete(l.locks, token)
+	return nil
+}
+
+func slashClean(name string) string {
+	if name == "" || name[0] != '/' {
+		name = "/" + name
+	}
+	return path.Clean(name)
+}
+
+// lockInfo is the body of a LOCK request.
+type lockInfo struct {
+	XMLName   xml.Name  `xml:"DAV: lockinfo"`
+	Exclusive *struct{} `xml:"DAV: lockscope>exclusive"`
+	Shared    *struct{} `xml:"DAV: lockscope>shared"`
+	Write     *struct{} `xml:"DAV: locktype>write"`
+	Owner     struct {
+		InnerXML string `xml:",innerxml"`
+	} `xml:"DAV: owner"`
+}
+
+// lockTimeout reads the Timeout header, capped.
+func lockTimeout(hdr string) time.Duration {
+	for _, t := range strings.Split(hdr, ",") {
+		t = strings.TrimSpace(t)
+		if s, ok := strings.CutPrefix(t, "Second-"); ok {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && n < 1<<31 {
+				return capTimeout(time.Duration(n) * time.Second)
+			}
+		}
+	}
+	return maxLockTimeout
+}
+
+// lockShared serves a LOCK whose body asks for a shared lock; it reports
+// false for every other LOCK, which x/net/webdav serves.
+func (h *Handler) lockShared(w http.ResponseWriter, r *http.Request, name string) bool {
+	if r.ContentLength == 0 || r.Body == nil {
+		return false
+	}
+	b, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(strings.NewReader(string(b)))
+	if err != nil {
+		return false
+	}
+	var li lockInfo
+	if xml.Unmarshal(b, &li) != nil || li.Shared == nil || li.Exclusive != nil || li.Write == nil {
+		return false
+	}
+	depth := r.Header.Get("Depth")
+	if depth != "" && depth != "0" && !strings.EqualFold(depth, "infinity") {
+		http.Error(w, "Depth must be 0 or infinity", http.StatusBadRequest)
+		return true
+	}
+	d := webdav.LockDetails{Root: name, Duration: lockTimeout(r.Header.Get("Timeout")), OwnerXML: li.Owner.InnerXML, ZeroDepth: depth == "0"}
+	tok, err := h.locks.createShared(time.Now(), d)
+	if err != nil {
+		http.Error(w, "locked", http.StatusLocked)
+		return true
+	}
+	created := false
+	if _, err := h.fsys.Stat(r.Context(), name); isNotExist(err) {
+		f, err := h.fsys.OpenFile(r.Context(), name, 0o1|0o100|0o1000, 0o644) // O_WRONLY|O_CREATE|O_TRUNC
+		if err != nil {
+			h.locks.Unlock(time.Now(), tok)
+			h.fail(w, r, err)
+			return true
+		}
+		if err := f.Close(); err != nil {
+			h.locks.Unlock(time.Now(), tok)
+			h.fail(w, r, err)
+			return true
+		}
+		created = true
+	}
+	w.Header().Set("Lock-Token", "<"+tok+">")
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	if created {
+		w.WriteHeader(http.StatusCreated)
+	}
+	depthStr := "infinity"
+	if d.ZeroDepth {
+		depthStr = "0"
+	}
+	var owner string
+	if d.OwnerXML != "" {
+		owner = "<D:owner>" + d.OwnerXML + "</D:owner>"
+	}
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?>
+<D:prop xmlns:D="DAV:"><D:lockdiscovery><D:activelock>
+<D:locktype><D:write/></D:locktype><D:lockscope><D:shared/></D:lockscope>
+<D:depth>%s</D:depth>%s<D:timeout>Second-%d</D:timeout>
+<D:locktoken><D:href>%s</D:href></D:locktoken>
+<D:lockroot><D:href>%s</D:href></D:lockroot>
+</D:activelock></D:lockdiscovery></D:prop>`, depthStr, owner, int(d.Duration.Seconds()), xmlEscape(tok), xmlEscape(h.prefix+name))
+	return true
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}

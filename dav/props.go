@@ -1,0 +1,175 @@
+package dav
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"path"
+	"strconv"
+	"sync"
+
+	"github.com/msdav/msdav/fs"
+	"golang.org/x/net/webdav"
+)
+
+type xmlName = xml.Name
+
+// propStore keeps dead properties (PROPPATCH) in a hidden sidecar file next
+// to each resource: plain files work on every part (vfat, exFAT, NFS, CIFS)
+// where extended attributes do not, and a sidecar moves and dies with its
+// file. A folder's own properties sit beside the folder, so its children's
+// sidecars travel with it on MOVE.
+type propStore struct {
+	s  *fs.Store
+	mu sync.Mutex // serialises read-modify-write of sidecars
+}
+
+const sidecarPrefix = ".msdav-props-"
+
+func sidecar(rel string) string {
+	if rel == "." {
+		return sidecarPrefix + "."
+	}
+	dir, base := path.Split(rel)
+	return path.Join(dir, sidecarPrefix+base)
+}
+
+// storedProp is one property as written to disk.
+type storedProp struct {
+	Space string `json:"ns"`
+	Local string `json:"name"`
+	Lang  string `json:"lang,omitempty"`
+	Inner string `json:"xml"`
+}
+
+var (
+	quotaAvail = xml.Name{Space: "DAV:", Local: "quota-available-bytes"}
+	quotaUsed  = xml.Name{Space: "DAV:", Local: "quota-used-bytes"}
+)
+
+func (p *propStore) load(rel string) (map[xml.Name]webdav.Property, error) {
+	b, err := p.s.Root().ReadFile(sidecar(rel))
+	if isNotExist(err) {
+		return map[xml.Name]webdav.Property{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list []storedProp
+	if err := json.Unmarshal(b, &list); err != nil {
+		// A damaged sidecar must not make the file unreachable.
+		return map[xml.Name]webdav.Property{}, nil
+	}
+	m := make(map[xml.Name]webdav.Property, len(list))
+	for _, sp := range list {
+		n := xml.Name{Space: sp.Space, Local: sp.Local}
+		m[n] = webdav.Property{XMLName: n, Lang: sp.Lang, InnerXML: []byte(sp.Inner)}
+	}
+	return m, nil
+}
+
+// deadProps returns the stored properties, plus RFC 4331 quota on folders
+// (computed live from the part that holds the folder).
+func (p *propStore) deadProps(rel string, isDir bool) (map[xml.Name]webdav.Property, error) {
+	m, err := p.load(rel)
+	if err != nil {
+		return nil, err
+	}
+	if isDir {
+		if part, err := p.s.Usage(context.Background(), rel); err == nil {
+			m[quotaAvail] = webdav.Property{XMLName: quotaAvail, InnerXML: []byte(strconv.FormatUint(part.Free, 10))}
+			m[quotaUsed] = webdav.Property{XMLName: quotaUsed, InnerXML: []byte(strconv.FormatUint(part.Size-part.Free, 10))}
+		}
+	}
+	return m, nil
+}
+
+func (p *propStore) patch(ctx context.Context, rel string, patches []webdav.Proppatch) ([]webdav.Propstat, error) {
+	// Quota is computed, not stored: refuse the whole request (RFC 4918 9.2:
+	// PROPPATCH is atomic), failing the protected ones with 403 and the rest
+	// with 424.
+	var forbidden, rest webdav.Propstat
+	forbidden.Status, rest.Status = http.StatusForbidden, http.StatusFailedDependency
+	for _, pp := range patches {
+		for _, prop := range pp.Props {
+			if prop.XMLName == quotaAvail || prop.XMLName == quotaUsed {
+				forbidden.Props = append(forbidden.Props, webdav.Property{XMLName: prop.XMLName})
+			} else {
+				rest.Props = append(rest.Props, webdav.Property{XMLName: prop.XMLName})
+			}
+		}
+	}
+	if len(forbidden.Props) > 0 {
+		return []webdav.Propstat{forbidden, rest}, nil
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.load(rel)
+	if err != nil {
+		return nil, err
+	}
+	ok := webdav.Propstat{Status: http.StatusOK}
+	for _, pp := range patches {
+		for _, prop := range pp.Props {
+			ok.Props = append(ok.Props, webdav.Property{XMLName: prop.XMLName})
+			if pp.Remove {
+				delete(m, prop.XMLName)
+			} else {
+				m[prop.XMLName] = prop
+			}
+		}
+	}
+	if err := p.save(ctx, rel, m); err != nil {
+		return nil, err
+	}
+	return []webdav.Propstat{ok}, nil
+}
+
+// save writes the sidecar atomically through the store (temp, fsync, rename).
+func (p *propStore) save(ctx context.Context, rel string, m map[xml.Name]webdav.Property) error {
+	if len(m) == 0 {
+		return p.remove(ctx, rel)
+	}
+	list := make([]storedProp, 0, len(m))
+	for n, prop := range m {
+		list = append(list, storedProp{Space: n.Space, Local: n.Local, Lang: prop.Lang, Inner: string(prop.InnerXML)})
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	u, err := p.s.Create(ctx, sidecar(rel), int64(len(b)))
+	if err != nil {
+		return err
+	}
+	if _, err := u.Write(b); err != nil {
+		u.Abort()
+		return err
+	}
+	return u.Commit()
+}
+
+func (p *propStore) remove(ctx context.Context, rel string) error {
+	sc := sidecar(rel)
+	if _, err := p.s.Root().Lstat(sc); isNotExist(err) {
+		return nil
+	}
+	done, err := p.s.Write(ctx, "remove properties of "+rel)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := p.s.Root().Remove(sc); err != nil && !isNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+func (p *propStore) rename(ctx context.Context, from, to string) error {
+	if _, err := p.s.Root().Lstat(sidecar(from)); err != nil {
+		return p.remove(ctx, to)
+	}
+	return p.s.Rename(ctx, sidecar(from), sidecar(to))
+}
