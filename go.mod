@@ -10,5 +10,6 @@ require (
 
 require (
 	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )

@@ -3,20 +3,146 @@
 package auth
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
-// Guard checks credentials; a Guard with no htpasswd lets everyone in.
+// Guard checks credentials; a Guard with no htpasswd file lets everyone in.
 type Guard struct {
-	log *slog.Logger
+	path string
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	users map[string][]byte // user -> bcrypt hash
+	mtime time.Time
+	size  int64
+	dummy []byte // hash checked for unknown users, so they cost as much as known ones
 }
 
-// New loads htpasswd (empty: no auth).
-// TODO(auth): htpasswd + bcrypt.
-func New(htpasswd string, log *slog.Logger) (*Guard, error) {
-	return &Guard{log: log}, nil
+// New loads the htpasswd file at path (empty: no auth).
+func New(path string, log *slog.Logger) (*Guard, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Guard{path: path, log: log}
+	if path == "" {
+		return g, nil
+	}
+	if err := g.reload(); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
-// Wrap puts h behind the guard.
-func (g *Guard) Wrap(h http.Handler) http.Handler { return h }
+// Parse reads htpasswd lines ("user:$2y$..."), accepting only bcrypt: the
+// other kinds htpasswd can write (MD5-crypt, SHA1, crypt, plain) are weak.
+func Parse(r io.Reader) (map[string][]byte, error) {
+	users := map[string][]byte{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("line %d: want user:hash", n)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("line %d (user %q): not a bcrypt hash; create it with htpasswd -B", n, user)
+		}
+		if _, dup := users[user]; dup {
+			return nil, fmt.Errorf("line %d: user %q appears twice", n, user)
+		}
+		users[user] = []byte(hash)
+	}
+	return users, sc.Err()
+}
+
+// reload reads the file again if it changed, so adding a user needs no restart.
+func (g *Guard) reload() error {
+	fi, err := os.Stat(g.path)
+	if err != nil {
+		return fmt.Errorf("htpasswd %s: %w", g.path, err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.users != nil && fi.ModTime().Equal(g.mtime) && fi.Size() == g.size {
+		return nil
+	}
+	b, err := os.ReadFile(g.path)
+	if err != nil {
+		return fmt.Errorf("htpasswd %s: %w", g.path, err)
+	}
+	users, err := Parse(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("htpasswd %s: %w", g.path, err)
+	}
+	cost := bcrypt.DefaultCost
+	for _, h := range users {
+		if c, err := bcrypt.Cost(h); err == nil {
+			cost = c
+			break
+		}
+	}
+	if g.dummy == nil {
+		g.dummy, _ = bcrypt.GenerateFromPassword([]byte("msdav-dummy"), cost)
+	}
+	g.users, g.mtime, g.size = users, fi.ModTime(), fi.Size()
+	return nil
+}
+
+// Check reports whether user/password are valid. Unknown users take as long
+// as wrong passwords: a bcrypt comparison happens either way.
+func (g *Guard) Check(user, password string) bool {
+	if err := g.reload(); err != nil {
+		g.log.Error("auth: keeping the previous users", "err", err)
+	}
+	g.mu.Lock()
+	hash, known := g.users[user]
+	dummy := g.dummy
+	g.mu.Unlock()
+	if !known {
+		hash = dummy
+	}
+	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	return subtle.ConstantTimeEq(boolInt(ok), 1) == 1 && known
+}
+
+func boolInt(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Wrap puts h behind the guard. OPTIONS stays open: Windows' WebDAV
+// redirector probes with it before it sends credentials, and it reveals
+// nothing but the methods.
+func (g *Guard) Wrap(h http.Handler) http.Handler {
+	if g.path == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodOptions {
+			user, pass, ok := r.BasicAuth()
+			if !ok || !g.Check(user, pass) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="msdav", charset="UTF-8"`)
+				http.Error(w, "authentication required", http.StatusUnauthorized)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}

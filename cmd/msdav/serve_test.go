@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msdav/msdav/conf"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// startServe runs serve in-process on a free loopback port.
+func startServe(t *testing.T, cfg conf.Config) (base string, stop func() error) {
+	t.Helper()
+	cfg.Server.Listen = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() { errc <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+	select {
+	case addr := <-ready:
+		var once bool
+		stop = func() error {
+			if once {
+				return nil
+			}
+			once = true
+			cancel()
+			return <-errc
+		}
+		t.Cleanup(func() { stop() })
+		return "http://" + addr, stop
+	case err := <-errc:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	}
+	return "", nil
+}
+
+func testConfig(t *testing.T) conf.Config {
+	cfg := conf.Default()
+	cfg.Storage.Root = t.TempDir()
+	cfg.Gadget.Mode = conf.ModeDisabled
+	return cfg
+}
+
+func TestEveryRouteNeedsAuth(t *testing.T) {
+	cfg := testConfig(t)
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(cfg.Auth.Htpasswd, []byte("admin:"+string(h)+"\n"), 0o600)
+	os.WriteFile(filepath.Join(cfg.Storage.Root, "a.iso"), []byte("a"), 0o644)
+	base, _ := startServe(t, cfg)
+	routes := []struct{ method, path string }{
+		{"GET", "/dav/"}, {"GET", "/dav/a.iso"}, {"HEAD", "/dav/a.iso"}, {"PUT", "/dav/b.iso"},
+		{"DELETE", "/dav/a.iso"}, {"MKCOL", "/dav/x"}, {"COPY", "/dav/a.iso"}, {"MOVE", "/dav/a.iso"},
+		{"PROPFIND", "/dav/"}, {"PROPPATCH", "/dav/a.iso"}, {"LOCK", "/dav/a.iso"}, {"UNLOCK", "/dav/a.iso"},
+		{"GET", "/api/images"}, {"GET", "/api/drives"}, {"GET", "/api/drives/0"}, {"PUT", "/api/drives/0"},
+		{"DELETE", "/api/drives/0"}, {"POST", "/api/usb/reconnect"}, {"POST", "/api/images"}, {"GET", "/api/nope"},
+	}
+	for _, rt := range routes {
+		req, _ := http.NewRequest(rt.method, base+rt.path, strings.NewReader("x"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("%s %s without credentials: %d", rt.method, rt.path, resp.StatusCode)
+		}
+		req, _ = http.NewRequest(rt.method, base+rt.path, strings.NewReader("x"))
+		req.SetBasicAuth("admin", "nope")
+		resp, _ = http.DefaultClient.Do(req)
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("%s %s with a wrong password: %d", rt.method, rt.path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", err, resp)
+	}
+	req, _ := http.NewRequest("GET", base+"/dav/a.iso", nil)
+	req.SetBasicAuth("admin", "pw")
+	resp, _ = http.DefaultClient.Do(req)
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "a" {
+		t.Errorf("with credentials: %d %q", resp.StatusCode, b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(cfg.Storage.Root, "a.iso")); string(b) != "a" {
+		t.Error("an unauthenticated request changed the store")
+	}
+}
+
+func TestOpenShareRefusedOffLoopback(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "-listen", "0.0.0.0:0", "-root", t.TempDir()}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "open_share") {
+		t.Errorf("open share on 0.0.0.0: exit %d, %q", code, errb.String())
+	}
+	cfgFile := filepath.Join(t.TempDir(), "msdav.toml")
+	os.WriteFile(cfgFile, []byte("[server]\nlisten = \"0.0.0.0:0\"\nbogus = 1\n"), 0o644)
+	errb.Reset()
+	if code := run([]string{"serve", "-config", cfgFile}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "server.bogus") {
+		t.Errorf("unknown key: exit %d, %q", code, errb.String())
+	}
+}
+
+// SIGTERM (here: ctx cancelled) lets a running upload finish, then stops.
+func TestGracefulStopFinishesUploads(t *testing.T) {
+	cfg := testConfig(t)
+	base, stop := startServe(t, cfg)
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", base+"/dav/slow.iso", pr)
+		req.ContentLength = 6
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- -1
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	pw.Write([]byte("abc"))
+	time.Sleep(200 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(200 * time.Millisecond)
+	pw.Write([]byte("def"))
+	pw.Close()
+	if code := <-done; code != 201 {
+		t.Errorf("upload during shutdown: %d", code)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("serve returned %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(cfg.Storage.Root, "slow.iso")); string(b) != "abcdef" {
+		t.Errorf("upload content %q", b)
+	}
+}
