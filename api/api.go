@@ -3,35 +3,155 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 )
 
-// New returns the API handler. g may be nil, with gerr saying why the drives
-// are unavailable; the drive routes then answer 503 with that reason.
-func New(store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) http.Handler {
-	a := &server{store: store, g: g, gerr: gerr, log: log}
-	r := mux.NewRouter().SkipClean(true)
-	r.Path("/api/images").Methods("GET").HandlerFunc(a.images)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
-	})
-	return r
-}
-
-type server struct {
+// Server is the API. It is also the store's source of attached images.
+type Server struct {
 	store *fs.Store
 	g     *gadget.Gadget
 	gerr  error
 	log   *slog.Logger
+	r     *mux.Router
+
+	mu    sync.Mutex
+	holds map[int]func() // remount guard held by each rw drive
 }
 
-func (a *server) images(w http.ResponseWriter, r *http.Request) {
+// New returns the API handler. g may be nil, with gerr saying why the drives
+// are unavailable; the drive routes then answer 503 with that reason.
+func New(store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &Server{store: store, g: g, gerr: gerr, log: log, holds: map[int]func(){}}
+	r := mux.NewRouter().SkipClean(true)
+	r.Path("/api/images").Methods("GET").HandlerFunc(a.images)
+	r.Path("/api/drives").Methods("GET").HandlerFunc(a.drives)
+	r.Path("/api/drives/{i}").Methods("GET").HandlerFunc(a.drive)
+	r.Path("/api/drives/{i}").Methods("PUT").HandlerFunc(a.attach)
+	r.Path("/api/drives/{i}").Methods("DELETE").HandlerFunc(a.eject)
+	r.Path("/api/usb/reconnect").Methods("POST").HandlerFunc(a.reconnect)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	})
+	a.r = r
+	if g != nil {
+		store.SetAttachments(a)
+		a.holdRW()
+	}
+	return a
+}
+
+func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.r.ServeHTTP(w, r) }
+
+// Attached maps attached images (store-relative) to drives, read from
+// configfs, so it stays true across restarts and host-side ejects.
+func (a *Server) Attached() map[string][]int {
+	ds, err := a.g.Drives()
+	if err != nil {
+		return nil
+	}
+	m := map[string][]int{}
+	for _, d := range ds {
+		if d.File == "" {
+			continue
+		}
+		if rel, ok := a.store.Rel(d.File); ok {
+			m[rel] = append(m[rel], d.Index)
+		}
+	}
+	return m
+}
+
+// Watch notices what the host does on its own (an eject from the host's
+// side empties the LUN's file without telling anyone) and releases the
+// remount guard a rw drive held. It returns when ctx ends.
+func (a *Server) Watch(ctx context.Context, every time.Duration) {
+	if a.g == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.holdRW()
+		}
+	}
+}
+
+// holdRW makes the remount guard match the drives: held while a drive is
+// attached rw (the kernel writes into the image), released otherwise.
+func (a *Server) holdRW() {
+	ds, err := a.g.Drives()
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, d := range ds {
+		release, held := a.holds[d.Index]
+		switch {
+		case d.File != "" && d.RW && !held:
+			done, err := a.store.Write(context.Background(), fmt.Sprintf("drive %d attached rw", d.Index))
+			if err != nil {
+				a.log.Error("cannot keep the store rw for a rw drive", "drive", d.Index, "err", err)
+				continue
+			}
+			a.holds[d.Index] = done
+		case (d.File == "" || !d.RW) && held:
+			if d.File == "" {
+				a.log.Info("drive emptied", "drive", d.Index)
+			}
+			release()
+			delete(a.holds, d.Index)
+		}
+	}
+}
+
+// driveJSON is a drive as the API shows it.
+type driveJSON struct {
+	Index int     `json:"index"`
+	Image *string `json:"image"`
+	CDROM bool    `json:"cdrom"`
+	RW    bool    `json:"rw"`
+	Media string  `json:"media"`
+	Path  string  `json:"file,omitempty"` // absolute, when outside the store (set by msdav drive)
+}
+
+func (a *Server) show(d gadget.Drive) driveJSON {
+	j := driveJSON{Index: d.Index, CDROM: d.CDROM, RW: d.RW, Media: d.Media}
+	if d.File != "" {
+		if rel, ok := a.store.Rel(d.File); ok {
+			j.Image = &rel
+		} else {
+			j.Path = d.File
+		}
+	}
+	return j
+}
+
+func (a *Server) images(w http.ResponseWriter, r *http.Request) {
 	imgs, err := a.store.Images(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
@@ -42,7 +162,225 @@ func (a *server) images(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	if imgs == nil {
+		imgs = []fs.Image{}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"images": imgs, "parts": parts})
+}
+
+// gadgetOr503 answers 503 with the reason when there are no drives.
+func (a *Server) gadgetOr503(w http.ResponseWriter) bool {
+	if a.g == nil {
+		msg := "no USB drives"
+		if a.gerr != nil {
+			msg += ": " + a.gerr.Error()
+		}
+		writeError(w, http.StatusServiceUnavailable, msg)
+		return false
+	}
+	return true
+}
+
+func (a *Server) index(w http.ResponseWriter, r *http.Request) (int, bool) {
+	if !a.gadgetOr503(w) {
+		return 0, false
+	}
+	s := mux.Vars(r)["i"]
+	i, err := strconv.Atoi(s)
+	if err != nil || i < 0 || i >= a.g.Count() {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no drive %q: drives are 0 to %d", s, a.g.Count()-1))
+		return 0, false
+	}
+	return i, true
+}
+
+func (a *Server) drives(w http.ResponseWriter, r *http.Request) {
+	if !a.gadgetOr503(w) {
+		return
+	}
+	ds, err := a.g.Drives()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := make([]driveJSON, len(ds))
+	for i, d := range ds {
+		out[i] = a.show(d)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"drives": out})
+}
+
+func (a *Server) drive(w http.ResponseWriter, r *http.Request) {
+	i, ok := a.index(w, r)
+	if !ok {
+		return
+	}
+	d, err := a.g.Drive(i)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, a.show(d))
+}
+
+// attachRequest is the body of PUT /api/drives/{i}.
+type attachRequest struct {
+	Image *string `json:"image"`
+	CDROM *bool   `json:"cdrom"`
+	RW    *bool   `json:"rw"`
+}
+
+// decodeAttach reads and checks an attach body.
+func decodeAttach(body io.Reader) (img string, cdrom, rw bool, err error) {
+	dec := json.NewDecoder(io.LimitReader(body, 64<<10))
+	dec.DisallowUnknownFields()
+	var req attachRequest
+	if err := dec.Decode(&req); err != nil {
+		return "", false, false, fmt.Errorf("body must be JSON like {\"image\": \"win.iso\", \"cdrom\": true, \"rw\": false}: %v", err)
+	}
+	if req.Image == nil || *req.Image == "" {
+		return "", false, false, errors.New(`"image" is missing: name an image from GET /api/images`)
+	}
+	if req.CDROM != nil {
+		cdrom = *req.CDROM
+	}
+	if req.RW != nil {
+		rw = *req.RW
+	}
+	if cdrom && rw {
+		return "", false, false, errors.New("a CD/DVD cannot be writable: set rw to false, or cdrom to false for a flash drive")
+	}
+	return *req.Image, cdrom, rw, nil
+}
+
+func (a *Server) attach(w http.ResponseWriter, r *http.Request) {
+	i, ok := a.index(w, r)
+	if !ok {
+		return
+	}
+	img, cdrom, rw, err := decodeAttach(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rel, err := fs.Clean(img)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("image %q: %v", img, err))
+		return
+	}
+	if fs.Junk(rel) || fs.Internal(rel) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no image %q in the store", img))
+		return
+	}
+	abs, err := a.store.Abs(rel)
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no image %q in the store (GET /api/images lists them)", img))
+		return
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%q is not an image file", img))
+		return
+	}
+	imgs, _ := a.store.Images(r.Context())
+	for _, im := range imgs {
+		if im.Path == rel && !im.Complete {
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s is still uploading (%d of %d bytes)", rel, im.Received, im.Expected))
+			return
+		}
+	}
+	ds, err := a.g.Drives()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for _, d := range ds {
+		if d.Index == i || d.File != abs {
+			continue
+		}
+		if d.RW || rw {
+			writeError(w, http.StatusConflict, fmt.Sprintf("%s is attached to drive %d%s; one image can be shared only read-only", rel, d.Index, map[bool]string{true: " read-write", false: ""}[d.RW]))
+			return
+		}
+	}
+	// A different image in this drive goes out first; the same request again is idempotent.
+	if cur := ds[i]; cur.File != "" {
+		if cur.File == abs && cur.CDROM == cdrom && cur.RW == rw {
+			writeJSON(w, http.StatusOK, a.show(cur))
+			return
+		}
+		if _, err := a.g.Eject(i, false); err != nil {
+			a.driveError(w, err)
+			return
+		}
+	}
+	var done func()
+	if rw {
+		if done, err = a.store.Write(r.Context(), fmt.Sprintf("drive %d attached rw", i)); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	}
+	d, err := a.g.Attach(i, abs, cdrom, rw)
+	if err != nil {
+		if done != nil {
+			done()
+		}
+		a.driveError(w, err)
+		return
+	}
+	if done != nil {
+		a.mu.Lock()
+		if old, ok := a.holds[i]; ok {
+			old()
+		}
+		a.holds[i] = done
+		a.mu.Unlock()
+	}
+	a.holdRW()
+	writeJSON(w, http.StatusOK, a.show(d))
+}
+
+func (a *Server) eject(w http.ResponseWriter, r *http.Request) {
+	i, ok := a.index(w, r)
+	if !ok {
+		return
+	}
+	force := r.URL.Query().Get("force")
+	d, err := a.g.Eject(i, force == "1" || force == "true")
+	if err != nil {
+		a.driveError(w, err)
+		return
+	}
+	a.holdRW()
+	writeJSON(w, http.StatusOK, a.show(d))
+}
+
+func (a *Server) reconnect(w http.ResponseWriter, r *http.Request) {
+	if !a.gadgetOr503(w) {
+		return
+	}
+	if err := a.g.Reconnect(); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// driveError maps the gadget's errors to statuses.
+func (a *Server) driveError(w http.ResponseWriter, err error) {
+	var big *gadget.TooBigError
+	switch {
+	case errors.Is(err, gadget.ErrMediumLocked):
+		writeError(w, http.StatusConflict, err.Error()+"; eject it on the host, or DELETE with ?force=1 to break the lock")
+	case errors.Is(err, gadget.ErrBusy):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.As(err, &big):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, gadget.ErrNoDrive):
+		writeError(w, http.StatusNotFound, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,19 +4,374 @@ package gadget
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 
 	"github.com/msdav/msdav/conf"
 )
 
-// Gadget owns the mass-storage drives of one USB gadget.
-type Gadget struct{}
+// CDMaxBytes is the largest image upstream f_mass_storage serves whole as a
+// CD: it caps the capacity at 1,151,999 blocks of 2048 bytes and silently
+// truncates anything bigger.
+const CDMaxBytes = 1151999 * 2048
 
-// Open finds or creates the gadget cfg describes.
-// TODO(gadget): configfs.
+// Errors with a meaning for the caller.
+var (
+	// ErrMediumLocked: the host sent PREVENT ALLOW MEDIUM REMOVAL; the kernel
+	// answers EBUSY on the LUN's file.
+	ErrMediumLocked = errors.New("the host has locked the medium (it is mounted or in use there)")
+	// ErrBusy: the drive holds another image; eject it first.
+	ErrBusy = errors.New("the drive holds an image; eject it first")
+	// ErrNoDrive: there is no drive with that index.
+	ErrNoDrive = errors.New("no such drive")
+)
+
+// Drive is what configfs says about one LUN.
+type Drive struct {
+	Index     int    `json:"index"`
+	File      string `json:"-"` // absolute path of the image, "" when empty
+	CDROM     bool   `json:"cdrom"`
+	RW        bool   `json:"rw"`
+	Removable bool   `json:"-"`
+	Media     string `json:"media"` // cd, dvd, flash or none
+}
+
+// Gadget owns the mass-storage drives of one USB gadget.
+type Gadget struct {
+	dir     string   // configfs gadget directory
+	luns    []string // one LUN directory per drive, drive 0 first
+	owned   bool     // created by msdav (false: adopted from another service)
+	udcName string
+	dvd     bool // kernel has the DVD patch (inquiry_string_cdrom)
+	log     *slog.Logger
+	attr    attrIO
+
+	mu sync.Mutex // serialises changes to the drives
+}
+
+// marker identifies a gadget msdav made, in the configuration's name.
+const marker = "msdav"
+
+// Open finds or creates the gadget cfg describes. The error explains, for a
+// person, why there are no drives (the share keeps working without them).
 func Open(cfg conf.Gadget, log *slog.Logger) (*Gadget, error) {
-	if cfg.Mode == conf.ModeDisabled {
-		return nil, errors.New("gadget.mode is disabled")
+	if log == nil {
+		log = slog.Default()
 	}
-	return nil, errors.New("configfs support is not built yet")
+	if cfg.Mode == conf.ModeDisabled {
+		return nil, errors.New("mass storage is disabled (gadget.mode = \"disabled\")")
+	}
+	base := filepath.Join(cfg.Configfs, "usb_gadget")
+	if _, err := os.Stat(base); err != nil {
+		return nil, fmt.Errorf("no USB gadget configfs at %s: load libcomposite (modprobe libcomposite) and mount configfs (mount -t configfs none %s): %w", base, cfg.Configfs, err)
+	}
+	udc, err := findUDC(cfg.UDC)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gadget{dir: filepath.Join(base, cfg.Name), udcName: udc, log: log, attr: osAttr{}}
+	if _, err := os.Stat(g.dir); err == nil && !g.ours() {
+		if err := g.adopt(); err != nil {
+			return nil, err
+		}
+		log.Info("adopted the mass-storage functions of an existing gadget", "gadget", g.dir, "drives", len(g.luns))
+	} else {
+		if err := g.create(cfg); err != nil {
+			return nil, err
+		}
+	}
+	_, err = os.Stat(filepath.Join(g.luns[0], "inquiry_string_cdrom"))
+	g.dvd = err == nil
+	return g, nil
+}
+
+// findUDC picks the configured controller or the first in /sys/class/udc.
+func findUDC(want string) (string, error) {
+	ents, err := os.ReadDir("/sys/class/udc")
+	if err != nil || len(ents) == 0 {
+		return "", errors.New("no USB device controller in /sys/class/udc: the board's OTG port needs its driver (dwc2 on a Raspberry Pi, dummy_hcd for tests)")
+	}
+	if want == "" {
+		return ents[0].Name(), nil
+	}
+	for _, e := range ents {
+		if e.Name() == want {
+			return want, nil
+		}
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	return "", fmt.Errorf("gadget.udc = %q is not in /sys/class/udc (there: %s)", want, strings.Join(names, ", "))
+}
+
+func (g *Gadget) ours() bool {
+	b, err := os.ReadFile(filepath.Join(g.dir, "configs", "c.1", "strings", "0x409", "configuration"))
+	return err == nil && strings.TrimSpace(string(b)) == marker
+}
+
+// adopt uses the mass_storage functions of a gadget another service owns
+// (kvmd keeps HID and MSD in one gadget), touching nothing else.
+func (g *Gadget) adopt() error {
+	fns, _ := filepath.Glob(filepath.Join(g.dir, "functions", "mass_storage.*"))
+	sort.Strings(fns)
+	for _, fn := range fns {
+		luns, _ := filepath.Glob(filepath.Join(fn, "lun.*"))
+		sort.Strings(luns)
+		g.luns = append(g.luns, luns...)
+	}
+	if len(g.luns) == 0 {
+		return fmt.Errorf("gadget %s exists, was not made by msdav, and has no mass_storage function to adopt; set gadget.name to another name", g.dir)
+	}
+	if b, err := os.ReadFile(filepath.Join(g.dir, "UDC")); err == nil && strings.TrimSpace(string(b)) != "" {
+		g.udcName = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
+// create builds (or completes) msdav's own gadget: one mass_storage
+// function per drive, so each drive is its own removable USB disk a BIOS
+// can boot from; then binds it to the UDC.
+func (g *Gadget) create(cfg conf.Gadget) error {
+	g.owned = true
+	bound := g.boundTo() != ""
+	want := make([]string, cfg.Drives)
+	missing := false
+	for i := range want {
+		want[i] = filepath.Join(g.dir, "functions", fmt.Sprintf("mass_storage.usb%d", i), "lun.0")
+		if _, err := os.Stat(want[i]); err != nil {
+			missing = true
+		}
+	}
+	g.luns = want
+	if !missing && bound {
+		return nil // a restart: keep what is attached
+	}
+	if bound {
+		// Functions cannot be added to a bound gadget.
+		if err := g.unbind(); err != nil {
+			return err
+		}
+	}
+	steps := []struct{ path, value string }{
+		{"idVendor", fmt.Sprintf("0x%04x", cfg.VendorID)},
+		{"idProduct", fmt.Sprintf("0x%04x", cfg.ProductID)},
+		{"bcdDevice", "0x0100"},
+		{"bcdUSB", "0x0200"},
+		{"strings/0x409/manufacturer", cfg.Manufacturer},
+		{"strings/0x409/product", cfg.Product},
+		{"strings/0x409/serialnumber", cfg.Serial},
+		{"configs/c.1/strings/0x409/configuration", marker},
+		{"configs/c.1/MaxPower", "250"},
+	}
+	for _, d := range []string{"", "strings/0x409", "configs/c.1", "configs/c.1/strings/0x409"} {
+		if err := os.MkdirAll(filepath.Join(g.dir, d), 0o755); err != nil {
+			return fmt.Errorf("create gadget %s: %w", g.dir, err)
+		}
+	}
+	for _, s := range steps {
+		if err := g.attr.write(filepath.Join(g.dir, s.path), s.value); err != nil {
+			return err
+		}
+	}
+	for i, lun := range want {
+		fn := filepath.Dir(lun)
+		if err := os.MkdirAll(fn, 0o755); err != nil {
+			return fmt.Errorf("create drive %d: %w", i, err)
+		}
+		if err := g.attr.write(filepath.Join(lun, "removable"), "1"); err != nil {
+			return err
+		}
+		if cfg.Inquiry != "" {
+			if err := g.attr.write(filepath.Join(lun, "inquiry_string"), cfg.Inquiry); err != nil {
+				return err
+			}
+		}
+		link := filepath.Join(g.dir, "configs", "c.1", filepath.Base(fn))
+		if _, err := os.Lstat(link); err != nil {
+			if err := os.Symlink(fn, link); err != nil {
+				return fmt.Errorf("link drive %d into the configuration: %w", i, err)
+			}
+		}
+	}
+	return g.bind()
+}
+
+func (g *Gadget) boundTo() string {
+	b, err := os.ReadFile(filepath.Join(g.dir, "UDC"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (g *Gadget) bind() error {
+	if err := g.attr.write(filepath.Join(g.dir, "UDC"), g.udcName); err != nil {
+		return fmt.Errorf("bind gadget to %s: %w", g.udcName, err)
+	}
+	return nil
+}
+
+func (g *Gadget) unbind() error {
+	if g.boundTo() == "" {
+		return nil
+	}
+	if err := g.attr.write(filepath.Join(g.dir, "UDC"), "\n"); err != nil {
+		return fmt.Errorf("unbind gadget: %w", err)
+	}
+	return nil
+}
+
+// Count is the number of drives.
+func (g *Gadget) Count() int { return len(g.luns) }
+
+// DVD reports whether the kernel serves CD images over the CD limit as DVDs.
+func (g *Gadget) DVD() bool { return g.dvd }
+
+// Drives reads every drive's state from configfs, the source of truth.
+func (g *Gadget) Drives() ([]Drive, error) {
+	out := make([]Drive, len(g.luns))
+	for i := range g.luns {
+		d, err := g.Drive(i)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// Drive reads one drive's state.
+func (g *Gadget) Drive(i int) (Drive, error) {
+	if i < 0 || i >= len(g.luns) {
+		return Drive{}, fmt.Errorf("drive %d: %w (there are %d)", i, ErrNoDrive, len(g.luns))
+	}
+	lun := g.luns[i]
+	file, err := g.attr.read(filepath.Join(lun, "file"))
+	if err != nil {
+		return Drive{}, err
+	}
+	ro, _ := g.attr.read(filepath.Join(lun, "ro"))
+	cd, _ := g.attr.read(filepath.Join(lun, "cdrom"))
+	rem, _ := g.attr.read(filepath.Join(lun, "removable"))
+	d := Drive{Index: i, File: file, CDROM: cd == "1", RW: ro == "0" && cd != "1", Removable: rem == "1", Media: "none"}
+	if file != "" {
+		d.Media = "flash"
+		if d.CDROM {
+			d.Media = "cd"
+			if fi, err := os.Stat(file); err == nil && fi.Size() > CDMaxBytes && g.dvd {
+				d.Media = "dvd"
+			}
+		}
+	}
+	return d, nil
+}
+
+// Attach puts the image at abs (an absolute path) into drive i. CD/DVD
+// images are never writable; an image over the CD limit is refused unless
+// the kernel serves DVDs, since it would be silently truncated.
+func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, err := g.Drive(i)
+	if err != nil {
+		return cur, err
+	}
+	if cur.File != "" {
+		return cur, fmt.Errorf("drive %d holds %s: %w", i, cur.File, ErrBusy)
+	}
+	if !filepath.IsAbs(abs) {
+		return cur, fmt.Errorf("attach %s: the kernel needs an absolute path", abs)
+	}
+	if cdrom && rw {
+		return cur, errors.New("a CD/DVD cannot be writable: attach it read-only, or as a flash drive")
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return cur, fmt.Errorf("attach %s: %w", abs, err)
+	}
+	if cdrom && fi.Size() > CDMaxBytes && !g.dvd {
+		return cur, &TooBigError{Size: fi.Size()}
+	}
+	lun := g.luns[i]
+	// ro, cdrom and removable only change while no file is open; file last.
+	for _, s := range []struct{ name, value string }{
+		{"ro", boolAttr(!rw)},
+		{"cdrom", boolAttr(cdrom)},
+		{"removable", "1"},
+	} {
+		if err := g.attr.write(filepath.Join(lun, s.name), s.value); err != nil {
+			return cur, fmt.Errorf("drive %d: %w", i, err)
+		}
+	}
+	if err := g.attr.write(filepath.Join(lun, "file"), abs); err != nil {
+		return cur, fmt.Errorf("drive %d: %w", i, err)
+	}
+	d, err := g.Drive(i)
+	if err != nil {
+		return d, err
+	}
+	if rw && !d.RW {
+		// The kernel could not open it rw and fell back to ro without a word.
+		g.attr.write(filepath.Join(lun, "file"), "\n")
+		return d, fmt.Errorf("drive %d: the kernel could open %s only read-only (permissions?)", i, abs)
+	}
+	g.log.Info("attached", "drive", i, "image", abs, "cdrom", cdrom, "rw", rw, "media", d.Media)
+	return d, nil
+}
+
+// TooBigError refuses a CD image the kernel would truncate.
+type TooBigError struct{ Size int64 }
+
+func (e *TooBigError) Error() string {
+	return fmt.Sprintf("the image has %d bytes, more than a CD holds on this kernel (%d bytes; DVD emulation needs a patched f_mass_storage): attach it as a flash drive instead", e.Size, int64(CDMaxBytes))
+}
+
+// Eject empties drive i. If the host locked the medium the kernel refuses
+// with ErrMediumLocked, unless force, which uses forced_eject (kernel >= 6.0).
+func (g *Gadget) Eject(i int, force bool) (Drive, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, err := g.Drive(i)
+	if err != nil || cur.File == "" {
+		return cur, err
+	}
+	lun := g.luns[i]
+	err = g.attr.write(filepath.Join(lun, "file"), "\n")
+	if errors.Is(err, ErrMediumLocked) && force {
+		fe := filepath.Join(lun, "forced_eject")
+		if _, serr := os.Stat(fe); serr != nil {
+			return cur, fmt.Errorf("drive %d: %w, and this kernel has no forced_eject (needs Linux 6.0)", i, ErrMediumLocked)
+		}
+		err = g.attr.write(fe, "1")
+	}
+	if err != nil {
+		return cur, fmt.Errorf("drive %d: %w", i, err)
+	}
+	g.log.Info("ejected", "drive", i, "image", cur.File, "forced", force)
+	return g.Drive(i)
+}
+
+// Reconnect unbinds and rebinds the UDC: the host sees the device unplugged
+// and plugged back, and re-reads what kind of drive it is (CD or flash).
+func (g *Gadget) Reconnect() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.unbind(); err != nil {
+		return err
+	}
+	return g.bind()
+}
+
+func boolAttr(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }

@@ -96,7 +96,7 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		log.Warn("drives unavailable; the share still works", "reason", gerr)
 	}
 
-	h, err := handler(cfg, store, g, gerr, log)
+	h, err := handler(ctx, cfg, store, g, gerr, log)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 }
 
 // handler builds the whole HTTP surface: /healthz open, the rest behind auth.
-func handler(cfg conf.Config, store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) (http.Handler, error) {
+func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) (http.Handler, error) {
 	r := mux.NewRouter().SkipClean(true)
 	r.Path("/healthz").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -150,6 +150,8 @@ func handler(cfg conf.Config, store *fs.Store, g *gadget.Gadget, gerr error, log
 	}
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
-	r.PathPrefix("/api/").Handler(guard.Wrap(api.New(store, g, gerr, log)))
+	a := api.New(store, g, gerr, log)
+	go a.Watch(ctx, time.Second)
+	r.PathPrefix("/api/").Handler(guard.Wrap(a))
 	return r, nil
 }

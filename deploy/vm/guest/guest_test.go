@@ -1,0 +1,261 @@
+//go:build vmguest
+
+// Package guest runs inside the qemu VM: it drives msdav through its HTTP
+// API and checks what the USB host side of dummy_hcd sees.
+package guest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const base = "http://127.0.0.1:8080"
+
+var server *exec.Cmd
+
+func startMsdav(t *testing.T) {
+	t.Helper()
+	server = exec.Command("/msdav", "serve", "-config", "/tmp/msdav.toml")
+	server.Stdout, server.Stderr = os.Stdout, os.Stderr
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if r, err := http.Get(base + "/healthz"); err == nil {
+			r.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("msdav did not come up")
+}
+
+func call(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// deviceSize is the size the host sees, 0 while there is no medium.
+func deviceSize(dev string) int64 {
+	f, err := os.Open(dev)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func sum(t *testing.T, path string, n int64) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, n); err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v %s", name, args, err, out)
+	}
+}
+
+func put(t *testing.T, path, file string) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	req, _ := http.NewRequest("PUT", base+path, f)
+	req.ContentLength = fi.Size()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("PUT %s: %v %v", path, err, resp)
+	}
+	resp.Body.Close()
+}
+
+func TestGuest(t *testing.T) {
+	os.MkdirAll("/tmp/store", 0o755)
+	os.WriteFile("/tmp/msdav.toml", []byte(`[storage]
+root = "/tmp/store"
+[gadget]
+mode = "configfs"
+drives = 2
+`), 0o644)
+	startMsdav(t)
+	put(t, "/dav/test.iso", "/fixtures/test.iso")
+	put(t, "/dav/flash.img", "/fixtures/flash.img")
+	iso, _ := os.Stat("/fixtures/test.iso")
+
+	t.Run("cd shows as sr0 with identical bytes", func(t *testing.T) {
+		start := time.Now()
+		code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true,"rw":false}`)
+		if code != 200 || m["media"] != "cd" {
+			t.Fatalf("attach: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 with the medium", 20*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		t.Logf("attach-to-visible latency (API call to /dev/sr0 readable at full size): %s", time.Since(start).Round(time.Millisecond))
+		if sum(t, "/dev/sr0", iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
+			t.Fatal("/dev/sr0 differs from the ISO")
+		}
+	})
+	t.Run("cd mounts as iso9660", func(t *testing.T) {
+		os.MkdirAll("/mnt/cd", 0o755)
+		run(t, "mount", "-t", "iso9660", "-o", "ro", "/dev/sr0", "/mnt/cd")
+		b, err := os.ReadFile("/mnt/cd/hello.txt")
+		if err != nil || string(b) != "hello from msdav\n" {
+			t.Fatalf("hello.txt: %q %v", b, err)
+		}
+	})
+	t.Run("eject while host has it mounted is 409, forced works", func(t *testing.T) {
+		code, m := call(t, "DELETE", "/api/drives/0", "")
+		if code != 409 {
+			t.Fatalf("eject of a mounted CD: %d %v", code, m)
+		}
+		code, m = call(t, "DELETE", "/api/drives/0?force=1", "")
+		if code != 200 || m["image"] != nil {
+			t.Fatalf("forced eject: %d %v", code, m)
+		}
+		exec.Command("umount", "-l", "/mnt/cd").Run()
+	})
+	t.Run("attached image is 423 on the share", func(t *testing.T) {
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
+			t.Fatalf("attach: %d %v", code, m)
+		}
+		req, _ := http.NewRequest("DELETE", base+"/dav/test.iso", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 423 || !strings.Contains(string(b), "drive 0") {
+			t.Fatalf("DELETE of an attached image: %d %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("restart reports the same attachment", func(t *testing.T) {
+		server.Process.Signal(syscall.SIGKILL)
+		server.Wait()
+		startMsdav(t)
+		code, m := call(t, "GET", "/api/drives/0", "")
+		if code != 200 || m["image"] != "test.iso" || m["cdrom"] != true {
+			t.Fatalf("after restart: %d %v", code, m)
+		}
+	})
+	t.Run("host-side eject is noticed", func(t *testing.T) {
+		waitFor(t, "medium in sr0", 10*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		fd, err := unix.Open("/dev/sr0", unix.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const cdromEject = 0x5309 // what eject(1) sends: START STOP UNIT with LoEj
+		err = unix.IoctlSetInt(fd, cdromEject, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatalf("CDROMEJECT: %v", err)
+		}
+		took := waitFor(t, "msdav to report drive 0 empty", 10*time.Second, func() bool {
+			_, m := call(t, "GET", "/api/drives/0", "")
+			return m["image"] == nil
+		})
+		t.Logf("host eject noticed after %s", took.Round(time.Millisecond))
+	})
+	t.Run("flash shows as sda, host writes persist in the image", func(t *testing.T) {
+		code, m := call(t, "PUT", "/api/drives/1", `{"image":"flash.img","cdrom":false,"rw":true}`)
+		if code != 200 || m["media"] != "flash" || m["rw"] != true {
+			t.Fatalf("attach flash rw: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sda", 20*time.Second, func() bool { return deviceSize("/dev/sda") == 64<<20 })
+		os.MkdirAll("/mnt/f", 0o755)
+		run(t, "mount", "-t", "vfat", "/dev/sda", "/mnt/f")
+		marker := fmt.Sprintf("written by the host at %d", time.Now().UnixNano())
+		if err := os.WriteFile("/mnt/f/FROMHOST.TXT", []byte(marker), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "umount", "/mnt/f")
+		if code, m := call(t, "DELETE", "/api/drives/1", ""); code != 200 {
+			t.Fatalf("eject after umount: %d %v", code, m)
+		}
+		img, err := os.ReadFile("/tmp/store/flash.img")
+		if err != nil || !bytes.Contains(img, []byte(marker)) {
+			t.Fatalf("the host's file is not in the image after eject (%v)", err)
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		f, _ := os.Create("/tmp/store/huge.iso")
+		f.Truncate(2600 << 20) // sparse, over the CD limit
+		f.Close()
+		for _, tc := range []struct {
+			body string
+			want int
+		}{
+			{`{"image":"huge.iso","cdrom":true}`, 422},
+			{`{"image":"test.iso","cdrom":true,"rw":true}`, 400},
+			{`{"image":"missing.iso"}`, 404},
+			{`{"image":"../etc/passwd"}`, 400},
+			{`not json`, 400},
+		} {
+			if code, m := call(t, "PUT", "/api/drives/0", tc.body); code != tc.want {
+				t.Errorf("%s: %d %v, want %d", tc.body, code, m, tc.want)
+			}
+		}
+		if code, _ := call(t, "GET", "/api/drives/7", ""); code != 404 {
+			t.Errorf("drive 7: %d", code)
+		}
+	})
+	t.Run("reconnect", func(t *testing.T) {
+		if code, m := call(t, "POST", "/api/usb/reconnect", ""); code != 200 {
+			t.Fatalf("reconnect: %d %v", code, m)
+		}
+	})
+	server.Process.Signal(syscall.SIGTERM)
+	server.Wait()
+}
