@@ -23,5 +23,11 @@ run: build
 test:
 	$(GO) test -race -count=1 ./...
 
+# The USB gadget on a real kernel: boots Debian's kernel in qemu (TCG) with
+# dummy_hcd and checks what the USB host sees. Fetches the kernel with
+# apt-get download on first use (deploy/vm/cache).
+vmtest:
+	$(GO) test -tags vmtest -count=1 -v -timeout 15m ./deploy/vm/
+
 clean:
 	rm -rf bin

@@ -15,6 +15,9 @@ type attrIO interface {
 	write(path, value string) error
 }
 
+// newAttr makes the attribute writer a Gadget uses; tests swap it.
+var newAttr = func() attrIO { return osAttr{} }
+
 // osAttr talks to the real configfs. Every value goes in one write(2): the
 // kernel parses each write as a whole value, and a zero-byte write fails
 // with EFAULT, so an empty value is written as "\n".

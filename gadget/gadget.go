@@ -52,6 +52,9 @@ type Gadget struct {
 	attr    attrIO
 
 	mu sync.Mutex // serialises changes to the drives
+	// seenAsCD is what the host was shown at the last (re)connect: it reads
+	// the device type (INQUIRY) once, at enumeration.
+	seenAsCD []bool
 }
 
 // marker identifies a gadget msdav made, in the configuration's name.
@@ -74,7 +77,7 @@ func Open(cfg conf.Gadget, log *slog.Logger) (*Gadget, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gadget{dir: filepath.Join(base, cfg.Name), udcName: udc, log: log, attr: osAttr{}}
+	g := &Gadget{dir: filepath.Join(base, cfg.Name), udcName: udc, log: log, attr: newAttr()}
 	if _, err := os.Stat(g.dir); err == nil && !g.ours() {
 		if err := g.adopt(); err != nil {
 			return nil, err
@@ -87,12 +90,17 @@ func Open(cfg conf.Gadget, log *slog.Logger) (*Gadget, error) {
 	}
 	_, err = os.Stat(filepath.Join(g.luns[0], "inquiry_string_cdrom"))
 	g.dvd = err == nil
+	g.noteEnumerated()
 	return g, nil
 }
 
+// UDCClass is where the kernel lists USB device controllers; tests that
+// build a fake configfs point it at a directory of their own.
+var UDCClass = "/sys/class/udc"
+
 // findUDC picks the configured controller or the first in /sys/class/udc.
 func findUDC(want string) (string, error) {
-	ents, err := os.ReadDir("/sys/class/udc")
+	ents, err := os.ReadDir(UDCClass)
 	if err != nil || len(ents) == 0 {
 		return "", errors.New("no USB device controller in /sys/class/udc: the board's OTG port needs its driver (dwc2 on a Raspberry Pi, dummy_hcd for tests)")
 	}
@@ -215,7 +223,17 @@ func (g *Gadget) bind() error {
 	if err := g.attr.write(filepath.Join(g.dir, "UDC"), g.udcName); err != nil {
 		return fmt.Errorf("bind gadget to %s: %w", g.udcName, err)
 	}
+	g.noteEnumerated()
 	return nil
+}
+
+// noteEnumerated records the device type each drive shows the host now.
+func (g *Gadget) noteEnumerated() {
+	g.seenAsCD = make([]bool, len(g.luns))
+	for i, lun := range g.luns {
+		v, _ := g.attr.read(filepath.Join(lun, "cdrom"))
+		g.seenAsCD[i] = v == "1"
+	}
 }
 
 func (g *Gadget) unbind() error {
@@ -323,6 +341,20 @@ func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 		return d, fmt.Errorf("drive %d: the kernel could open %s only read-only (permissions?)", i, abs)
 	}
 	g.log.Info("attached", "drive", i, "image", abs, "cdrom", cdrom, "rw", rw, "media", d.Media)
+	if i < len(g.seenAsCD) && g.seenAsCD[i] != cdrom {
+		// The host read the device type at enumeration: a CD in a drive it
+		// saw as a disk (or the reverse) needs a reconnect to show as such.
+		// Only for our own gadget: in an adopted one it would also
+		// unplug the other service's keyboard and mouse.
+		if !g.owned {
+			g.log.Warn("drive type changed; the host sees it after POST /api/usb/reconnect", "drive", i)
+			return d, nil
+		}
+		if err := g.reconnect(); err != nil {
+			return d, err
+		}
+		g.log.Info("reconnected so the host sees the new drive type", "drive", i, "cdrom", cdrom)
+	}
 	return d, nil
 }
 
@@ -363,6 +395,10 @@ func (g *Gadget) Eject(i int, force bool) (Drive, error) {
 func (g *Gadget) Reconnect() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.reconnect()
+}
+
+func (g *Gadget) reconnect() error {
 	if err := g.unbind(); err != nil {
 		return err
 	}

@@ -213,9 +213,19 @@ drives = 2
 		if code != 200 || m["media"] != "flash" || m["rw"] != true {
 			t.Fatalf("attach flash rw: %d %v", code, m)
 		}
-		waitFor(t, "/dev/sda", 20*time.Second, func() bool { return deviceSize("/dev/sda") == 64<<20 })
+		var dev string
+		waitFor(t, "the flash drive as /dev/sd?", 20*time.Second, func() bool {
+			for _, d := range []string{"/dev/sda", "/dev/sdb"} {
+				if deviceSize(d) == 64<<20 {
+					dev = d
+					return true
+				}
+			}
+			return false
+		})
+		t.Logf("flash image visible as %s", dev)
 		os.MkdirAll("/mnt/f", 0o755)
-		run(t, "mount", "-t", "vfat", "/dev/sda", "/mnt/f")
+		run(t, "mount", "-t", "vfat", dev, "/mnt/f")
 		marker := fmt.Sprintf("written by the host at %d", time.Now().UnixNano())
 		if err := os.WriteFile("/mnt/f/FROMHOST.TXT", []byte(marker), 0o644); err != nil {
 			t.Fatal(err)
