@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/fs/diskimage"
 	"github.com/msdav/msdav/gadget"
 )
 
@@ -41,6 +42,7 @@ func New(store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) *Serve
 	a := &Server{store: store, g: g, gerr: gerr, log: log, holds: map[int]func(){}}
 	r := mux.NewRouter().SkipClean(true)
 	r.Path("/api/images").Methods("GET").HandlerFunc(a.images)
+	r.Path("/api/images").Methods("POST").HandlerFunc(a.createImage)
 	r.Path("/api/drives").Methods("GET").HandlerFunc(a.drives)
 	r.Path("/api/drives/{i}").Methods("GET").HandlerFunc(a.drive)
 	r.Path("/api/drives/{i}").Methods("PUT").HandlerFunc(a.attach)
@@ -353,6 +355,69 @@ func (a *Server) eject(w http.ResponseWriter, r *http.Request) {
 	}
 	a.holdRW()
 	writeJSON(w, http.StatusOK, a.show(d))
+}
+
+// createRequest is the body of POST /api/images.
+type createRequest struct {
+	Path  string          `json:"path"`
+	Size  json.RawMessage `json:"size"` // "512M" or a number of bytes
+	FS    string          `json:"fs"`
+	Label string          `json:"label"`
+}
+
+func (a *Server) createImage(w http.ResponseWriter, r *http.Request) {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	var req createRequest
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, `body must be JSON like {"path": "flash/tools.img", "size": "512M", "fs": "fat32", "label": "TOOLS"}: `+err.Error())
+		return
+	}
+	var size int64
+	var s string
+	if err := json.Unmarshal(req.Size, &size); err != nil {
+		if err := json.Unmarshal(req.Size, &s); err != nil {
+			writeError(w, http.StatusBadRequest, `"size" must be "512M" or a number of bytes`)
+			return
+		}
+		if size, err = diskimage.ParseSize(s); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	if req.Path == "" {
+		writeError(w, http.StatusBadRequest, `"path" is missing`)
+		return
+	}
+	err := diskimage.Create(r.Context(), a.store, req.Path, size, diskimage.Options{FS: req.FS, Label: req.Label})
+	var le *fs.LockedError
+	switch {
+	case err == nil:
+	case errors.Is(err, diskimage.ErrExists):
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	case errors.As(err, &le):
+		writeError(w, http.StatusLocked, err.Error())
+		return
+	case fs.IsNoSpace(err):
+		writeError(w, http.StatusInsufficientStorage, err.Error())
+		return
+	case errors.Is(err, fs.ErrOutside), errors.Is(err, os.ErrNotExist):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	default:
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	rel, _ := fs.Clean(req.Path)
+	imgs, _ := a.store.Images(r.Context())
+	for _, im := range imgs {
+		if im.Path == rel {
+			writeJSON(w, http.StatusCreated, im)
+			return
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"path": rel, "size": size, "complete": true})
 }
 
 func (a *Server) reconnect(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,43 @@
+package diskimage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+
+	"github.com/msdav/msdav/fs"
+)
+
+// ErrExists refuses to replace an image by creating a blank one.
+var ErrExists = errors.New("already exists")
+
+// Create writes a blank image at rel in the store, atomically: it appears
+// under its name only when formatted and on disk.
+func Create(ctx context.Context, s *fs.Store, rel string, size int64, o Options) error {
+	rel, err := fs.Clean(rel)
+	if err != nil {
+		return err
+	}
+	if rel == "." || fs.Junk(rel) {
+		return fmt.Errorf("%q: not a usable image name", rel)
+	}
+	if _, err := s.Root().Stat(rel); err == nil {
+		return fmt.Errorf("%s %w: pick another name or delete it first", rel, ErrExists)
+	} else if !errors.Is(err, iofs.ErrNotExist) {
+		return err
+	}
+	u, err := s.Create(ctx, rel, size)
+	if err != nil {
+		return err
+	}
+	if err := Format(u.File(), size, o); err != nil {
+		u.Abort()
+		return err
+	}
+	if _, err := s.Root().Stat(rel); err == nil {
+		u.Abort()
+		return fmt.Errorf("%s %w (created meanwhile)", rel, ErrExists)
+	}
+	return u.Commit()
+}
