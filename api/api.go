@@ -274,6 +274,10 @@ func (a *Server) attach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no image %q in the store", img))
 		return
 	}
+	if u, ok := a.store.Uploading(rel); ok {
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s is still uploading (%d of %d bytes)", rel, u.Received(), u.Expected))
+		return
+	}
 	abs, err := a.store.Abs(rel)
 	if err != nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no image %q in the store (GET /api/images lists them)", img))
@@ -282,13 +286,6 @@ func (a *Server) attach(w http.ResponseWriter, r *http.Request) {
 	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%q is not an image file", img))
 		return
-	}
-	imgs, _ := a.store.Images(r.Context())
-	for _, im := range imgs {
-		if im.Path == rel && !im.Complete {
-			writeError(w, http.StatusConflict, fmt.Sprintf("%s is still uploading (%d of %d bytes)", rel, im.Received, im.Expected))
-			return
-		}
 	}
 	ds, err := a.g.Drives()
 	if err != nil {

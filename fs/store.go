@@ -367,6 +367,14 @@ func (s *Store) Create(ctx context.Context, rel string, expected int64) (*Upload
 	return u, nil
 }
 
+// Uploading returns the upload in progress to rel, if any.
+func (s *Store) Uploading(rel string) (*Upload, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.uploads[rel]
+	return u, ok
+}
+
 // Write appends to the temp file.
 func (u *Upload) Write(p []byte) (int, error) {
 	n, err := u.f.Write(p)

@@ -208,8 +208,12 @@ drives = 2
 		})
 		t.Logf("host eject noticed after %s", took.Round(time.Millisecond))
 	})
-	t.Run("flash shows as sda, host writes persist in the image", func(t *testing.T) {
-		code, m := call(t, "PUT", "/api/drives/1", `{"image":"flash.img","cdrom":false,"rw":true}`)
+	t.Run("flash made by POST /api/images shows as sd?, host writes persist in the image", func(t *testing.T) {
+		if code, m := call(t, "POST", "/api/images", `{"path":"made.img","size":"64M","label":"MADE"}`); code != 201 || m["complete"] != true {
+			t.Fatalf("create image: %d %v", code, m)
+		}
+		start := time.Now()
+		code, m := call(t, "PUT", "/api/drives/1", `{"image":"made.img","cdrom":false,"rw":true}`)
 		if code != 200 || m["media"] != "flash" || m["rw"] != true {
 			t.Fatalf("attach flash rw: %d %v", code, m)
 		}
@@ -223,9 +227,11 @@ drives = 2
 			}
 			return false
 		})
-		t.Logf("flash image visible as %s", dev)
+		t.Logf("flash image visible as %s; attach-to-visible latency (no reconnect needed): %s", dev, time.Since(start).Round(time.Millisecond))
 		os.MkdirAll("/mnt/f", 0o755)
-		run(t, "mount", "-t", "vfat", dev, "/mnt/f")
+		// The MBR's one FAT32 partition shows as dev1 once the kernel read the table.
+		waitFor(t, dev+"1", 10*time.Second, func() bool { _, err := os.Stat(dev + "1"); return err == nil })
+		run(t, "mount", "-t", "vfat", dev+"1", "/mnt/f")
 		marker := fmt.Sprintf("written by the host at %d", time.Now().UnixNano())
 		if err := os.WriteFile("/mnt/f/FROMHOST.TXT", []byte(marker), 0o644); err != nil {
 			t.Fatal(err)
@@ -234,7 +240,7 @@ drives = 2
 		if code, m := call(t, "DELETE", "/api/drives/1", ""); code != 200 {
 			t.Fatalf("eject after umount: %d %v", code, m)
 		}
-		img, err := os.ReadFile("/tmp/store/flash.img")
+		img, err := os.ReadFile("/tmp/store/made.img")
 		if err != nil || !bytes.Contains(img, []byte(marker)) {
 			t.Fatalf("the host's file is not in the image after eject (%v)", err)
 		}

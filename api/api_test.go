@@ -1,0 +1,267 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/gadget"
+)
+
+// fakeGadget lays out what configfs shows for a bound msdav gadget with
+// two drives, as plain files. It has none of the kernel's behaviour (host
+// locks, ro fallback, enumeration): make vmtest covers those.
+func fakeGadget(t *testing.T) *gadget.Gadget {
+	t.Helper()
+	root := t.TempDir()
+	udc := filepath.Join(root, "udc")
+	os.MkdirAll(filepath.Join(udc, "dummy_udc.0"), 0o755)
+	old := gadget.UDCClass
+	gadget.UDCClass = udc
+	t.Cleanup(func() { gadget.UDCClass = old })
+	cfg := conf.Default().Gadget
+	cfg.Configfs = filepath.Join(root, "configfs")
+	cfg.Drives = 2
+	g := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name)
+	os.MkdirAll(filepath.Join(g, "configs", "c.1", "strings", "0x409"), 0o755)
+	os.WriteFile(filepath.Join(g, "configs", "c.1", "strings", "0x409", "configuration"), []byte("msdav\n"), 0o644)
+	os.WriteFile(filepath.Join(g, "UDC"), []byte("dummy_udc.0\n"), 0o644)
+	for _, fn := range []string{"mass_storage.usb0", "mass_storage.usb1"} {
+		lun := filepath.Join(g, "functions", fn, "lun.0")
+		os.MkdirAll(lun, 0o755)
+		for a, v := range map[string]string{"file": "\n", "ro": "1\n", "cdrom": "0\n", "removable": "1\n", "forced_eject": "\n"} {
+			os.WriteFile(filepath.Join(lun, a), []byte(v), 0o644)
+		}
+	}
+	gd, err := gadget.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gd
+}
+
+type env struct {
+	store *fs.Store
+	srv   *httptest.Server
+	api   *Server
+}
+
+func newEnv(t *testing.T, g *gadget.Gadget, gerr error, o fs.Options) *env {
+	t.Helper()
+	if o.Root == "" {
+		o.Root = t.TempDir()
+	}
+	s, err := fs.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a := New(s, g, gerr, nil)
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	return &env{store: s, srv: srv, api: a}
+}
+
+func (e *env) call(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s %s: not JSON: %q", method, path, b)
+	}
+	if resp.StatusCode >= 400 && m["error"] == nil {
+		t.Errorf("%s %s: %d without an error message", method, path, resp.StatusCode)
+	}
+	return resp.StatusCode, m
+}
+
+func TestNoGadget503(t *testing.T) {
+	e := newEnv(t, nil, errors.New("mass storage is disabled"), fs.Options{})
+	for _, rt := range [][2]string{{"GET", "/api/drives"}, {"GET", "/api/drives/0"}, {"PUT", "/api/drives/0"}, {"DELETE", "/api/drives/0"}, {"POST", "/api/usb/reconnect"}} {
+		code, m := e.call(t, rt[0], rt[1], `{"image":"x"}`)
+		if code != 503 || !strings.Contains(m["error"].(string), "disabled") {
+			t.Errorf("%v: %d %v", rt, code, m)
+		}
+	}
+	if code, m := e.call(t, "GET", "/api/images", ""); code != 200 || m["images"] == nil {
+		t.Errorf("images without a gadget: %d %v", code, m)
+	}
+	if code, _ := e.call(t, "GET", "/api/nope", ""); code != 404 {
+		t.Errorf("unknown route: %d", code)
+	}
+	if code, _ := e.call(t, "PATCH", "/api/images", ""); code != 405 {
+		t.Errorf("wrong method: %d", code)
+	}
+}
+
+func TestAttachRules(t *testing.T) {
+	e := newEnv(t, fakeGadget(t), nil, fs.Options{})
+	os.MkdirAll(filepath.Join(e.store.Dir(), "isos"), 0o755)
+	os.WriteFile(filepath.Join(e.store.Dir(), "isos", "a.iso"), make([]byte, 2048), 0o644)
+	os.WriteFile(filepath.Join(e.store.Dir(), "b.img"), make([]byte, 4096), 0o644)
+	os.WriteFile(filepath.Join(e.store.Dir(), "._a.iso"), nil, 0o644)
+	u, _ := e.store.Create(context.Background(), "up.iso", 100)
+	u.Write(make([]byte, 10))
+	defer u.Abort()
+
+	code, m := e.call(t, "PUT", "/api/drives/0", `{"image":"isos/a.iso","cdrom":true}`)
+	if code != 200 || m["image"] != "isos/a.iso" || m["media"] != "cd" || m["rw"] != false {
+		t.Fatalf("attach: %d %v", code, m)
+	}
+	for _, tc := range []struct {
+		drive, body string
+		want        int
+		says        string
+	}{
+		{"9", `{"image":"b.img"}`, 404, "drives are 0 to 1"},
+		{"x", `{"image":"b.img"}`, 404, "no drive"},
+		{"1", `{"image":"missing.img"}`, 404, "no image"},
+		{"1", `{"image":"._a.iso"}`, 404, "no image"},
+		{"1", `{"image":"../../etc/passwd"}`, 400, "leaves the store"},
+		{"1", `{"image":"isos"}`, 404, "not an image file"},
+		{"1", `{"image":"b.img","cdrom":true,"rw":true}`, 400, "cannot be writable"},
+		{"1", `{"image":"up.iso"}`, 409, "still uploading"},
+		{"1", `{"image":"isos/a.iso","rw":true}`, 409, "attached to drive 0"},
+		{"1", `{}`, 400, "image"},
+		{"1", `{"image":"b.img","bogus":1}`, 400, "unknown field"},
+		{"1", `[`, 400, "JSON"},
+	} {
+		code, m := e.call(t, "PUT", "/api/drives/"+tc.drive, tc.body)
+		if code != tc.want || !strings.Contains(m["error"].(string), tc.says) {
+			t.Errorf("PUT drive %s %s: %d %v, want %d %q", tc.drive, tc.body, code, m, tc.want, tc.says)
+		}
+	}
+	// The same image read-only in two drives is fine.
+	if code, m := e.call(t, "PUT", "/api/drives/1", `{"image":"isos/a.iso"}`); code != 200 {
+		t.Errorf("second ro attach: %d %v", code, m)
+	}
+	// The store refuses to change what is attached.
+	var le *fs.LockedError
+	if err := e.store.RemoveAll(context.Background(), "isos"); !errors.As(err, &le) {
+		t.Errorf("remove of a folder with an attached image: %v", err)
+	}
+	code, m = e.call(t, "GET", "/api/drives", "")
+	if ds, _ := m["drives"].([]any); code != 200 || len(ds) != 2 {
+		t.Fatalf("drives: %d %v", code, m)
+	}
+	code, m = e.call(t, "GET", "/api/images", "")
+	for _, im := range m["images"].([]any) {
+		im := im.(map[string]any)
+		if im["path"] == "isos/a.iso" && len(im["attached"].([]any)) != 2 {
+			t.Errorf("catalog attached = %v", im["attached"])
+		}
+	}
+	// Replacing the image in a drive ejects the old one first.
+	if code, m := e.call(t, "PUT", "/api/drives/1", `{"image":"b.img","rw":true}`); code != 200 || m["image"] != "b.img" || m["rw"] != true {
+		t.Errorf("replace: %d %v", code, m)
+	}
+	for _, i := range []string{"0", "1"} {
+		if code, m := e.call(t, "DELETE", "/api/drives/"+i, ""); code != 200 || m["image"] != nil || m["media"] != "none" {
+			t.Errorf("eject %s: %d %v", i, code, m)
+		}
+	}
+	if err := e.store.RemoveAll(context.Background(), "isos"); err != nil {
+		t.Errorf("remove after eject: %v", err)
+	}
+	if code, m := e.call(t, "POST", "/api/usb/reconnect", ""); code != 200 || m["ok"] != true {
+		t.Errorf("reconnect: %d %v", code, m)
+	}
+}
+
+func TestCreateImage(t *testing.T) {
+	e := newEnv(t, nil, errors.New("none"), fs.Options{})
+	code, m := e.call(t, "POST", "/api/images", `{"path":"tools.img","size":"40M","label":"TOOLS"}`)
+	if code != 201 || m["path"] != "tools.img" || m["complete"] != true || m["size"].(float64) != 40<<20 {
+		t.Fatalf("create: %d %v", code, m)
+	}
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"path":"tools.img","size":"40M"}`, 409},
+		{`{"path":"t2.img","size":1000}`, 422},
+		{`{"path":"t3.img","size":"big"}`, 400},
+		{`{"path":"t4.img","size":true}`, 400},
+		{`{"size":"40M"}`, 400},
+		{`{"path":"../x.img","size":"40M"}`, 400},
+		{`{"path":"no/dir/x.img","size":"40M"}`, 400},
+		{`{"path":"t5.img","size":"40M","fs":"ntfs"}`, 422},
+		{`{"path":"t6.img","size":"40M","junk":1}`, 400},
+	} {
+		if code, m := e.call(t, "POST", "/api/images", tc.body); code != tc.want {
+			t.Errorf("%s: %d %v, want %d", tc.body, code, m, tc.want)
+		}
+	}
+	ents, _ := os.ReadDir(e.store.Dir())
+	if len(ents) != 1 {
+		t.Errorf("store holds %d entries after the refusals, want 1", len(ents))
+	}
+}
+
+// A drive attached rw keeps the store's filesystem rw (the kernel writes
+// into the image) until it is ejected; then the guard puts it back to ro.
+func TestRWDriveHoldsRemountGuard(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a real tmpfs as the store")
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	os.MkdirAll(dir, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	os.WriteFile(filepath.Join(dir, "rw.img"), make([]byte, 4096), 0o644)
+	e := newEnv(t, fakeGadget(t), nil, fs.Options{Root: dir, Remount: true, Grace: 50 * time.Millisecond})
+	if ro, _ := fs.IsReadOnly(dir); !ro {
+		t.Fatal("store rw at idle")
+	}
+	if code, m := e.call(t, "PUT", "/api/drives/0", `{"image":"rw.img","rw":true}`); code != 200 {
+		t.Fatalf("attach rw: %d %v", code, m)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ro, _ := fs.IsReadOnly(dir); ro {
+		t.Fatal("store went ro under a rw drive")
+	}
+	if code, m := e.call(t, "DELETE", "/api/drives/0", ""); code != 200 {
+		t.Fatalf("eject: %d %v", code, m)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ro, _ := fs.IsReadOnly(dir); ro {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("store stayed rw after the rw drive was ejected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func FuzzDecodeAttach(f *testing.F) {
+	for _, s := range []string{`{"image":"a.iso","cdrom":true,"rw":false}`, `{"image":""}`, `{"image":"a","cdrom":true,"rw":true}`, `[]`, `{"image":"a","x":1}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		img, cdrom, rw, err := decodeAttach(strings.NewReader(body))
+		if err == nil && (img == "" || cdrom && rw) {
+			t.Fatalf("accepted %q: %q %v %v", body, img, cdrom, rw)
+		}
+	})
+}
