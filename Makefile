@@ -29,5 +29,20 @@ test:
 vmtest:
 	$(GO) test -tags vmtest -count=1 -v -timeout 15m ./deploy/vm/
 
+# Binary, unit and sample config in the usual places; DESTDIR for packagers.
+# An existing /etc/msdav/msdav.toml is kept.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/msdav
+	install -D -m 0644 deploy/msdav.service $(DESTDIR)/lib/systemd/system/msdav.service
+	sed -i 's#/usr/local/bin/msdav#$(PREFIX)/bin/msdav#' $(DESTDIR)/lib/systemd/system/msdav.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/msdav/README.md
+	install -D -m 0644 deploy/SETUP.md $(DESTDIR)$(PREFIX)/share/doc/msdav/SETUP.md
+	install -d -m 0755 $(DESTDIR)/var/lib/msdav/images
+	@if [ -e $(DESTDIR)/etc/msdav/msdav.toml ]; then \
+		echo "keeping $(DESTDIR)/etc/msdav/msdav.toml"; \
+	else \
+		install -D -m 0644 deploy/msdav.toml $(DESTDIR)/etc/msdav/msdav.toml; \
+	fi
+
 clean:
 	rm -rf bin
