@@ -20,6 +20,7 @@ import (
 	"github.com/msdav/msdav/dav"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/metrics"
 )
 
 func init() {
@@ -46,6 +47,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	cfgPath := f.String("config", "", "TOML config `file` (default: none, built-in defaults)")
 	listen := f.String("listen", "", "listen `address`, overrides server.listen")
 	root := f.String("root", "", "store `directory`, overrides storage.root")
+	logFormat := f.String("log-format", "", "`text` or json, overrides server.log_format")
 	if err := parse(f, args); err != nil {
 		return err
 	}
@@ -55,6 +57,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		if *root != "" {
 			c.Storage.Root = *root
+		}
+		if *logFormat != "" {
+			c.Server.LogFormat = *logFormat
 		}
 	})
 	if err != nil {
@@ -140,6 +145,7 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 // handler builds the whole HTTP surface: /healthz open, the rest behind auth.
 func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) (http.Handler, error) {
 	r := mux.NewRouter().SkipClean(true)
+	rec := metrics.New(log, store.RemountCycles)
 	r.Path("/healthz").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -149,9 +155,10 @@ func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Ga
 		return nil, err
 	}
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
+	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
 	a := api.New(store, g, gerr, log)
 	go a.Watch(ctx, time.Second)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))
-	return r, nil
+	return rec.Wrap(r), nil
 }

@@ -146,3 +146,38 @@ func TestGracefulStopFinishesUploads(t *testing.T) {
 		t.Errorf("upload content %q", b)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	base, _ := startServe(t, cfg)
+	req, _ := http.NewRequest("PUT", base+"/dav/m.iso", strings.NewReader("12345"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("PUT: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	resp, _ = http.Get(base + "/dav/m.iso")
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	req, _ = http.NewRequest("PUT", base+"/api/drives/0", strings.NewReader(`{"image":"m.iso"}`))
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`msdav_uploads_total{result="ok"} 1`,
+		`msdav_upload_bytes_total 5`,
+		`msdav_download_bytes_total 5`,
+		`msdav_drive_operations_total{op="attach",result="failed"} 1`, // 503: gadget disabled
+		`msdav_http_requests_total{code="201",method="PUT"} 1`,
+		`msdav_remount_cycles_total 0`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
