@@ -29,6 +29,25 @@ test:
 vmtest:
 	$(GO) test -tags vmtest -count=1 -v -timeout 15m ./deploy/vm/
 
+# A VM with msdav serving and the USB gadget live, its port 8080 forwarded to
+# 127.0.0.1:$(DEMO_PORT) here. Ctrl-A X quits.
+DEMO_PORT ?= 8080
+demo:
+	MSDAV_DEMO_OUT=$(CURDIR)/deploy/vm/out $(GO) test -tags vmtest -count=1 -run TestBuildDemo ./deploy/vm/
+	@echo
+	@echo "msdav demo: share and API on http://127.0.0.1:$(DEMO_PORT)/ (open share, no auth)"
+	@echo "  rclone:  rclone copy --webdav-url http://127.0.0.1:$(DEMO_PORT)/dav/ --webdav-vendor other my.iso :webdav:"
+	@echo "  cadaver: cadaver http://127.0.0.1:$(DEMO_PORT)/dav/"
+	@echo "  davfs2:  mount -t davfs http://127.0.0.1:$(DEMO_PORT)/dav/ /mnt"
+	@echo "  attach:  curl -X PUT -d '{\"image\":\"demo.iso\",\"cdrom\":true}' http://127.0.0.1:$(DEMO_PORT)/api/drives/0"
+	@echo "  state:   curl http://127.0.0.1:$(DEMO_PORT)/api/drives"
+	@echo "The VM's console shows the USB drive appearing (sr0/sda). Ctrl-A X quits."
+	@echo
+	qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
+		-kernel deploy/vm/out/vmlinuz -initrd deploy/vm/out/demo.cpio.gz \
+		-append "console=ttyS0 panic=-1 quiet" \
+		-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$(DEMO_PORT)-:8080
+
 # Binary, unit and sample config in the usual places; DESTDIR for packagers.
 # An existing /etc/msdav/msdav.toml is kept.
 install: build

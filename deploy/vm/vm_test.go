@@ -39,7 +39,8 @@ func must(t *testing.T, name string, args ...string) {
 	}
 }
 
-func TestVM(t *testing.T) {
+// guestImage builds the kernel path and an initramfs whose /init runs init.
+func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel, img string) {
 	for _, tool := range []string{"qemu-system-x86_64", "cpio", "xorriso", "mkfs.vfat", "busybox"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("needs %s (.ci/run installs it)", tool)
@@ -52,11 +53,10 @@ func TestVM(t *testing.T) {
 	if len(kernels) == 0 {
 		t.Fatal("no kernel fetched")
 	}
-	kernel := kernels[0]
+	kernel = kernels[0]
 	kver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
 	modDir := filepath.Join(cache, "root", "lib", "modules", kver)
 
-	work := t.TempDir()
 	initrd := filepath.Join(work, "initrd")
 	os.MkdirAll(filepath.Join(initrd, "bin"), 0o755)
 	os.MkdirAll(filepath.Join(initrd, "fixtures"), 0o755)
@@ -79,7 +79,7 @@ func TestVM(t *testing.T) {
 	build("", "test", "-c", "-tags", "vmguest", "-o", filepath.Join(initrd, "guest.test"), "./deploy/vm/guest")
 
 	// Modules in load order.
-	order, err := moduleOrder(modDir, modules)
+	order, err := moduleOrder(modDir, append(modules, extraModules...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +105,19 @@ func TestVM(t *testing.T) {
 	must(t, "truncate", "-s", "64M", flash)
 	must(t, "mkfs.vfat", "-F", "32", "-n", "MSDAVFLASH", flash)
 
-	os.WriteFile(filepath.Join(initrd, "init"), []byte(initScript), 0o755)
-	img := filepath.Join(work, "initrd.cpio.gz")
+	os.WriteFile(filepath.Join(initrd, "init"), []byte(init), 0o755)
+	img = filepath.Join(work, "initrd.cpio.gz")
 	cmd := exec.Command("sh", "-c", "find . | cpio -o -H newc --quiet | gzip -1 > "+img)
 	cmd.Dir = initrd
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cpio: %v %s", err, out)
 	}
 
+	return kernel, img
+}
+
+func TestVM(t *testing.T) {
+	kernel, img := guestImage(t, t.TempDir(), initScript)
 	args := []string{"-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
 		"-kernel", kernel, "-initrd", img,
 		"-append", "console=ttyS0 panic=-1 quiet loglevel=4",
@@ -239,3 +244,50 @@ func modDepends(ko string) ([]string, error) {
 	}
 	return nil, nil
 }
+
+// TestBuildDemo (make demo) writes a kernel and an initramfs whose guest
+// serves msdav on its port 8080 with the gadget live, for qemu to boot with
+// that port forwarded to the host's loopback.
+func TestBuildDemo(t *testing.T) {
+	out := os.Getenv("MSDAV_DEMO_OUT")
+	if out == "" {
+		t.Skip("make demo sets MSDAV_DEMO_OUT")
+	}
+	os.MkdirAll(out, 0o755)
+	kernel, img := guestImage(t, t.TempDir(), demoInit, "virtio_net", "virtio_pci")
+	must(t, "cp", kernel, filepath.Join(out, "vmlinuz"))
+	must(t, "cp", img, filepath.Join(out, "demo.cpio.gz"))
+}
+
+const demoInit = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
+mount -t configfs none /sys/kernel/config
+ifconfig lo 127.0.0.1 up
+ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
+mkdir -p /tmp/store && cp /fixtures/test.iso /tmp/store/demo.iso
+cat > /tmp/msdav.toml <<EOT
+[server]
+listen = "0.0.0.0:8080"
+open_share = true
+[storage]
+root = "/tmp/store"
+[gadget]
+mode = "configfs"
+drives = 2
+EOT
+echo
+echo "=== msdav demo VM: the USB host side is this VM's kernel; watch for sr0/sda below ==="
+dmesg -n 1
+(while true; do dmesg -c | grep -E "sr0|sd[a-z]|usb 1-1|Direct-Access|CD-ROM" ; sleep 1; done) &
+/msdav serve -config /tmp/msdav.toml 2>&1 | grep -v level=INFO &
+sleep 1
+echo "=== try: curl -X PUT -d '{\"image\":\"demo.iso\",\"cdrom\":true}' http://127.0.0.1:8080/api/drives/0 ==="
+echo "=== a shell follows (ls /dev/sr0, mount /dev/sr0 /mnt); Ctrl-A X quits qemu ==="
+setsid cttyhack sh
+poweroff -f
+`
