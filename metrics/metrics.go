@@ -75,7 +75,11 @@ func (m *Recorder) Wrap(h http.Handler) http.Handler {
 		rec := &recorder{ResponseWriter: w, code: http.StatusOK}
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {
+			// Count on a shallow copy: net/http decides, from the type of the
+			// original request's Body, whether a refused Expect: 100-continue
+			// upload may be answered without reading (and so sending) it.
 			body = &countingBody{ReadCloser: r.Body}
+			r = r.WithContext(r.Context())
 			r.Body = body
 		}
 		h.ServeHTTP(rec, r)

@@ -1,10 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -178,6 +190,74 @@ func TestMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, cert, key)
+	cfg := testConfig(t)
+	cfg.Server.TLSCert, cfg.Server.TLSKey = cert, key
+	base, _ := startServe(t, cfg)
+	base = strings.Replace(base, "http://", "https://", 1)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := c.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("TLS healthz: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if resp, err := http.Get(strings.Replace(base, "https://", "http://", 1) + "/healthz"); err == nil && resp.StatusCode == 200 {
+		t.Error("plain HTTP answered on the TLS port")
+	}
+}
+
+func writeSelfSigned(t *testing.T, certPath, keyPath string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(k)
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+}
+
+// A refused upload (401, 423) answers before the client sends the body:
+// with Expect: 100-continue, no "100 Continue" comes first.
+func TestExpectContinueRefusedEarly(t *testing.T) {
+	cfg := testConfig(t)
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(cfg.Auth.Htpasswd, []byte("admin:"+string(h)+"\n"), 0o600)
+	base, _ := startServe(t, cfg)
+	for _, tc := range []struct {
+		auth string
+		want string
+	}{
+		{"", "401"},
+		{"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("admin:pw")) + "\r\n", "100"},
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "PUT /dav/big.iso HTTP/1.1\r\nHost: x\r\n%sContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n", tc.auth)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if !strings.Contains(line, " "+tc.want+" ") {
+			t.Errorf("auth %q: first line %q, want %s", tc.auth, line, tc.want)
 		}
 	}
 }
