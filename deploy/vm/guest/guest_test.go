@@ -245,6 +245,19 @@ drives = 2
 			t.Fatalf("the host's file is not in the image after eject (%v)", err)
 		}
 	})
+	t.Run("msdav drive acts on configfs directly", func(t *testing.T) {
+		out, err := exec.Command("/msdav", "drive", "-config", "/tmp/msdav.toml", "-i", "1", "-set-cdrom=0", "-set-rw=0", "-set-image", "/tmp/store/test.iso").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Image file:  /tmp/store/test.iso\nCD/DVD flag: no\nRW flag:     no") {
+			t.Fatalf("msdav drive attach: %v\n%s", err, out)
+		}
+		if _, m := call(t, "GET", "/api/drives/1", ""); m["image"] != "test.iso" {
+			t.Errorf("the server does not see the CLI's attach: %v", m)
+		}
+		out, err = exec.Command("/msdav", "drive", "-config", "/tmp/msdav.toml", "-i", "1", "-eject").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "Image file:  \n") {
+			t.Fatalf("msdav drive eject: %v\n%s", err, out)
+		}
+	})
 	t.Run("refusals", func(t *testing.T) {
 		f, _ := os.Create("/tmp/store/huge.iso")
 		f.Truncate(2600 << 20) // sparse, over the CD limit
