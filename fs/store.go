@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -336,8 +337,7 @@ type Upload struct {
 	f        *os.File
 	done     func()
 	Expected int64 // -1 when unknown
-	mu       sync.Mutex
-	received int64
+	received atomic.Int64
 }
 
 // Create starts an atomic write of rel. expected is the announced size, -1 if unknown.
@@ -378,23 +378,41 @@ func (s *Store) Uploading(rel string) (*Upload, bool) {
 // Write appends to the temp file.
 func (u *Upload) Write(p []byte) (int, error) {
 	n, err := u.f.Write(p)
-	u.mu.Lock()
-	u.received += int64(n)
-	u.mu.Unlock()
+	u.received.Add(int64(n))
 	return n, err
 }
 
-// ReadFrom copies r into the temp file, keeping the kernel's fast paths.
+// copyBufs holds the buffers uploads stream through: 1 MiB makes a few
+// large writes instead of many 32 KiB ones (measured by make bench).
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// ReadFrom copies r into the temp file until r says io.EOF; any other error
+// (a client that hung up mid-body) is returned, so the caller aborts.
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
-	return io.Copy(struct{ io.Writer }{u}, r)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			w, werr := u.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 // Received is how many bytes arrived so far.
-func (u *Upload) Received() int64 {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.received
-}
+func (u *Upload) Received() int64 { return u.received.Load() }
 
 // File is the temp file, for callers that need *os.File (seek, stat).
 func (u *Upload) File() *os.File { return u.f }
