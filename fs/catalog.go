@@ -16,6 +16,17 @@ const tempPrefix = ".msdav-"
 // uploadPrefix starts the name of an upload's temp file.
 const uploadPrefix = tempPrefix + "upload-"
 
+// stale reports a temp file a crash can leave: an upload, or the copy or
+// parked old version of a move between parts.
+func stale(name string) bool {
+	for _, p := range []string{uploadPrefix, tempPrefix + "move-", tempPrefix + "old-"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Internal reports whether name is a file the store keeps for itself.
 func Internal(name string) bool { return strings.HasPrefix(name, tempPrefix) }
 

@@ -125,13 +125,13 @@ func (s *Store) sweep() error {
 	for _, pm := range pms {
 		isPart[pm.rel] = true
 	}
-	var stale []string
+	var leftovers []string
 	s.walk(".", isPart, func(p string, fi os.FileInfo) {
-		if strings.HasPrefix(fi.Name(), uploadPrefix) {
-			stale = append(stale, p)
+		if stale(fi.Name()) {
+			leftovers = append(leftovers, p)
 		}
 	})
-	if len(stale) == 0 {
+	if len(leftovers) == 0 {
 		return nil
 	}
 	done, err := s.Write(context.Background(), "sweep stale uploads")
@@ -140,7 +140,7 @@ func (s *Store) sweep() error {
 	}
 	defer done()
 	var errs []error
-	for _, p := range stale {
+	for _, p := range leftovers {
 		s.log.Info("removing stale upload temp", "path", p)
 		if err := s.root.Remove(p); err != nil {
 			errs = append(errs, err)
