@@ -106,6 +106,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// RFC 4918 reads a missing Depth as infinity; we bound it to one level.
 			r.Header.Set("Depth", "1")
 		}
+		if h.propfind(w, r, name) {
+			return
+		}
 	case http.MethodDelete:
 		if err := h.mutable(name); err != nil {
 			h.fail(w, r, err)
