@@ -14,41 +14,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/gadget/gadgettest"
 )
 
-// fakeGadget lays out what configfs shows for a bound msdav gadget with
-// two drives, as plain files. It has none of the kernel's behaviour (host
-// locks, ro fallback, enumeration): make vmtest covers those.
 func fakeGadget(t *testing.T) *gadget.Gadget {
 	t.Helper()
-	root := t.TempDir()
-	udc := filepath.Join(root, "udc")
-	os.MkdirAll(filepath.Join(udc, "dummy_udc.0"), 0o755)
-	old := gadget.UDCClass
-	gadget.UDCClass = udc
-	t.Cleanup(func() { gadget.UDCClass = old })
-	cfg := conf.Default().Gadget
-	cfg.Configfs = filepath.Join(root, "configfs")
-	cfg.Drives = 2
-	g := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name)
-	os.MkdirAll(filepath.Join(g, "configs", "c.1", "strings", "0x409"), 0o755)
-	os.WriteFile(filepath.Join(g, "configs", "c.1", "strings", "0x409", "configuration"), []byte("msdav\n"), 0o644)
-	os.WriteFile(filepath.Join(g, "UDC"), []byte("dummy_udc.0\n"), 0o644)
-	for _, fn := range []string{"mass_storage.usb0", "mass_storage.usb1"} {
-		lun := filepath.Join(g, "functions", fn, "lun.0")
-		os.MkdirAll(lun, 0o755)
-		for a, v := range map[string]string{"file": "\n", "ro": "1\n", "cdrom": "0\n", "removable": "1\n", "forced_eject": "\n"} {
-			os.WriteFile(filepath.Join(lun, a), []byte(v), 0o644)
-		}
-	}
-	gd, err := gadget.Open(cfg, nil)
+	g, err := gadget.Open(gadgettest.Bound(t, 2), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gd
+	return g
 }
 
 type env struct {

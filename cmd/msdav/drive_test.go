@@ -7,34 +7,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/gadget/gadgettest"
 )
 
-// fakeConfigfs lays out a bound msdav gadget with one drive as plain files;
-// the real kernel is exercised by make vmtest.
-func fakeConfigfs(t *testing.T) (cfgFile, lun string) {
+// fakeConfigfs writes a config pointing at a fake bound gadget with one drive.
+func fakeConfigfs(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "udc", "dummy_udc.0"), 0o755)
-	old := gadget.UDCClass
-	gadget.UDCClass = filepath.Join(root, "udc")
-	t.Cleanup(func() { gadget.UDCClass = old })
-	g := filepath.Join(root, "configfs", "usb_gadget", "msdav")
-	os.MkdirAll(filepath.Join(g, "configs", "c.1", "strings", "0x409"), 0o755)
-	os.WriteFile(filepath.Join(g, "configs", "c.1", "strings", "0x409", "configuration"), []byte("msdav\n"), 0o644)
-	os.WriteFile(filepath.Join(g, "UDC"), []byte("dummy_udc.0\n"), 0o644)
-	lun = filepath.Join(g, "functions", "mass_storage.usb0", "lun.0")
-	os.MkdirAll(lun, 0o755)
-	for a, v := range map[string]string{"file": "\n", "ro": "1\n", "cdrom": "0\n", "removable": "1\n", "forced_eject": "\n"} {
-		os.WriteFile(filepath.Join(lun, a), []byte(v), 0o644)
-	}
-	cfgFile = filepath.Join(root, "msdav.toml")
-	os.WriteFile(cfgFile, []byte("[storage]\nroot = \""+filepath.Join(root, "store")+"\"\n[gadget]\nconfigfs = \""+filepath.Join(root, "configfs")+"\"\n"), 0o644)
-	return cfgFile, lun
+	g := gadgettest.Bound(t, 1)
+	cfgFile := filepath.Join(t.TempDir(), "msdav.toml")
+	os.WriteFile(cfgFile, []byte("[storage]\nroot = \""+t.TempDir()+"\"\n[gadget]\nconfigfs = \""+g.Configfs+"\"\n"), 0o644)
+	return cfgFile
 }
 
 func TestDriveCommand(t *testing.T) {
-	cfg, _ := fakeConfigfs(t)
+	cfg := fakeConfigfs(t)
 	img := filepath.Join(t.TempDir(), "flash.img")
 	os.WriteFile(img, make([]byte, 4096), 0o644)
 	var out, errb bytes.Buffer

@@ -1,0 +1,42 @@
+// Package gadgettest lays out a fake configfs for tests of code above the
+// gadget (API, CLI): plain files shaped like a bound msdav gadget.
+package gadgettest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/gadget"
+)
+
+// Bound makes a bound msdav gadget with drives empty drives under a temp
+// directory and points gadget.UDCClass at a fake UDC list for the test's
+// duration. It has none of the kernel's behaviour (host locks, ro
+// fallback, enumeration): make vmtest covers those on a real kernel.
+func Bound(t testing.TB, drives int) conf.Gadget {
+	t.Helper()
+	root := t.TempDir()
+	udc := filepath.Join(root, "udc")
+	os.MkdirAll(filepath.Join(udc, "dummy_udc.0"), 0o755)
+	old := gadget.UDCClass
+	gadget.UDCClass = udc
+	t.Cleanup(func() { gadget.UDCClass = old })
+	cfg := conf.Default().Gadget
+	cfg.Configfs = filepath.Join(root, "configfs")
+	cfg.Drives = drives
+	g := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name)
+	os.MkdirAll(filepath.Join(g, "configs", "c.1", "strings", "0x409"), 0o755)
+	os.WriteFile(filepath.Join(g, "configs", "c.1", "strings", "0x409", "configuration"), []byte("msdav\n"), 0o644)
+	os.WriteFile(filepath.Join(g, "UDC"), []byte("dummy_udc.0\n"), 0o644)
+	for i := 0; i < drives; i++ {
+		lun := filepath.Join(g, "functions", fmt.Sprintf("mass_storage.usb%d", i), "lun.0")
+		os.MkdirAll(lun, 0o755)
+		for a, v := range map[string]string{"file": "\n", "ro": "1\n", "cdrom": "0\n", "removable": "1\n", "forced_eject": "\n"} {
+			os.WriteFile(filepath.Join(lun, a), []byte(v), 0o644)
+		}
+	}
+	return cfg
+}
