@@ -98,6 +98,26 @@ func (a *Server) Watch(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 			a.holdRW()
+			a.flushRW()
+		}
+	}
+}
+
+// flushRW fsyncs every image attached rw, so at most about one Watch
+// interval of what the target host wrote can be lost to a power cut.
+func (a *Server) flushRW() {
+	ds, err := a.g.Drives()
+	if err != nil {
+		return
+	}
+	for _, d := range ds {
+		if d.File == "" || !d.RW {
+			continue
+		}
+		if rel, ok := a.store.Rel(d.File); ok {
+			if err := a.store.Flush(rel); err != nil {
+				a.log.Warn("cannot flush a rw drive's image", "drive", d.Index, "err", err)
+			}
 		}
 	}
 }
@@ -345,10 +365,19 @@ func (a *Server) eject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	force := r.URL.Query().Get("force")
+	before, _ := a.g.Drive(i)
 	d, err := a.g.Eject(i, force == "1" || force == "true")
 	if err != nil {
 		a.driveError(w, err)
 		return
+	}
+	if before.RW && before.File != "" {
+		// The kernel closes the file without syncing it.
+		if rel, ok := a.store.Rel(before.File); ok {
+			if err := a.store.Flush(rel); err != nil {
+				a.log.Warn("cannot flush an ejected image", "drive", i, "err", err)
+			}
+		}
 	}
 	a.holdRW()
 	writeJSON(w, http.StatusOK, a.show(d))
