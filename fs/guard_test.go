@@ -203,3 +203,26 @@ func BenchmarkRemountCycle(b *testing.B) {
 		}
 	}
 }
+
+// Open on a store that cannot go ro (a file held open for writing, as the
+// kernel holds an image attached rw across a crash) serves anyway and goes
+// ro once the file is closed.
+func TestOpenWhileBusy(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	mountExt4(t, dir, 64)
+	f, err := os.Create(filepath.Join(dir, "rw.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openGuarded(t, dir, 50*time.Millisecond)
+	if isRO(t, dir) {
+		t.Fatal("ro although a file is open for writing")
+	}
+	imgs, err := s.Images(context.Background())
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("store not serving: %v %v", imgs, err)
+	}
+	f.Close()
+	waitRO(t, dir, 10*time.Second)
+}

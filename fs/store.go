@@ -106,7 +106,18 @@ func Open(o Options) (*Store, error) {
 		s.log.Warn("could not remove stale upload temps", "err", err)
 	}
 	if s.guard != nil {
-		if err := s.guard.settleNow(10 * time.Second); err != nil {
+		err := s.guard.settleNow(time.Second)
+		switch {
+		case isBusy(err):
+			// A file is open for writing: after a crash, most likely a drive
+			// still attached rw, which the kernel keeps open. Serve anyway;
+			// the guard goes ro once nothing writes.
+			o.Log.Warn("store busy, staying rw until nothing writes (a drive attached rw?)", "mount", s.guard.mnt)
+			s.guard.mu.Lock()
+			s.guard.retry = 100 * time.Millisecond
+			s.guard.schedule(s.guard.grace)
+			s.guard.mu.Unlock()
+		case err != nil:
 			r.Close()
 			return nil, fmt.Errorf("put store back to ro: %w", err)
 		}

@@ -56,6 +56,15 @@ func TestPowerLossBefore(t *testing.T) {
 		t.Fatalf("attach rw: %d %v", code, m)
 	}
 	waitFor(t, "the flash drive", 20*time.Second, func() bool { return deviceSize("/dev/sda") == 64<<20 })
+	// A crash of msdav with a drive attached rw: the restart must come up
+	// (the kernel still holds the image open for writing, so the store
+	// cannot go ro) and report the drive as it is.
+	server.Process.Kill()
+	server.Wait()
+	startMsdav(t)
+	if code, m := call(t, "GET", "/api/drives/0", ""); code != 200 || m["image"] != "rw.img" || m["rw"] != true {
+		t.Fatalf("after kill -9 with a rw drive: %d %v", code, m)
+	}
 	os.MkdirAll("/mnt/f", 0o755)
 	run(t, "mount", "-t", "vfat", "/dev/sda", "/mnt/f")
 	os.WriteFile("/mnt/f/SAVED.TXT", []byte("written and synced by the host before the power cut"), 0o644)
