@@ -480,3 +480,28 @@ func FuzzParseIf(f *testing.F) {
 	f.Add("<http://x/y> (<a>)")
 	f.Fuzz(func(t *testing.T, s string) { parseIf(s) })
 }
+
+// XML entity tricks (billion laughs) expand nothing: Go's decoder knows no
+// DTD entities, so the body is refused quickly.
+func TestXMLEntityTricks(t *testing.T) {
+	ts := newServer(t, "")
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">`)
+	prev := "lol"
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, `<!ENTITY lol%d "%s">`, i, strings.Repeat("&"+prev+";", 10))
+		prev = fmt.Sprintf("lol%d", i)
+	}
+	b.WriteString(`]><D:propfind xmlns:D="DAV:"><D:prop><D:x>&lol9;</D:x></D:prop></D:propfind>`)
+	for _, m := range []string{"PROPFIND", "PROPPATCH", "LOCK"} {
+		start := time.Now()
+		r := ts.do(t, m, "/dav/", strings.NewReader(b.String()), "Depth", "0")
+		body := readAll(r)
+		if r.StatusCode < 400 || strings.Contains(body, "lollol") {
+			t.Errorf("%s with entity expansion: %d %q", m, r.StatusCode, body)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s took %s", m, took)
+		}
+	}
+}

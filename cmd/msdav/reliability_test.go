@@ -21,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/gadget/gadgettest"
 )
 
 var (
@@ -251,9 +253,19 @@ func TestLoad(t *testing.T) {
 		t.Skip("load test")
 	}
 	cfg := testConfig(t)
+	// A fake configfs (plain files) so attach/eject loops run through the
+	// whole API and gadget code; the kernel side is make vmtest's.
+	cfg.Gadget = gadgettest.Bound(t, 2)
+	cfg.Gadget.Mode = conf.ModeConfigfs
+	os.WriteFile(filepath.Join(cfg.Storage.Root, "boot.iso"), make([]byte, 1<<20), 0o644)
 	before := runtime.NumGoroutine()
 	base, stop := startServe(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// 15 s in CI; MSDAV_LOAD_SECONDS=60 for the full minute.
+	secs := 15
+	if v, err := strconv.Atoi(os.Getenv("MSDAV_LOAD_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -261,6 +273,32 @@ func TestLoad(t *testing.T) {
 	errs := make(chan error, 64)
 	tr := &http.Transport{MaxIdleConnsPerHost: 32}
 	c := &http.Client{Transport: tr}
+	var attaches int64
+	for d := 0; d < 2; d++ {
+		wg.Add(1)
+		go func(d int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				for _, rq := range []struct{ method, body string }{{"PUT", `{"image":"boot.iso","cdrom":true}`}, {"DELETE", ""}} {
+					req, _ := http.NewRequest(rq.method, fmt.Sprintf("%s/api/drives/%d", base, d), strings.NewReader(rq.body))
+					resp, err := c.Do(req)
+					if err != nil {
+						errs <- err
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						errs <- fmt.Errorf("%s drive %d: %d", rq.method, d, resp.StatusCode)
+						return
+					}
+				}
+				mu.Lock()
+				attaches++
+				mu.Unlock()
+			}
+		}(d)
+	}
 	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -312,7 +350,7 @@ func TestLoad(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("16 clients: %d requests, %d MiB moved, all intact", ops, bytesMoved>>20)
+	t.Logf("16 clients: %d requests, %d MiB moved, all intact; %d attach/eject cycles on 2 drives", ops, bytesMoved>>20, attaches)
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before+2 {
 		if time.Now().After(deadline) {
