@@ -242,3 +242,27 @@ func FuzzDecodeAttach(f *testing.F) {
 		}
 	})
 }
+
+// Creating an image bigger than the free space is a clear 507, and leaves nothing.
+func TestCreateImageFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a small tmpfs as the store")
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	os.MkdirAll(dir, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	e := newEnv(t, nil, errors.New("none"), fs.Options{Root: dir})
+	code, m := e.call(t, "POST", "/api/images", `{"path":"big.img","size":"64M"}`)
+	if code != 507 || !strings.Contains(m["error"].(string), "do not fit") {
+		t.Errorf("64M image on an 8M disk: %d %v", code, m)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+	if code, _ := e.call(t, "GET", "/api/images", ""); code != 200 {
+		t.Errorf("catalog after the refusal: %d", code)
+	}
+}

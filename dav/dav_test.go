@@ -505,3 +505,50 @@ func TestXMLEntityTricks(t *testing.T) {
 		}
 	}
 }
+
+// A symlink swapped in while requests run (a folder replaced by a link to
+// outside, over and over) never lets a request out: os.Root resolves every
+// component under the store root at the moment of each call.
+func TestSymlinkSwappedDuringRequests(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "store")
+	out := filepath.Join(base, "outside")
+	os.MkdirAll(filepath.Join(root, "d"), 0o755)
+	os.MkdirAll(out, 0o755)
+	os.WriteFile(filepath.Join(root, "d", "f.iso"), []byte("inside"), 0o644)
+	os.WriteFile(filepath.Join(out, "f.iso"), []byte("SECRET"), 0o644)
+	ts := newServer(t, root)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Rename(filepath.Join(root, "d"), filepath.Join(root, "d.real"))
+			os.Symlink(out, filepath.Join(root, "d"))
+			os.Remove(filepath.Join(root, "d"))
+			os.Rename(filepath.Join(root, "d.real"), filepath.Join(root, "d"))
+		}
+	}()
+	leaks := 0
+	for i := 0; i < 500; i++ {
+		r := ts.do(t, "GET", "/dav/d/f.iso", nil)
+		if strings.Contains(readAll(r), "SECRET") {
+			leaks++
+		}
+		r = ts.do(t, "PROPFIND", "/dav/d/", nil, "Depth", "1")
+		readAll(r)
+	}
+	close(stop)
+	<-done
+	if leaks > 0 {
+		t.Errorf("%d of 500 GETs read through a swapped-in symlink", leaks)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "f.iso")); string(b) != "SECRET" {
+		t.Error("the outside file changed")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"syscall"
 
 	"github.com/msdav/msdav/fs"
 )
@@ -26,6 +27,11 @@ func Create(ctx context.Context, s *fs.Store, rel string, size int64, o Options)
 		return fmt.Errorf("%s %w: pick another name or delete it first", rel, ErrExists)
 	} else if !errors.Is(err, iofs.ErrNotExist) {
 		return err
+	}
+	// The image is sparse, but the target host will fill it: one larger
+	// than the free space would fail it with I/O errors mid-write.
+	if part, err := s.Usage(ctx, rel); err == nil && uint64(size) > part.Free {
+		return fmt.Errorf("%s: %d bytes do not fit in the %d free on %s: %w", rel, size, part.Free, part.Path, syscall.ENOSPC)
 	}
 	u, err := s.Create(ctx, rel, size)
 	if err != nil {
