@@ -390,7 +390,7 @@ func TestTraversalNeverLeavesTheStore(t *testing.T) {
 	ts := newServer(t, root)
 	for _, p := range []string{
 		"/dav/../secret", "/dav/%2e%2e/secret", "/dav/%2e%2e%2fsecret", "/dav/..%2fsecret", `/dav/..\secret`,
-		"/dav/link/secret", "/dav/s.iso", "/dav/x/../../secret", "/dav/%2E%2E/secret", "/dav/..%5csecret",
+		"/dav/link/secret", "/dav/s.iso", "/dav/x/../../secret", "/dav/%2E%2E/secret", "/dav/..%5csecret", "/dav/a%00b/../../secret",
 	} {
 		for _, method := range []string{"GET", "PROPFIND", "DELETE", "PUT"} {
 			c, err := net.Dial("tcp", ts.Listener.Addr().String())
