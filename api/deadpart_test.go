@@ -67,7 +67,9 @@ func TestDriveAPIWithDeadPart(t *testing.T) {
 		if d.dead.Load() {
 			close(d.release)
 		}
-		srv.Unmount()
+		if srv.Unmount() != nil {
+			exec.Command("umount", "-l", nfs).Run()
+		}
 	})
 	d.dead.Store(true)
 	e := newEnv(t, fakeGadget(t), nil, fs.Options{Root: dir, PartTimeout: 300 * time.Millisecond})
