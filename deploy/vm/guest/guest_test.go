@@ -32,7 +32,7 @@ func startMsdav(t *testing.T) {
 	if err := server.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 100; i++ {
+	for i := 0; i < 300; i++ { // 15 s: TCG on a loaded CI machine is slow
 		if r, err := http.Get(base + "/healthz"); err == nil {
 			r.Body.Close()
 			return

@@ -81,6 +81,7 @@ func TestPowerLossBefore(t *testing.T) {
 	pw.Write(make([]byte, 8<<20))
 	time.Sleep(500 * time.Millisecond)
 	fmt.Println("POWER-CUT now")
+	time.Sleep(300 * time.Millisecond) // let the console drain; nothing is synced meanwhile
 	os.WriteFile("/proc/sys/kernel/sysrq", []byte("1"), 0o644)
 	os.WriteFile("/proc/sysrq-trigger", []byte("b"), 0o200)
 	time.Sleep(10 * time.Second)
