@@ -58,14 +58,14 @@ type proc struct {
 	base string
 }
 
-func startProc(t *testing.T, cfgBody string) *proc {
+func startProc(t *testing.T, cfgBody string, flags ...string) *proc {
 	t.Helper()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
 	cfg := filepath.Join(t.TempDir(), "msdav.toml")
 	os.WriteFile(cfg, []byte("[server]\nlisten = \""+addr+"\"\n"+cfgBody), 0o644)
-	cmd := exec.Command(msdavBinary(t), "serve", "-config", cfg)
+	cmd := exec.Command(msdavBinary(t), append([]string{"serve", "-config", cfg}, flags...)...)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "msdav.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

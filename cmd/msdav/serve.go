@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -48,8 +49,20 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	listen := f.String("listen", "", "listen `address`, overrides server.listen")
 	root := f.String("root", "", "store `directory`, overrides storage.root")
 	logFormat := f.String("log-format", "", "`text` or json, overrides server.log_format")
+	cpuProfile := f.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (for go tool pprof)")
 	if err := parse(f, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	cfg, err := loadConfig(*cfgPath, func(c *conf.Config) {
 		if *listen != "" {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,5 +260,30 @@ func TestExpectContinueRefusedEarly(t *testing.T) {
 		if !strings.Contains(line, " "+tc.want+" ") {
 			t.Errorf("auth %q: first line %q, want %s", tc.auth, line, tc.want)
 		}
+	}
+}
+
+// -cpuprofile writes a profile that is complete once msdav stops on
+// SIGTERM, and a path it cannot create is refused before serving.
+func TestCPUProfileFlag(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "missing", "cpu.pprof")
+	err := serveCmd([]string{"-root", t.TempDir(), "-cpuprofile", bad}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "cpu profile") {
+		t.Fatalf("unwritable profile path: %v", err)
+	}
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	p := startProc(t, "[storage]\nroot = \""+t.TempDir()+"\"\n[gadget]\nmode = \"disabled\"\n", "-cpuprofile", prof)
+	for i := 0; i < 20; i++ {
+		if r, err := http.Get(p.base + "/dav/"); err == nil {
+			r.Body.Close()
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile is not a gzipped pprof file: %v, %d bytes", err, len(b))
 	}
 }
