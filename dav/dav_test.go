@@ -48,7 +48,7 @@ type testServer struct {
 	url   string // the share's root, with a trailing slash
 }
 
-func newServer(t *testing.T, root string) *testServer {
+func newServer(t testing.TB, root string) *testServer {
 	t.Helper()
 	if root == "" {
 		root = t.TempDir()

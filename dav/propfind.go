@@ -1,7 +1,6 @@
 package dav
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/xml"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/msdav/msdav/fs"
 	"golang.org/x/net/webdav"
 )
 
@@ -52,57 +50,51 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 		return false
 	}
 	type entry struct {
-		rel      string
+		name     string // "" for the resource asked about
 		fi       os.FileInfo
 		sidecars bool // a property sidecar exists
 	}
 	_, scErr := h.store.Root().Lstat(sidecar(rl))
-	entries := []entry{{rel: rl, fi: self, sidecars: scErr == nil}}
+	entries := []entry{{fi: self, sidecars: scErr == nil}}
 	if self.IsDir() && depth == "1" {
-		// The folder as a root of its own: each child is one fstatat on
-		// its descriptor, not a walk from the store root.
-		dir, err := h.store.Root().OpenRoot(rl)
+		list, hidden, err := h.store.List(rl)
 		if err != nil {
 			return false
 		}
-		defer dir.Close()
-		d, err := dir.Open(".")
-		if err != nil {
-			return false
-		}
-		list, err := d.Readdirnames(-1)
-		d.Close()
-		if err != nil {
-			return false
-		}
-		sort.Strings(list)
 		have := map[string]bool{}
-		for _, n := range list {
+		for _, n := range hidden {
 			if s, ok := strings.CutPrefix(n, sidecarPrefix); ok {
 				have[s] = true
 			}
 		}
-		for _, n := range list {
-			if fs.Internal(n) {
-				continue
-			}
-			p := path.Join(rl, n)
-			fi, err := dir.Stat(n)
-			if err != nil {
-				continue // dangling symlink, or one leaving the folder: not listed
-			}
-			entries = append(entries, entry{rel: p, fi: fi, sidecars: have[n]})
+		for i := range list {
+			entries = append(entries, entry{name: list[i].Name(), fi: &list[i], sidecars: have[list[i].Name()]})
 		}
 	}
 
+	selfHref := h.prefix + "/"
+	if rl != "." {
+		selfHref += rl
+	}
+	if self.IsDir() && !strings.HasSuffix(selfHref, "/") {
+		selfHref += "/"
+	}
+	selfHrefXML := appendHref(nil, selfHref)
+
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusMultiStatus)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
+	// One buffer, written out every 64 KiB: a 10,000-entry answer is
+	// about 2 MB, and building it is, after the stats, what costs.
+	b := make([]byte, 0, 80<<10)
+	b = append(b, `<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`...)
 	for _, e := range entries {
-		dead := map[xml.Name]webdav.Property{}
+		erel := rl
+		if e.name != "" {
+			erel = path.Join(rl, e.name)
+		}
+		var dead map[xml.Name]webdav.Property
 		if e.sidecars || e.fi.IsDir() {
-			if m, err := h.fsys.props.deadProps(e.rel, e.fi.IsDir()); err == nil {
+			if m, err := h.fsys.props.deadProps(erel, e.fi.IsDir()); err == nil {
 				dead = m
 			}
 		}
@@ -110,46 +102,87 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 		if all {
 			want = allpropNames(e.fi.IsDir(), dead)
 		}
-		href := h.prefix + "/"
-		if e.rel != "." {
-			href += e.rel
+		b = append(b, "<D:response><D:href>"...)
+		b = append(b, selfHrefXML...)
+		if e.name != "" {
+			b = appendHref(b, e.name)
+			if e.fi.IsDir() {
+				b = append(b, '/')
+			}
 		}
-		if e.fi.IsDir() && !strings.HasSuffix(href, "/") {
-			href += "/"
-		}
-		bw.WriteString("<D:response><D:href>")
-		xml.EscapeText(bw, []byte((&url.URL{Path: href}).EscapedPath()))
-		bw.WriteString("</D:href>")
+		b = append(b, "</D:href>"...)
 		var missing []xml.Name
 		okStarted := false
 		for _, pn := range want {
-			v, found := h.propValue(e.rel, e.fi, pn, dead)
+			mark := len(b)
+			if !okStarted {
+				b = append(b, "<D:propstat><D:prop>"...)
+			}
+			var found bool
+			if p, ok := dead[pn]; ok {
+				b, found = appendProp(b, p), true
+			} else if pn.Space == "DAV:" {
+				b, found = appendLive(b, path.Base(erel), e.name == "" && rl == ".", e.fi, pn.Local)
+			}
 			if !found {
+				b = b[:mark]
 				missing = append(missing, pn)
 				continue
 			}
-			if !okStarted {
-				bw.WriteString("<D:propstat><D:prop>")
-				okStarted = true
-			}
-			writeProp(bw, v)
+			okStarted = true
 		}
 		if okStarted {
-			bw.WriteString("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>")
+			b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
 		}
 		if len(missing) > 0 {
-			bw.WriteString("<D:propstat><D:prop>")
+			b = append(b, "<D:propstat><D:prop>"...)
 			for _, pn := range missing {
-				writeProp(bw, webdav.Property{XMLName: pn})
+				b = appendProp(b, webdav.Property{XMLName: pn})
 			}
-			bw.WriteString("</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>")
+			b = append(b, "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"...)
 		}
-		bw.WriteString("</D:response>")
+		b = append(b, "</D:response>"...)
+		if len(b) >= 64<<10 {
+			if _, err := w.Write(b); err != nil {
+				return true // the client left; the status is out already
+			}
+			b = b[:0]
+		}
 	}
-	bw.WriteString("</D:multistatus>")
-	bw.Flush()
+	b = append(b, "</D:multistatus>"...)
+	w.Write(b)
 	return true
 }
+
+// appendHref appends p, a path or one name, URL-escaped as x/net/webdav
+// escapes hrefs and then XML-escaped. Plain names, the usual case, are
+// copied as they are.
+func appendHref(b []byte, p string) []byte {
+	plain := true
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '/') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return append(b, p...)
+	}
+	esc := (&url.URL{Path: "/" + p}).EscapedPath()[1:]
+	return appendXMLText(b, esc)
+}
+
+// appendXMLText appends s escaped as XML character data.
+func appendXMLText(b []byte, s string) []byte {
+	sink := byteSink{b}
+	xml.EscapeText(&sink, []byte(s))
+	return sink.b
+}
+
+type byteSink struct{ b []byte }
+
+func (s *byteSink) Write(p []byte) (int, error) { s.b = append(s.b, p...); return len(p), nil }
 
 // parsePropfind reads a PROPFIND body: the property names asked for, or
 // allprop (also for an empty body). ok is false for propname, include, or
@@ -232,76 +265,83 @@ func allpropNames(isDir bool, dead map[xml.Name]webdav.Property) []xml.Name {
 const supportedLock = `<D:lockentry xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>` +
 	`<D:lockentry xmlns:D="DAV:"><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`
 
-// propValue is one property of one resource: dead ones first, then live.
-func (h *Handler) propValue(rel string, fi os.FileInfo, pn xml.Name, dead map[xml.Name]webdav.Property) (webdav.Property, bool) {
-	if p, ok := dead[pn]; ok {
-		return p, true
-	}
-	if pn.Space != "DAV:" {
-		return webdav.Property{}, false
-	}
+// appendLive appends the live property local of a resource named name
+// (the store's root when isRoot), in the shape x/net/webdav gives it; it
+// reports false for a property the resource does not have.
+func appendLive(b []byte, name string, isRoot bool, fi os.FileInfo, local string) ([]byte, bool) {
 	isDir := fi.IsDir()
-	var v string
-	switch pn.Local {
+	open := func() {
+		b = append(b, '<')
+		b = append(b, local...)
+		b = append(b, ` xmlns="DAV:">`...)
+	}
+	switch local {
 	case "resourcetype":
-		if isDir {
-			v = `<D:collection xmlns:D="DAV:"/>`
+		if !isDir {
+			return append(b, `<resourcetype xmlns="DAV:"/>`...), true
 		}
+		open()
+		b = append(b, `<D:collection xmlns:D="DAV:"/>`...)
 	case "displayname":
-		if rel != "." {
-			v = xmlText(path.Base(rel))
+		if isRoot {
+			return append(b, `<displayname xmlns="DAV:"/>`...), true
 		}
+		open()
+		b = appendXMLText(b, name)
 	case "getlastmodified":
-		v = fi.ModTime().UTC().Format(http.TimeFormat)
+		open()
+		b = fi.ModTime().UTC().AppendFormat(b, http.TimeFormat)
 	case "supportedlock":
-		v = supportedLock
+		open()
+		b = append(b, supportedLock...)
 	case "getcontentlength":
 		if isDir {
-			return webdav.Property{}, false
+			return b, false
 		}
-		v = strconv.FormatInt(fi.Size(), 10)
+		open()
+		b = strconv.AppendInt(b, fi.Size(), 10)
 	case "getcontenttype":
 		if isDir {
-			return webdav.Property{}, false
+			return b, false
 		}
-		v = xmlText(contentType(rel))
+		open()
+		b = appendXMLText(b, contentType(name))
 	case "getetag":
 		if isDir {
-			return webdav.Property{}, false
+			return b, false
 		}
-		v = xmlText(etag(fi))
+		open()
+		b = append(b, "&#34;"...)
+		b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 16)
+		b = strconv.AppendInt(b, fi.Size(), 16)
+		b = append(b, "&#34;"...)
 	default:
-		return webdav.Property{}, false
+		return b, false
 	}
-	return webdav.Property{XMLName: pn, InnerXML: []byte(v)}, true
+	b = append(b, "</"...)
+	b = append(b, local...)
+	return append(b, '>'), true
 }
 
-func xmlText(s string) string {
-	var b strings.Builder
-	xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// writeProp writes <local xmlns="space" xml:lang="..">inner</local>, the
+// appendProp appends <local xmlns="space" xml:lang="..">inner</local>, the
 // shape x/net/webdav gives a property.
-func writeProp(w *bufio.Writer, p webdav.Property) {
-	w.WriteByte('<')
-	w.WriteString(p.XMLName.Local)
-	w.WriteString(` xmlns="`)
-	xml.EscapeText(w, []byte(p.XMLName.Space))
-	w.WriteByte('"')
+func appendProp(b []byte, p webdav.Property) []byte {
+	b = append(b, '<')
+	b = append(b, p.XMLName.Local...)
+	b = append(b, ` xmlns="`...)
+	b = appendXMLText(b, p.XMLName.Space)
+	b = append(b, '"')
 	if p.Lang != "" {
-		w.WriteString(` xml:lang="`)
-		xml.EscapeText(w, []byte(p.Lang))
-		w.WriteByte('"')
+		b = append(b, ` xml:lang="`...)
+		b = appendXMLText(b, p.Lang)
+		b = append(b, '"')
 	}
 	if len(p.InnerXML) == 0 {
-		w.WriteString("/>")
-		return
+		return append(b, "/>"...)
 	}
-	w.WriteByte('>')
-	w.Write(p.InnerXML)
-	w.WriteString("</")
-	w.WriteString(p.XMLName.Local)
-	w.WriteByte('>')
+	b = append(b, '>')
+	b = append(b, p.InnerXML...)
+	b = append(b, "</"...)
+	b = append(b, p.XMLName.Local...)
+	return append(b, '>')
 }

@@ -3,6 +3,8 @@ package fs
 import (
 	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,3 +103,43 @@ func IsNoSpace(err error) bool { return errors.Is(err, unix.ENOSPC) || errors.Is
 
 // uid is this process's effective user, for explaining permission problems.
 func uid() int { return unix.Geteuid() }
+
+// statChildren stats names, entries of the folder open as dir, relative to
+// its descriptor and without following symlinks: one fstatat each, no path
+// walk, and a name from the listing cannot reach outside the folder. each
+// receives every answer in order; a name that vanished since the listing
+// gets ENOENT there.
+func statChildren(dir *os.File, names []string, each func(i int, e Entry, err error)) error {
+	rc, err := dir.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dir.Name(), err)
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		for i, n := range names {
+			if err := unix.Fstatat(int(fd), n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				each(i, Entry{}, &os.PathError{Op: "fstatat", Path: n, Err: err})
+				continue
+			}
+			each(i, entryFromStat(n, &st), nil)
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("list %s: %w", dir.Name(), cerr)
+	}
+	return nil
+}
+
+func entryFromStat(name string, st *unix.Stat_t) Entry {
+	e := Entry{name: name, size: st.Size, mtime: time.Unix(st.Mtim.Unix()), mode: os.FileMode(st.Mode & 0o777)}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		e.mode |= os.ModeDir
+	case unix.S_IFLNK:
+		e.mode |= os.ModeSymlink
+	case unix.S_IFREG:
+	default:
+		e.mode |= os.ModeIrregular
+	}
+	return e
+}
