@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,7 +36,8 @@ var (
 	work   = flag.String("work", "/var/tmp/msdav-bench", "work directory (on the disk to measure)")
 	msdav  = flag.String("msdav", "bin/msdav", "msdav binary")
 	plain  = flag.String("plain", "bin/plain", "plain x/net/webdav binary")
-	rounds = flag.Int("rounds", 3, "rounds per measurement (medians are reported)")
+	rounds = flag.Int("rounds", 5, "rounds per measurement (medians are reported)")
+	profile = flag.String("profile", "", "also write CPU profiles of msdav alone, one per operation, to this `directory`")
 	quick  = flag.Bool("quick", os.Getenv("BENCH_QUICK") != "", "small sizes, for development")
 	out    = flag.String("out", "BENCHMARKS.md", "where to write the report")
 )
@@ -68,26 +70,37 @@ func main() {
 		src := filepath.Join(*work, fmt.Sprintf("src-%d.bin", size))
 		makeSource(src, size)
 		label := human(size)
+		// dd takes its turn in the rotation like a server: the disk's
+		// state after the previous write weighs on whoever comes next.
 		for r := 0; r < *rounds; r++ {
-			table.add("PUT "+label+" + fsync", "dd conv=fsync", ddTime(src, filepath.Join(*work, "dd.out")))
-			for i := range peers {
-				s := peers[(i+r)%len(peers)]
-				table.add("PUT "+label+" + fsync", s.name, putTime(s, "big.bin", src, size))
+			for i := 0; i <= len(peers); i++ {
+				if k := (i + r) % (len(peers) + 1); k == len(peers) {
+					table.add("PUT "+label+" + fsync", "dd conv=fsync", ddTime(src, filepath.Join(*work, "dd.out")))
+				} else {
+					table.add("PUT "+label+" + fsync", peers[k].name, putTime(peers[k], "big.bin", src, size))
+				}
 			}
 		}
+		// Only the servers' copies stay, so "warm" is true for all of them.
+		os.Remove(filepath.Join(*work, "dd.out"))
+		os.Remove(src)
+		n := min(int64(64<<20), size/4)
 		for r := 0; r < *rounds; r++ {
 			for i := range peers {
 				s := peers[(i+r)%len(peers)]
+				warm(filepath.Join(s.root, "big.bin"))
 				table.add("GET "+label+" (warm)", s.name, getTime(s, "big.bin", "", size))
-				n := min(int64(64<<20), size/4)
-				table.add("GET "+label+" range "+human(n), s.name, getTime(s, "big.bin", fmt.Sprintf("bytes=%d-%d", size/2, size/2+n-1), n))
+				// A ranged GET is short, so it is sampled several times
+				// per round, at offsets spread over the file.
+				for k := int64(0); k < 5; k++ {
+					off := (size - n) * k / 4
+					table.add("GET "+label+" range "+human(n), s.name, getTime(s, "big.bin", fmt.Sprintf("bytes=%d-%d", off, off+n-1), n))
+				}
 			}
 		}
 		for _, s := range peers {
 			os.Remove(filepath.Join(s.root, "big.bin"))
 		}
-		os.Remove(filepath.Join(*work, "dd.out"))
-		os.Remove(src)
 	}
 	// PROPFIND Depth 1 of a folder with 10,000 entries.
 	for _, s := range servers {
@@ -98,7 +111,10 @@ func main() {
 		}
 	}
 	time.Sleep(2 * time.Second) // rclone's directory cache (1s) forgets the old listing
-	for r := 0; r < *rounds+2; r++ {
+	for _, s := range servers {
+		propfindTime(s, "many/") // dentries and inodes in cache for everyone
+	}
+	for r := 0; r < 4**rounds; r++ {
 		for i := range servers {
 			s := servers[(i+r)%len(servers)]
 			table.add("PROPFIND depth 1, 10,000 entries", s.name, propfindTime(s, "many/"))
@@ -106,6 +122,9 @@ func main() {
 	}
 	cycles, small := smallWrites()
 	rssSize, rss := peakRSS()
+	if *profile != "" {
+		profiles(*profile)
+	}
 
 	fmt.Fprintf(&report, "# msdav benchmarks\n\nWritten by `make bench` (bench/driver) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&report, "Machine: %s. Work directory %s on %s. Load before the run: %s. %d rounds, medians; servers interleaved, each on loopback.\n\n",
@@ -114,7 +133,7 @@ func main() {
 	fmt.Fprintf(&report, "\n## msdav alone\n\n")
 	fmt.Fprintf(&report, "- 1,000 small PUTs (4 KiB, 4 clients) with `storage.remount = true` on a real tmpfs: %s, %s remount cycle(s).\n", small, cycles)
 	fmt.Fprintf(&report, "- Peak RSS (VmHWM) of msdav during four concurrent %s uploads: %s.\n", human(rssSize), rss)
-	fmt.Fprintf(&report, "\nPUT times include an fsync of the written file by the client after the response, so every server is measured durable; msdav already fsynced before answering. Ratios are msdav's time divided by nginx's: below 1 is faster than nginx.\n")
+	fmt.Fprintf(&report, "\nPUT times include an fsync of the written file by the client after the response, so every server is measured durable; msdav already fsynced before answering. msdav/nginx is the median of per-round ratios, msdav's time divided by nginx's measured next to it in the same round: below 1 is faster than nginx; the per-round column gives the lowest and highest of those ratios. GETs are preceded by a read of the file, so the page cache is warm for every server. Ranged GETs are five per round and server, at offsets spread over the file.\n")
 	fmt.Print(report.String())
 	must(os.WriteFile(*out, report.Bytes(), 0o644))
 }
@@ -145,7 +164,7 @@ func median(ds []time.Duration) time.Duration {
 func (r *results) markdown() string {
 	cols := []string{"msdav", "nginx", "apache", "rclone", "plain", "dd conv=fsync"}
 	var b strings.Builder
-	b.WriteString("| measurement | " + strings.Join(cols, " | ") + " | msdav/nginx |\n|---|" + strings.Repeat("---|", len(cols)+1) + "\n")
+	b.WriteString("| measurement | " + strings.Join(cols, " | ") + " | msdav/nginx | per round |\n|---|" + strings.Repeat("---|", len(cols)+2) + "\n")
 	for _, row := range r.rows {
 		b.WriteString("| " + row + " |")
 		for _, c := range cols {
@@ -155,14 +174,28 @@ func (r *results) markdown() string {
 				b.WriteString(" |")
 			}
 		}
-		m, n := r.cells[row]["msdav"], r.cells[row]["nginx"]
-		if len(m) > 0 && len(n) > 0 {
-			fmt.Fprintf(&b, " %.2f |\n", float64(median(m))/float64(median(n)))
+		if mid, lo, hi, ok := pairedRatio(r.cells[row]["msdav"], r.cells[row]["nginx"]); ok {
+			fmt.Fprintf(&b, " **%.2f** | %.2f–%.2f |\n", mid, lo, hi)
 		} else {
-			b.WriteString(" |\n")
+			b.WriteString(" | |\n")
 		}
 	}
 	return b.String()
+}
+
+// pairedRatio divides each msdav sample by the nginx sample taken in the
+// same round, next to it in time, so that a slow moment of the machine
+// weighs on both; it gives the median and the extremes of those ratios.
+func pairedRatio(m, n []time.Duration) (mid, lo, hi float64, ok bool) {
+	if len(m) == 0 || len(m) != len(n) {
+		return 0, 0, 0, false
+	}
+	rs := make([]float64, len(m))
+	for i := range m {
+		rs[i] = float64(m[i]) / float64(n[i])
+	}
+	sort.Float64s(rs)
+	return rs[len(rs)/2], rs[0], rs[len(rs)-1], true
 }
 
 func fmtDur(d time.Duration) string {
@@ -235,12 +268,12 @@ func start(name, root, url string, cmd *exec.Cmd) *server {
 	return &server{name: name, url: url, root: root, cmd: cmd}
 }
 
-func startMsdav(name, root string, remount bool) *server {
+func startMsdav(name, root string, remount bool, flags ...string) *server {
 	must(os.MkdirAll(root, 0o755))
 	addr := freePort()
 	cfg := filepath.Join(*work, name+".toml")
 	must(os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\nlisten = %q\n[storage]\nroot = %q\nremount = %v\n[gadget]\nmode = \"disabled\"\n", addr, root, remount)), 0o644))
-	return start(name, root, "http://"+addr+"/dav/", exec.Command(*msdav, "serve", "-config", cfg))
+	return start(name, root, "http://"+addr+"/dav/", exec.Command(*msdav, append([]string{"serve", "-config", cfg}, flags...)...))
 }
 
 func startNginx() *server {
@@ -329,7 +362,23 @@ func makeSource(path string, size int64) {
 	exec.Command("sync").Run()
 }
 
+// warm reads a file through the page cache, so a GET measures the server
+// and not the disk.
+func warm(path string) {
+	f, err := os.Open(path)
+	must(err)
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
 func ddTime(src, dst string) time.Duration {
+	os.Remove(dst) // as for the servers: a new file, nothing dirty before the clock starts
+	exec.Command("sync").Run()
 	start := time.Now()
 	out, err := exec.Command("dd", "if="+src, "of="+dst, "bs=4M", "conv=fsync", "status=none").CombinedOutput()
 	if err != nil {
@@ -472,6 +521,60 @@ func peakRSS() (int64, string) {
 	}
 	kb, _ := strconv.Atoi(string(m[1]))
 	return size, fmt.Sprintf("%.1f MiB", float64(kb)/1024)
+}
+
+// profiles runs msdav alone under its -cpuprofile flag, one process per
+// operation, so each profile shows one kind of request.
+func profiles(dir string) {
+	must(os.MkdirAll(dir, 0o755))
+	size := int64(1 << 30)
+	if *quick {
+		size = 128 << 20
+	}
+	src := filepath.Join(*work, "profile-src.bin")
+	makeSource(src, size)
+	defer os.Remove(src)
+	run := func(op string, setup func(s *server), load func(s *server)) {
+		root := filepath.Join(*work, "msdav-profile-"+op)
+		out := filepath.Join(dir, op+".pprof")
+		s := startMsdav("msdav-profile-"+op, root, false, "-cpuprofile", out)
+		setup(s)
+		load(s)
+		must(s.cmd.Process.Signal(syscall.SIGTERM))
+		s.cmd.Wait()
+		os.RemoveAll(root)
+		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
+	}
+	none := func(*server) {}
+	run("put", none, func(s *server) {
+		for i := 0; i < 3; i++ {
+			putTime(s, "big.bin", src, size)
+		}
+	})
+	run("get", func(s *server) {
+		putTime(s, "big.bin", src, size)
+		warm(filepath.Join(s.root, "big.bin"))
+	}, func(s *server) {
+		for i := 0; i < 5; i++ {
+			getTime(s, "big.bin", "", size)
+		}
+		n := min(int64(64<<20), size/4)
+		for i := int64(0); i < 20; i++ {
+			off := (size - n) * (i % 5) / 4
+			getTime(s, "big.bin", fmt.Sprintf("bytes=%d-%d", off, off+n-1), n)
+		}
+	})
+	run("propfind", func(s *server) {
+		d := filepath.Join(s.root, "many")
+		must(os.MkdirAll(d, 0o755))
+		for i := 0; i < 10000; i++ {
+			os.WriteFile(filepath.Join(d, fmt.Sprintf("image-%05d.iso", i)), []byte("x"), 0o644)
+		}
+	}, func(s *server) {
+		for i := 0; i < 50; i++ {
+			propfindTime(s, "many/")
+		}
+	})
 }
 
 func machine() string {
