@@ -117,6 +117,19 @@ type davFile struct {
 
 func (d *davFile) Write([]byte) (int, error) { return 0, os.ErrPermission }
 
+// WriteTo is what COPY's io.Copy calls first: into an upload, the bytes
+// are copied in the kernel (copy_file_range), never through this process.
+func (d *davFile) WriteTo(w io.Writer) (int64, error) {
+	if u, ok := w.(*uploadFile); ok {
+		n, err := u.Upload.CopyFrom(d.File)
+		if err != nil {
+			u.failed = err
+		}
+		return n, err
+	}
+	return d.File.WriteTo(w)
+}
+
 // Readdir hides the store's own files.
 func (d *davFile) Readdir(count int) ([]os.FileInfo, error) {
 	fis, err := d.File.Readdir(count)

@@ -417,7 +417,9 @@ func TestSlowAndAbsurdClients(t *testing.T) {
 
 // Downloads leave through sendfile(2) across the whole handler chain (auth,
 // metrics, routing): strace watches the real binary serve a GET.
-func TestDownloadUsesSendfile(t *testing.T) {
+// The big byte paths stay in the kernel: GET (whole and ranged) is
+// sendfile, COPY is copy_file_range, and what they deliver is the file.
+func TestZeroCopyPaths(t *testing.T) {
 	needRootT(t, "strace attaches to the server")
 	if _, err := exec.LookPath("strace"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -426,25 +428,63 @@ func TestDownloadUsesSendfile(t *testing.T) {
 		t.Skip("needs strace")
 	}
 	root := t.TempDir()
-	os.WriteFile(filepath.Join(root, "a.iso"), make([]byte, 8<<20), 0o644)
+	data := make([]byte, 8<<20)
+	rand.New(rand.NewSource(7)).Read(data)
+	os.WriteFile(filepath.Join(root, "a.iso"), data, 0o644)
 	p := startProc(t, "[storage]\nroot = \""+root+"\"\n[gadget]\nmode = \"disabled\"\n")
-	trace := filepath.Join(t.TempDir(), "strace.txt")
-	st := exec.Command("strace", "-f", "-e", "trace=sendfile", "-o", trace, "-p", strconv.Itoa(p.cmd.Process.Pid))
-	if err := st.Start(); err != nil {
-		t.Fatal(err)
+	trace := func(calls string, do func()) string {
+		out := filepath.Join(t.TempDir(), "strace.txt")
+		st := exec.Command("strace", "-f", "-e", "trace="+calls, "-o", out, "-p", strconv.Itoa(p.cmd.Process.Pid))
+		if err := st.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // attach
+		do()
+		time.Sleep(200 * time.Millisecond)
+		st.Process.Signal(syscall.SIGINT)
+		st.Wait()
+		b, _ := os.ReadFile(out)
+		return string(b)
 	}
-	time.Sleep(500 * time.Millisecond) // attach
-	resp, err := http.Get(p.base + "/dav/a.iso")
-	if err != nil {
-		t.Fatal(err)
+	get := func(rng string, want []byte) {
+		req, _ := http.NewRequest("GET", p.base+"/dav/a.iso", nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Equal(got, want) {
+			t.Errorf("GET %q: %d bytes, not the file's", rng, len(got))
+		}
 	}
-	n, _ := io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	time.Sleep(200 * time.Millisecond)
-	st.Process.Signal(syscall.SIGINT)
-	st.Wait()
-	b, _ := os.ReadFile(trace)
-	if n != 8<<20 || !strings.Contains(string(b), "sendfile(") {
-		t.Errorf("GET of %d bytes made no sendfile call:\n%s", n, b)
+	for _, tc := range []struct {
+		rng  string
+		want []byte
+	}{{"", data}, {"bytes=1048576-5242879", data[1<<20 : 5<<20]}} {
+		if b := trace("sendfile", func() { get(tc.rng, tc.want) }); !strings.Contains(b, "sendfile(") {
+			t.Errorf("GET %q made no sendfile call:\n%s", tc.rng, b)
+		}
+	}
+	b := trace("copy_file_range,read", func() {
+		req, _ := http.NewRequest("COPY", p.base+"/dav/a.iso", nil)
+		req.Header.Set("Destination", p.base+"/dav/b.iso")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("COPY: %s", resp.Status)
+		}
+	})
+	if !strings.Contains(b, "copy_file_range(") {
+		t.Errorf("COPY made no copy_file_range call:\n%s", b)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "b.iso")); !bytes.Equal(got, data) {
+		t.Errorf("COPY: b.iso is %d bytes, not a.iso's", len(got))
 	}
 }
