@@ -67,6 +67,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 				have[s] = true
 			}
 		}
+		entries = append(make([]entry, 0, len(list)+1), entries...)
 		for i := range list {
 			entries = append(entries, entry{name: list[i].Name(), fi: &list[i], sidecars: have[list[i].Name()]})
 		}
@@ -88,12 +89,16 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 	b := make([]byte, 0, 80<<10)
 	b = append(b, `<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`...)
 	for _, e := range entries {
-		erel := rl
-		if e.name != "" {
-			erel = path.Join(rl, e.name)
+		base := e.name
+		if base == "" {
+			base = path.Base(rl)
 		}
 		var dead map[xml.Name]webdav.Property
 		if e.sidecars || e.fi.IsDir() {
+			erel := rl
+			if e.name != "" {
+				erel = path.Join(rl, e.name)
+			}
 			if m, err := h.fsys.props.deadProps(erel, e.fi.IsDir()); err == nil {
 				dead = m
 			}
@@ -122,7 +127,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 			if p, ok := dead[pn]; ok {
 				b, found = appendProp(b, p), true
 			} else if pn.Space == "DAV:" {
-				b, found = appendLive(b, path.Base(erel), e.name == "" && rl == ".", e.fi, pn.Local)
+				b, found = appendLive(b, base, e.name == "" && rl == ".", e.fi, pn.Local)
 			}
 			if !found {
 				b = b[:mark]
