@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/csv"
 	"flag"
 	"fmt"
 	"io"
+	mathrand "math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -35,13 +37,15 @@ type server struct {
 }
 
 var (
-	work    = flag.String("work", "/var/tmp/msdav-bench", "work directory (on the disk to measure)")
-	msdav   = flag.String("msdav", "bin/msdav", "msdav binary")
-	plain   = flag.String("plain", "bin/plain", "plain x/net/webdav binary")
-	rounds  = flag.Int("rounds", 5, "rounds per measurement (medians are reported)")
-	profile = flag.String("profile", "", "also write CPU profiles of msdav alone, one per operation, to this `directory`")
-	quick   = flag.Bool("quick", os.Getenv("BENCH_QUICK") != "", "small sizes, for development")
-	out     = flag.String("out", "BENCHMARKS.md", "where to write the report")
+	work      = flag.String("work", "/var/tmp/msdav-bench", "work directory (on the disk to measure)")
+	msdav     = flag.String("msdav", "bin/msdav", "msdav binary")
+	plain     = flag.String("plain", "bin/plain", "plain x/net/webdav binary")
+	rounds    = flag.Int("rounds", 5, "rounds per measurement (medians are reported)")
+	sizesFlag = flag.String("sizes", "", "comma-separated file sizes in MiB for PUT and GET (default 1024,4096; 64,256 quick)")
+	raw       = flag.String("raw", "", "also write every sample (row, server, wall, cpu) to this CSV `file`")
+	profile   = flag.String("profile", "", "also write CPU profiles of msdav alone, one per operation, to this `directory`")
+	quick     = flag.Bool("quick", os.Getenv("BENCH_QUICK") != "", "small sizes, for development")
+	out       = flag.String("out", "BENCHMARKS.md", "where to write the report")
 )
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8, DisableCompression: true, WriteBufferSize: 256 << 10, ReadBufferSize: 256 << 10}}
@@ -69,6 +73,14 @@ func main() {
 	if *quick {
 		sizes = []int64{64 << 20, 256 << 20}
 	}
+	if *sizesFlag != "" {
+		sizes = nil
+		for _, f := range strings.Split(*sizesFlag, ",") {
+			mib, err := strconv.ParseInt(f, 10, 64)
+			must(err)
+			sizes = append(sizes, mib<<20)
+		}
+	}
 	var report bytes.Buffer
 	table := &results{}
 	for _, size := range sizes {
@@ -78,11 +90,11 @@ func main() {
 		// dd takes its turn in the rotation like a server: the disk's
 		// state after the previous write weighs on whoever comes next.
 		for r := 0; r < *rounds; r++ {
-			for i := 0; i <= len(peers); i++ {
-				if k := (i + r) % (len(peers) + 1); k == len(peers) {
+			for _, k := range order(len(peers)+1, r) {
+				if k == len(peers) {
 					table.add("PUT "+label+" + fsync", "dd conv=fsync", ddTime(src, filepath.Join(*work, "dd.out")))
 				} else {
-					table.measure("PUT "+label+" + fsync", peers[k], func() time.Duration { return putTime(peers[k], "big.bin", src, size) })
+					table.measure("PUT "+label+" + fsync", peers[k], func() (time.Duration, time.Duration) { return putTime(peers[k], "big.bin", src, size) })
 				}
 			}
 		}
@@ -91,16 +103,19 @@ func main() {
 		os.Remove(src)
 		n := min(int64(64<<20), size/4)
 		for r := 0; r < *rounds; r++ {
-			for i := range peers {
-				s := peers[(i+r)%len(peers)]
+			for _, k := range order(len(peers), r) {
+				s := peers[k]
 				warm(filepath.Join(s.root, "big.bin"))
-				table.measure("GET "+label+" (warm)", s, func() time.Duration { return getTime(s, "big.bin", "", size) })
+				for k := 0; k < 3; k++ {
+					table.measure("GET "+label+" (warm)", s, func() (time.Duration, time.Duration) { return getTime(s, "big.bin", "", size), 0 })
+				}
+				table.measure("GET "+label+" (warm), curl", s, func() (time.Duration, time.Duration) { return curlTime(s, "big.bin", "", size), 0 })
 				// A ranged GET is short, so it is sampled several times
 				// per round, at offsets spread over the file.
 				for k := int64(0); k < 5; k++ {
 					off := (size - n) * k / 4
-					table.measure("GET "+label+" range "+human(n), s, func() time.Duration {
-						return getTime(s, "big.bin", fmt.Sprintf("bytes=%d-%d", off, off+n-1), n)
+					table.measure("GET "+label+" range "+human(n), s, func() (time.Duration, time.Duration) {
+						return getTime(s, "big.bin", fmt.Sprintf("bytes=%d-%d", off, off+n-1), n), 0
 					})
 				}
 			}
@@ -122,9 +137,9 @@ func main() {
 		propfindTime(s, "many/") // dentries and inodes in cache for everyone
 	}
 	for r := 0; r < 4**rounds; r++ {
-		for i := range servers {
-			s := servers[(i+r)%len(servers)]
-			table.measure("PROPFIND depth 1, 10,000 entries", s, func() time.Duration { return propfindTime(s, "many/") })
+		for _, k := range order(len(servers), r) {
+			s := servers[k]
+			table.measure("PROPFIND depth 1, 10,000 entries", s, func() (time.Duration, time.Duration) { return propfindTime(s, "many/"), 0 })
 		}
 	}
 	cycles, small := smallWrites()
@@ -145,14 +160,24 @@ func main() {
 	fmt.Fprintf(&report, "Machine: %s. Work directory %s on %s. Load before the run: %s. Free page reporting: %s. %d rounds, medians; servers interleaved, each on loopback.\n\n",
 		machine(), *work, fsType(*work), loadBefore, reporting, *rounds)
 	report.WriteString(table.markdown())
-	fmt.Fprintf(&report, "\nCPU time the server process used per request (user + system, mean over all samples; /proc ticks of 10 ms):\n\n")
+	fmt.Fprintf(&report, "\nCPU time per request: the server process's user + system time (/proc, ticks of 10 ms), mean over all samples; for PUT plus the client's fsync of what the server wrote, which is server work left to the client (msdav syncs before it answers):\n\n")
 	report.WriteString(table.cpuMarkdown())
 	fmt.Fprintf(&report, "\n## msdav alone\n\n")
 	fmt.Fprintf(&report, "- 1,000 small PUTs (4 KiB, 4 clients) with `storage.remount = true` on a real tmpfs: %s, %s remount cycle(s).\n", small, cycles)
 	fmt.Fprintf(&report, "- Peak RSS (VmHWM) of a fresh msdav during four concurrent uploads: %s.\n", strings.Join(rss, ", "))
-	fmt.Fprintf(&report, "\nPUT times include an fsync of the written file by the client after the response, so every server is measured durable; msdav already fsynced before answering. msdav/nginx is the median of per-round ratios, msdav's time divided by nginx's measured next to it in the same round: below 1 is faster than nginx; the per-round column gives the lowest and highest of those ratios. GETs are preceded by a read of the file, so the page cache is warm for every server. Ranged GETs are five per round and server, at offsets spread over the file.\n")
+	fmt.Fprintf(&report, "\nPUT times include an fsync of the written file by the client after the response, so every server is measured durable; msdav already fsynced before answering. msdav/nginx is the median of per-round ratios, msdav's time divided by nginx's measured next to it in the same round: below 1 is faster than nginx; the per-round column gives the lowest and highest of those ratios. GETs are preceded by a read of the file, so the page cache is warm for every server; the Go client reads into a 1 MiB buffer, curl as it does by default. Whole GETs are three per round and server, ranged GETs five, at offsets spread over the file. The order of the servers is shuffled in each round.\n")
 	fmt.Print(report.String())
 	must(os.WriteFile(*out, report.Bytes(), 0o644))
+	if *raw != "" {
+		table.writeRaw(*raw)
+	}
+}
+
+// order is the order the servers take their turns in round r: shuffled,
+// with a fixed seed, so that no server always follows the same one (a
+// rotation made msdav always follow dd, and pay for what dd left behind).
+func order(n, r int) []int {
+	return mathrand.New(mathrand.NewSource(int64(r) + 1)).Perm(n)
 }
 
 // results keeps samples per row and server: wall time, and the CPU time
@@ -161,13 +186,16 @@ type results struct {
 	rows  []string
 	cells map[string]map[string][]time.Duration
 	cpu   map[string]map[string][]time.Duration
+	raw   [][]string
 }
 
 // measure times one request and reads the server's CPU time around it.
-func (r *results) measure(row string, s *server, do func() time.Duration) {
+// do returns the wall time and any CPU time the client spent on the
+// server's behalf (the fsync a server left to it), charged to the server.
+func (r *results) measure(row string, s *server, do func() (time.Duration, time.Duration)) {
 	c0 := cpuTime(s)
-	d := do()
-	c := cpuTime(s) - c0
+	d, charged := do()
+	c := cpuTime(s) - c0 + charged
 	r.add(row, s.name, d)
 	if r.cpu == nil {
 		r.cpu = map[string]map[string][]time.Duration{}
@@ -176,6 +204,16 @@ func (r *results) measure(row string, s *server, do func() time.Duration) {
 		r.cpu[row] = map[string][]time.Duration{}
 	}
 	r.cpu[row][s.name] = append(r.cpu[row][s.name], c)
+	r.raw = append(r.raw, []string{row, s.name, strconv.FormatInt(d.Microseconds(), 10), strconv.FormatInt(c.Microseconds(), 10)})
+}
+
+func (r *results) writeRaw(path string) {
+	f, err := os.Create(path)
+	must(err)
+	w := csv.NewWriter(f)
+	w.Write([]string{"measurement", "server", "wall_us", "cpu_us"})
+	w.WriteAll(r.raw)
+	must(f.Close())
 }
 
 // cpuMarkdown is the mean CPU time per request of each server: the
@@ -474,7 +512,10 @@ func ddTime(src, dst string) time.Duration {
 	return d
 }
 
-func putTime(s *server, name, src string, size int64) time.Duration {
+// putTime uploads src and fsyncs what the server wrote. It returns the
+// wall time and the CPU time of that fsync: for a server that answered
+// before syncing, the client did part of its work.
+func putTime(s *server, name, src string, size int64) (time.Duration, time.Duration) {
 	os.Remove(filepath.Join(s.root, name))
 	exec.Command("sync").Run()
 	f, err := os.Open(src)
@@ -493,12 +534,29 @@ func putTime(s *server, name, src string, size int64) time.Duration {
 	// Durable for everyone: fsync what the server wrote.
 	w, err := os.OpenFile(filepath.Join(s.root, name), os.O_RDWR, 0)
 	must(err)
+	runtime.LockOSThread()
+	c0 := threadCPU()
 	must(w.Sync())
 	d := time.Since(start)
+	fsyncCPU := threadCPU() - c0
+	runtime.UnlockOSThread()
 	dropCache(w)
 	w.Close()
-	return d
+	return d, fsyncCPU
 }
+
+// threadCPU is the calling thread's user and system time.
+func threadCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// getBuf is where GET bodies land. io.Copy to io.Discard reads 8 KiB at a
+// time: the client then costs more than the server and decides the result.
+var getBuf = make([]byte, 1<<20)
 
 func getTime(s *server, name, rng string, want int64) time.Duration {
 	req, _ := http.NewRequest("GET", s.url+name, nil)
@@ -508,12 +566,39 @@ func getTime(s *server, name, rng string, want int64) time.Duration {
 	start := time.Now()
 	resp, err := client.Do(req)
 	must(err)
-	n, _ := io.Copy(io.Discard, resp.Body)
+	var n int64
+	for {
+		m, err := resp.Body.Read(getBuf)
+		n += int64(m)
+		if err != nil {
+			break
+		}
+	}
 	resp.Body.Close()
 	if n != want {
 		must(fmt.Errorf("%s GET %s: %d bytes, want %d (%s)", s.name, rng, n, want, resp.Status))
 	}
 	return time.Since(start)
+}
+
+// curlTime is a GET by curl, a client with other habits than Go's (16 KiB
+// reads): the servers do not rank the same under both.
+func curlTime(s *server, name, rng string, want int64) time.Duration {
+	args := []string{"-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"}
+	if rng != "" {
+		args = append(args, "-r", strings.TrimPrefix(rng, "bytes="))
+	}
+	start := time.Now()
+	out, err := exec.Command("curl", append(args, s.url+name)...).Output()
+	d := time.Since(start)
+	must(err)
+	var code int
+	var n int64
+	fmt.Sscan(string(out), &code, &n)
+	if n != want {
+		must(fmt.Errorf("%s curl GET %s: %d bytes, want %d (status %d)", s.name, rng, n, want, code))
+	}
+	return d
 }
 
 func propfindTime(s *server, dir string) time.Duration {
