@@ -220,7 +220,35 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	w.Header().Set("ETag", etag(fi))
 	w.Header().Set("Content-Type", contentType(rl))
-	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+	http.ServeContent(sendfileChunks{w}, r, fi.Name(), fi.ModTime(), f)
+}
+
+// sendfileChunk is how much of a file one sendfile call sends, as nginx's
+// sendfile_max_chunk (2m). Go hands the whole body to one call, which
+// measured 10-20 % more CPU per GiB on loopback than 2 MiB calls
+// (make bench, Go client).
+const sendfileChunk = 2 << 20
+
+// sendfileChunks splits the io.CopyN that http.ServeContent ends with into
+// sendfileChunk pieces, each still a sendfile of the file.
+type sendfileChunks struct{ http.ResponseWriter }
+
+func (c sendfileChunks) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := c.ResponseWriter.(io.ReaderFrom)
+	lr, limited := r.(*io.LimitedReader)
+	if !ok || !limited {
+		return io.Copy(struct{ io.Writer }{c.ResponseWriter}, r)
+	}
+	var total int64
+	for lr.N > 0 {
+		n, err := rf.ReadFrom(&io.LimitedReader{R: lr.R, N: min(lr.N, sendfileChunk)})
+		lr.N -= n
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func (h *Handler) index(w http.ResponseWriter, r *http.Request, d *os.File, name string) {
