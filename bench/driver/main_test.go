@@ -89,7 +89,7 @@ func TestTrimmedMean(t *testing.T) {
 		{[]time.Duration{10 * ms}, 10 * ms},
 		{[]time.Duration{10 * ms, 30 * ms}, 20 * ms},
 		{[]time.Duration{400 * ms, 10 * ms, 20 * ms, 30 * ms, 0}, 20 * ms}, // one stall, one zero tick: both dropped
-		{[]time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 100}, 5}, // 3..8 kept: 33/6
+		{[]time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 100}, 5},               // 3..8 kept: 33/6
 	} {
 		if got := trimmedMean(tc.in); got != tc.want {
 			t.Errorf("trimmedMean(%v) = %v, want %v", tc.in, got, tc.want)
