@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -56,6 +57,14 @@ func main() {
 	must(os.RemoveAll(*work))
 	must(os.MkdirAll(*work, 0o755))
 	defer stopAll()
+	// Ctrl-C too stops the servers and puts page reporting back.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		stopAll()
+		os.Exit(130)
+	}()
 	loadBefore := loadavg()
 	reporting := pausePageReporting()
 	fmt.Fprintln(os.Stderr, "bench: free page reporting:", reporting)
