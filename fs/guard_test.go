@@ -226,3 +226,36 @@ func TestOpenWhileBusy(t *testing.T) {
 	f.Close()
 	waitRO(t, dir, 10*time.Second)
 }
+
+// Temps a crash left on mounted parts are swept at Open too (a dead part:
+// TestDeadPartDoesNotHang).
+func TestSweepParts(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	os.MkdirAll(dir, 0o755)
+	usb := filepath.Join(dir, "usb")
+	mountTmpfs(t, usb, 16)
+	os.MkdirAll(filepath.Join(usb, "isos"), 0o755)
+	leftovers := []string{
+		filepath.Join(usb, uploadPrefix+"1-a.iso"),
+		filepath.Join(usb, "isos", tempPrefix+"move-2-b.iso"),
+		filepath.Join(dir, uploadPrefix+"3-c.iso"),
+	}
+	for _, p := range leftovers {
+		os.WriteFile(p, []byte("partial"), 0o644)
+	}
+	os.WriteFile(filepath.Join(usb, "isos", "keep.iso"), []byte("whole"), 0o644)
+	s, err := Open(Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived Open: %v", p, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(usb, "isos", "keep.iso")); err != nil || string(b) != "whole" {
+		t.Errorf("keep.iso: %q %v", b, err)
+	}
+}

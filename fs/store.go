@@ -125,8 +125,10 @@ func Open(o Options) (*Store, error) {
 	return s, nil
 }
 
-// sweep removes upload temps left by a crash or power loss: they were never
-// complete, so nobody may see them.
+// sweep removes upload and move temps left by a crash or power loss: they
+// were never complete, so nobody may see them. Every part is swept, each
+// under the part timeout, so a dead NFS server delays Open by that much at
+// most and keeps its temps until a later start.
 func (s *Store) sweep() error {
 	pms, err := s.partMounts()
 	if err != nil {
@@ -136,26 +138,49 @@ func (s *Store) sweep() error {
 	for _, pm := range pms {
 		isPart[pm.rel] = true
 	}
-	var leftovers []string
-	s.walk(".", isPart, func(p string, fi os.FileInfo) {
-		if stale(fi.Name()) {
-			leftovers = append(leftovers, p)
+	leftovers := map[string][]string{} // by part
+	var errs []error
+	for _, pm := range pms {
+		// found is only read when the walk finished: one that timed out
+		// may still be appending to it.
+		var found []string
+		err := s.probe.run(context.Background(), "sweep:"+pm.rel, func() {
+			s.walk(pm.rel, isPart, func(p string, fi os.FileInfo) {
+				if stale(fi.Name()) {
+					found = append(found, p)
+				}
+			})
+		})
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("sweep part %s: %w", pm.rel, err))
+		case len(found) > 0:
+			leftovers[pm.rel] = found
 		}
-	})
+	}
 	if len(leftovers) == 0 {
-		return nil
+		return errors.Join(errs...)
 	}
 	done, err := s.Write(context.Background(), "sweep stale uploads")
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	defer done()
-	var errs []error
-	for _, p := range leftovers {
-		s.log.Info("removing stale upload temp", "path", p)
-		if err := s.root.Remove(p); err != nil {
-			errs = append(errs, err)
+	for part, ps := range leftovers {
+		var failed []error
+		err := s.probe.run(context.Background(), "sweep:"+part, func() {
+			for _, p := range ps {
+				s.log.Info("removing stale upload temp", "path", p)
+				if err := s.root.Remove(p); err != nil {
+					failed = append(failed, err)
+				}
+			}
+		})
+		if err != nil { // failed may still grow: not read
+			errs = append(errs, fmt.Errorf("sweep part %s: %w", part, err))
+			continue
 		}
+		errs = append(errs, failed...)
 	}
 	return errors.Join(errs...)
 }
