@@ -111,7 +111,7 @@ func main() {
 		// Only the servers' copies stay, so "warm" is true for all of them.
 		os.Remove(filepath.Join(*work, "dd.out"))
 		os.Remove(src)
-		n := min(int64(64<<20), size/4)
+		rngs, n := ranges(size)
 		for r := 0; r < *rounds; r++ {
 			for _, k := range order(len(peers), r) {
 				s := peers[k]
@@ -122,10 +122,9 @@ func main() {
 				table.measure("GET "+label+" (warm), curl", s, func() (time.Duration, time.Duration) { return curlTime(s, "big.bin", "", size), 0 })
 				// A ranged GET is short, so it is sampled several times
 				// per round, at offsets spread over the file.
-				for k := int64(0); k < 5; k++ {
-					off := (size - n) * k / 4
+				for _, rng := range rngs {
 					table.measure("GET "+label+" range "+human(n), s, func() (time.Duration, time.Duration) {
-						return getTime(s, "big.bin", fmt.Sprintf("bytes=%d-%d", off, off+n-1), n), 0
+						return getTime(s, "big.bin", rng, n), 0
 					})
 				}
 			}
@@ -136,11 +135,7 @@ func main() {
 	}
 	// PROPFIND Depth 1 of a folder with 10,000 entries.
 	for _, s := range servers {
-		dir := filepath.Join(s.root, "many")
-		os.MkdirAll(dir, 0o755)
-		for i := 0; i < 10000; i++ {
-			os.WriteFile(filepath.Join(dir, fmt.Sprintf("image-%05d.iso", i)), []byte("x"), 0o644)
-		}
+		makeFolder(filepath.Join(s.root, "many"))
 	}
 	time.Sleep(2 * time.Second) // rclone's directory cache (1s) forgets the old listing
 	for _, s := range servers {
@@ -494,6 +489,26 @@ func makeSource(path string, size int64) {
 	exec.Command("sync").Run()
 }
 
+// ranges are the Range headers of the ranged GETs of a file of size: five
+// of n bytes each (64 MiB, or a quarter of a small file), from its start to
+// its end.
+func ranges(size int64) (rngs []string, n int64) {
+	n = min(int64(64<<20), size/4)
+	for k := int64(0); k < 5; k++ {
+		off := (size - n) * k / 4
+		rngs = append(rngs, fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	}
+	return rngs, n
+}
+
+// makeFolder fills dir with the 10,000 one-byte images PROPFIND is timed on.
+func makeFolder(dir string) {
+	must(os.MkdirAll(dir, 0o755))
+	for i := 0; i < 10000; i++ {
+		must(os.WriteFile(filepath.Join(dir, fmt.Sprintf("image-%05d.iso", i)), []byte("x"), 0o644))
+	}
+}
+
 // warm reads a file through the page cache, so a GET measures the server
 // and not the disk.
 func warm(path string) {
@@ -751,18 +766,15 @@ func profiles(dir string) {
 		for i := 0; i < 5; i++ {
 			getTime(s, "big.bin", "", size)
 		}
-		n := min(int64(64<<20), size/4)
-		for i := int64(0); i < 20; i++ {
-			off := (size - n) * (i % 5) / 4
-			getTime(s, "big.bin", fmt.Sprintf("bytes=%d-%d", off, off+n-1), n)
+		rngs, n := ranges(size)
+		for i := 0; i < 4; i++ {
+			for _, rng := range rngs {
+				getTime(s, "big.bin", rng, n)
+			}
 		}
 	})
 	run("propfind", func(s *server) {
-		d := filepath.Join(s.root, "many")
-		must(os.MkdirAll(d, 0o755))
-		for i := 0; i < 10000; i++ {
-			os.WriteFile(filepath.Join(d, fmt.Sprintf("image-%05d.iso", i)), []byte("x"), 0o644)
-		}
+		makeFolder(filepath.Join(s.root, "many"))
 	}, func(s *server) {
 		for i := 0; i < 50; i++ {
 			propfindTime(s, "many/")

@@ -96,3 +96,15 @@ func TestTrimmedMean(t *testing.T) {
 		}
 	}
 }
+
+// Five ranges of n bytes, the first at the start and the last at the end.
+func TestRanges(t *testing.T) {
+	rngs, n := ranges(1 << 30)
+	want := []string{"bytes=0-67108863", "bytes=251658240-318767103", "bytes=503316480-570425343", "bytes=754974720-822083583", "bytes=1006632960-1073741823"}
+	if n != 64<<20 || !slices.Equal(rngs, want) {
+		t.Errorf("ranges(1 GiB) = %v, %d", rngs, n)
+	}
+	if _, n := ranges(64 << 20); n != 16<<20 {
+		t.Errorf("range of a 64 MiB file: %d bytes", n)
+	}
+}
