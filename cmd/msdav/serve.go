@@ -22,6 +22,7 @@ import (
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/metrics"
+	"github.com/msdav/msdav/web"
 )
 
 func init() {
@@ -173,5 +174,10 @@ func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Ga
 	a := api.New(store, g, gerr, log)
 	go a.Watch(ctx, time.Second)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))
-	return rec.Wrap(r), nil
+	// Only GET and HEAD on / are the console: other methods there belong to
+	// WebDAV clients (Windows sends OPTIONS and PROPFIND to /).
+	console := guard.Wrap(web.New())
+	r.Path("/").Methods(http.MethodGet, http.MethodHead).Handler(console)
+	r.PathPrefix(web.Prefix).Methods(http.MethodGet, http.MethodHead).Handler(console)
+	return rec.Wrap(web.SameOrigin(r)), nil
 }
