@@ -660,7 +660,7 @@ function follow() {
       setLive('poll', 'polling');
       if (!pollTimer) {
         let n = 0;
-        pollTimer = setInterval(() => { loadDrives(); if (++n % 3 === 0) loadImages(); }, 2000);
+        pollTimer = setInterval(() => { loadDrives(); if (++n % 5 === 0) loadImages(); }, 1000);
       }
       setTimeout(() => { if (!S.live) follow(); }, 30000);
     } else {

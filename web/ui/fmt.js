@@ -19,6 +19,7 @@ export function date(s) {
 
 export function duration(sec) {
   if (!isFinite(sec) || sec < 0) return '…';
+  if (sec < 9.95) return sec.toFixed(1) + ' s';
   sec = Math.round(sec);
   if (sec < 60) return sec + ' s';
   if (sec < 3600) return Math.floor(sec / 60) + ' min ' + (sec % 60) + ' s';

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/gadget/gadgettest"
+	"github.com/msdav/msdav/web"
+)
+
+// browser starts a headless Chromium for one test; CI installs the Debian
+// package, so there its absence fails, elsewhere it skips.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	var exe string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			exe = p
+			break
+		}
+	}
+	if exe == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed (.ci/run installs it)")
+		}
+		t.Skip("needs chromium (Debian package) for the browser tests; skipping")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 900),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	ctx, cancelC := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// do runs browser steps and fails the test with what was being done.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval returns a JavaScript expression's value in the page.
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition until it is truthy or d passes.
+func waitFor(t *testing.T, ctx context.Context, what, js string, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		left := d - time.Since(start)
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(left), chromedp.WithPollingInterval(20*time.Millisecond)))
+		if err == nil {
+			return time.Since(start)
+		}
+		// A navigation replaces the page's JavaScript context under the
+		// poll; poll again in the new one.
+		if time.Since(start) >= d || ctx.Err() != nil {
+			t.Fatalf("%s: not seen within %s (%v)", what, d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func lunAttr(cfg conf.Gadget, drive int, attr string) string {
+	b, _ := os.ReadFile(filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", fmt.Sprintf("mass_storage.usb%d", drive), "lun.0", attr))
+	return strings.TrimSpace(string(b))
+}
+
+// The console in a real browser against the whole server with a fake
+// configfs: the store with folders and parts, an upload through the page's
+// file input, attach and eject from the page, a host-side eject seen
+// without a reload, and a cross-site form refused.
+func TestConsoleInBrowser(t *testing.T) {
+	ctx := browser(t)
+	cfg := testConfig(t)
+	cfg.Gadget = gadgettest.Bound(t, 2)
+	cfg.Gadget.Mode = conf.ModeConfigfs
+	root := cfg.Storage.Root
+	for _, d := range []string{"isos", "flash", "empty"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "isos", "debian-13.iso"), make([]byte, 3<<20), 0o644)
+	os.WriteFile(filepath.Join(root, "isos", "win11.iso"), make([]byte, 5<<20), 0o644)
+	os.WriteFile(filepath.Join(root, "flash", "tools.img"), make([]byte, 2<<20), 0o644)
+	base, _ := startServe(t, cfg)
+
+	start := time.Now()
+	do(t, ctx, "open the console", chromedp.Navigate(base+"/"))
+	waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+	loaded := time.Since(start)
+	fcp := eval[float64](t, ctx, `(performance.getEntriesByName('first-contentful-paint')[0] || {startTime: -1}).startTime`)
+	weight := eval[float64](t, ctx, `performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource')).filter(e => !e.name.includes('/api/') && !e.name.includes('/dav/')).reduce((n, e) => n + e.decodedBodySize, 0)`)
+	t.Logf("page weight %.0f bytes in the browser (%d embedded), first contentful paint %.0f ms, ready with data %s", weight, web.New().Size(), fcp, loaded.Round(time.Millisecond))
+	if others := eval[[]string](t, ctx, `performance.getEntriesByType('resource').map(e => e.name).filter(n => new URL(n).origin !== location.origin)`); len(others) > 0 {
+		t.Errorf("the page asked other hosts: %v", others)
+	}
+
+	t.Run("store with folders and parts", func(t *testing.T) {
+		waitFor(t, ctx, "three folders", `document.querySelectorAll('#entries li.folder').length === 3`, 5*time.Second)
+		names := eval[[]string](t, ctx, `[...document.querySelectorAll('#entries li.folder .name button')].map(b => b.textContent)`)
+		if strings.Join(names, ",") != "empty/,flash/,isos/" {
+			t.Errorf("folders listed: %v", names)
+		}
+		parts := eval[string](t, ctx, `document.getElementById('parts').textContent`)
+		if !strings.Contains(parts, "Store root") || !strings.Contains(parts, "free of") {
+			t.Errorf("parts: %q", parts)
+		}
+		do(t, ctx, "open isos/", chromedp.Click(chromedp.CSS(`button[data-k="open:isos"]`)))
+		waitFor(t, ctx, "isos/ listing", `document.querySelectorAll('#entries li.file').length === 2`, 5*time.Second)
+		row := eval[string](t, ctx, `document.querySelector('li[data-path="isos/win11.iso"]').textContent`)
+		if !strings.Contains(row, "win11.iso") || !strings.Contains(row, "5.0 MiB") {
+			t.Errorf("win11.iso row: %q", row)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll('#drives li.drive').length`); n != 2 {
+			t.Errorf("%d drives shown, want 2", n)
+		}
+	})
+
+	t.Run("upload through the file input", func(t *testing.T) {
+		data := make([]byte, 96<<20)
+		rand.Read(data)
+		src := filepath.Join(t.TempDir(), "upload.img")
+		os.WriteFile(src, data, 0o644)
+		do(t, ctx, "go to the store root", chromedp.Navigate(base+"/#"), chromedp.Reload())
+		waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+		do(t, ctx, "pick the file", chromedp.SetUploadFiles(chromedp.CSS("#pick"), []string{src}))
+		took := waitFor(t, ctx, "the upload done", `document.querySelector('li[data-upload="upload.img"]')?.classList.contains('done')`, 60*time.Second)
+		events := eval[string](t, ctx, `document.querySelector('li[data-upload="upload.img"]').dataset.events`)
+		status := eval[string](t, ctx, `document.querySelector('li[data-upload="upload.img"] .status').textContent`)
+		t.Logf("96 MiB through the page in %s, %s progress events, status %q", took.Round(time.Millisecond), events, status)
+		if events == "" || events == "0" {
+			t.Error("no upload progress seen")
+		}
+		got, err := os.ReadFile(filepath.Join(root, "upload.img"))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("uploaded file differs (%d of %d bytes, %v)", len(got), len(data), err)
+		}
+		waitFor(t, ctx, "the new image listed", `!!document.querySelector('li.file[data-path="upload.img"]')`, 5*time.Second)
+	})
+
+	t.Run("attach and eject from the page", func(t *testing.T) {
+		do(t, ctx, "open isos/", chromedp.Click(chromedp.CSS(`button[data-k="open:isos"]`)))
+		waitFor(t, ctx, "isos/ listing", `!!document.querySelector('button[data-k="at:isos/win11.iso"]')`, 5*time.Second)
+		do(t, ctx, "attach win11.iso to drive 1",
+			chromedp.Click(chromedp.CSS(`button[data-k="at:isos/win11.iso"]`)),
+			chromedp.WaitVisible(chromedp.ID("attach-dlg")),
+			chromedp.SetValue(chromedp.ID("attach-drive"), "1"),
+			chromedp.Click(chromedp.CSS(`#attach-dlg button.primary`)),
+			chromedp.WaitNotVisible(chromedp.ID("attach-dlg")))
+		want := filepath.Join(root, "isos", "win11.iso")
+		if f, cd, ro := lunAttr(cfg.Gadget, 1, "file"), lunAttr(cfg.Gadget, 1, "cdrom"), lunAttr(cfg.Gadget, 1, "ro"); f != want || cd != "1" || ro != "1" {
+			t.Fatalf("configfs after attach: file %q cdrom %s ro %s; want %s as a read-only CD", f, cd, ro, want)
+		}
+		waitFor(t, ctx, "drive 1 shown with the image", `document.querySelector('li[data-drive="1"]').textContent.includes('isos/win11.iso')`, 2*time.Second)
+		waitFor(t, ctx, "the image marked as in drive 1", `document.querySelector('li[data-path="isos/win11.iso"]').textContent.includes('in drive 1')`, 2*time.Second)
+		do(t, ctx, "eject drive 1", chromedp.Click(chromedp.CSS(`button[data-k="eject1"]`)))
+		waitFor(t, ctx, "drive 1 shown empty", `document.querySelector('li[data-drive="1"]').textContent.includes('No image')`, 2*time.Second)
+		if f := lunAttr(cfg.Gadget, 1, "file"); f != "" {
+			t.Fatalf("configfs after eject: file %q", f)
+		}
+	})
+
+	t.Run("host-side eject shows without reload", func(t *testing.T) {
+		req, _ := http.NewRequest("PUT", base+"/api/drives/0", strings.NewReader(`{"image":"flash/tools.img","cdrom":false}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("attach by API: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		waitFor(t, ctx, "drive 0 shown with tools.img", `document.querySelector('li[data-drive="0"]').textContent.includes('flash/tools.img')`, 3*time.Second)
+		lun := filepath.Join(cfg.Gadget.Configfs, "usb_gadget", cfg.Gadget.Name, "functions", "mass_storage.usb0", "lun.0", "file")
+		os.WriteFile(lun, []byte("\n"), 0o644) // what the kernel does when the host ejects
+		took := waitFor(t, ctx, "drive 0 shown empty", `document.querySelector('li[data-drive="0"]').textContent.includes('No image')`, 2*time.Second)
+		t.Logf("host-side eject shown after %s", took.Round(time.Millisecond))
+	})
+
+	t.Run("cross-site form refused", func(t *testing.T) {
+		// The classic attack: another site's page posts a form whose
+		// text/plain body happens to be valid JSON. No preflight protects it.
+		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, `<form id="f" method="POST" enctype="text/plain" action="%s/api/images">`+
+				`<input name='{"path":"evil.img","size":"1M","fs":"none","x":"' value='"}'></form>`, base)
+		}))
+		defer evil.Close()
+		do(t, ctx, "submit the other site's form",
+			chromedp.Navigate(evil.URL),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('f').submit()`))
+		waitFor(t, ctx, "the refusal", `location.href.includes('/api/images') && document.body && document.body.textContent.includes('refused')`, 5*time.Second)
+		if _, err := os.Stat(filepath.Join(root, "evil.img")); err == nil {
+			t.Fatal("a cross-site form created evil.img")
+		}
+	})
+
+	t.Run("screenshots", func(t *testing.T) {
+		dir := os.Getenv("MSDAV_SCREENSHOTS") // set to keep them (docs/console.png comes from here)
+		if dir == "" {
+			dir = t.TempDir()
+		}
+		req, _ := http.NewRequest("PUT", base+"/api/drives/0", strings.NewReader(`{"image":"isos/debian-13.iso","cdrom":true}`))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		for _, v := range []struct {
+			name          string
+			width, height int64
+			mobile        bool
+		}{{"console.png", 1280, 900, false}, {"console-phone.png", 390, 844, true}} {
+			emu := chromedp.EmulateViewport(v.width, v.height)
+			if v.mobile {
+				emu = chromedp.EmulateViewport(v.width, v.height, chromedp.EmulateMobile, chromedp.EmulateScale(2))
+			}
+			do(t, ctx, "load at "+v.name, emu, chromedp.Navigate(base+"/#isos"), chromedp.Reload())
+			waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1' && document.querySelectorAll('#entries li.file').length >= 2`, 10*time.Second)
+			if v.mobile {
+				if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > int(v.width) {
+					t.Errorf("at phone width the page is %d px wide, wider than the %d px screen", w, v.width)
+				}
+			}
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil || len(png) < 1000 {
+				t.Fatalf("screenshot %s: %v", v.name, err)
+			}
+			os.WriteFile(filepath.Join(dir, v.name), png, 0o644)
+		}
+	})
+}
