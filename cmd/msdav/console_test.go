@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/gadget/gadgettest"
 	"github.com/msdav/msdav/web"
@@ -212,16 +213,89 @@ func TestConsoleInBrowser(t *testing.T) {
 		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			fmt.Fprintf(w, `<form id="f" method="POST" enctype="text/plain" action="%s/api/images">`+
-				`<input name='{"path":"evil.img","size":"1M","fs":"none","x":"' value='"}'></form>`, base)
+				`<input name='{"path":"evil.img","size":"1M","fs":"none","label":"' value='"}'></form>`, base)
 		}))
 		defer evil.Close()
 		do(t, ctx, "submit the other site's form",
 			chromedp.Navigate(evil.URL),
 			chromedp.Evaluate[chromedp.Void](`document.getElementById('f').submit()`))
-		waitFor(t, ctx, "the refusal", `location.href.includes('/api/images') && document.body && document.body.textContent.includes('refused')`, 5*time.Second)
+		waitFor(t, ctx, "msdav's answer", `location.href.includes('/api/images') && document.readyState === 'complete'`, 5*time.Second)
 		if _, err := os.Stat(filepath.Join(root, "evil.img")); err == nil {
 			t.Fatal("a cross-site form created evil.img")
 		}
+		if body := eval[string](t, ctx, `document.body.textContent`); !strings.Contains(body, "refused") {
+			t.Errorf("the browser got %q, not the refusal", body)
+		}
+	})
+
+	t.Run("folder, rename, delete, blank image by keyboard and dialogs", func(t *testing.T) {
+		do(t, ctx, "open isos/", chromedp.Navigate(base+"/#isos"), chromedp.Reload())
+		waitFor(t, ctx, "isos/ listing", `document.body.dataset.ready === '1' && !!document.querySelector('button[data-k="mv:isos/win11.iso"]')`, 10*time.Second)
+
+		// New folder: the dialog's field, Enter submits.
+		do(t, ctx, "new folder",
+			chromedp.SendKeys(chromedp.ID("mkdir"), kb.Enter),
+			chromedp.WaitVisible(chromedp.ID("ask-input")),
+			chromedp.SendKeys(chromedp.ID("ask-input"), "old"+kb.Enter),
+			chromedp.WaitNotVisible(chromedp.ID("ask-dlg")))
+		if fi, err := os.Stat(filepath.Join(root, "isos", "old")); err != nil || !fi.IsDir() {
+			t.Fatalf("new folder isos/old: %v", err)
+		}
+		waitFor(t, ctx, "isos/old listed", `!!document.querySelector('li.folder[data-path="isos/old"]')`, 3*time.Second)
+
+		// Rename/move into that folder, all from the keyboard.
+		do(t, ctx, "move win11.iso",
+			chromedp.SendKeys(chromedp.CSS(`button[data-k="mv:isos/win11.iso"]`), kb.Enter),
+			chromedp.WaitVisible(chromedp.ID("ask-input")),
+			chromedp.Clear(chromedp.ID("ask-input")),
+			chromedp.SendKeys(chromedp.ID("ask-input"), "isos/old/win-11.iso"+kb.Enter),
+			chromedp.WaitNotVisible(chromedp.ID("ask-dlg")))
+		if _, err := os.Stat(filepath.Join(root, "isos", "old", "win-11.iso")); err != nil {
+			t.Fatalf("after the move: %v", err)
+		}
+		waitFor(t, ctx, "win11.iso gone from the listing", `!document.querySelector('li.file[data-path="isos/win11.iso"]')`, 3*time.Second)
+
+		// Delete of an attached image: confirmed, refused with 423, explained.
+		req, _ := http.NewRequest("PUT", base+"/api/drives/0", strings.NewReader(`{"image":"isos/debian-13.iso","cdrom":true}`))
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("attach by API: %v %v", err, resp)
+		}
+		waitFor(t, ctx, "debian-13.iso in drive 0", `document.querySelector('li[data-path="isos/debian-13.iso"]').textContent.includes('in drive 0')`, 3*time.Second)
+		do(t, ctx, "delete debian-13.iso",
+			chromedp.Click(chromedp.CSS(`button[data-k="rm:isos/debian-13.iso"]`)),
+			chromedp.WaitVisible(chromedp.ID("ask-ok")),
+			chromedp.Click(chromedp.ID("ask-ok")))
+		waitFor(t, ctx, "the 423 explained next to the image", `(document.querySelector('li[data-path="isos/debian-13.iso"] .error')?.textContent || '').includes('Eject it from its drive first')`, 3*time.Second)
+		msg := eval[string](t, ctx, `document.querySelector('li[data-path="isos/debian-13.iso"] .error').textContent`)
+		if !strings.Contains(msg, "drive 0") {
+			t.Errorf("423 message does not name the drive: %q", msg)
+		}
+		if _, err := os.Stat(filepath.Join(root, "isos", "debian-13.iso")); err != nil {
+			t.Fatalf("an attached image was deleted: %v", err)
+		}
+
+		// Blank flash image in the current folder.
+		do(t, ctx, "blank image",
+			chromedp.Click(chromedp.ID("blank")),
+			chromedp.WaitVisible(chromedp.ID("blank-dlg")),
+			chromedp.SetValue(chromedp.CSS(`#blank-dlg input[name=name]`), "tools2.img"),
+			chromedp.SetValue(chromedp.CSS(`#blank-dlg input[name=size]`), "8M"),
+			chromedp.SetValue(chromedp.CSS(`#blank-dlg select[name=fs]`), "none"),
+			chromedp.Click(chromedp.CSS(`#blank-dlg button.primary`)),
+			chromedp.WaitNotVisible(chromedp.ID("blank-dlg")))
+		if fi, err := os.Stat(filepath.Join(root, "isos", "tools2.img")); err != nil || fi.Size() != 8<<20 {
+			t.Fatalf("blank image: %v %v", fi, err)
+		}
+		waitFor(t, ctx, "tools2.img listed", `!!document.querySelector('li.file[data-path="isos/tools2.img"]')`, 3*time.Second)
+
+		// The same name again: the API's 409 shown in the dialog, which stays open.
+		do(t, ctx, "blank image again",
+			chromedp.Click(chromedp.ID("blank")),
+			chromedp.WaitVisible(chromedp.ID("blank-dlg")),
+			chromedp.SetValue(chromedp.CSS(`#blank-dlg input[name=name]`), "tools2.img"),
+			chromedp.Click(chromedp.CSS(`#blank-dlg button.primary`)))
+		waitFor(t, ctx, "the conflict explained", `!document.querySelector('#blank-dlg .error').hidden && document.getElementById('blank-dlg').open`, 3*time.Second)
+		do(t, ctx, "close with Cancel", chromedp.Click(chromedp.CSS(`#blank-dlg button[value=cancel]`)), chromedp.WaitNotVisible(chromedp.ID("blank-dlg")))
 	})
 
 	t.Run("screenshots", func(t *testing.T) {

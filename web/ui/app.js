@@ -216,9 +216,10 @@ function runDialog(dlg, action) {
   const form = dlg.querySelector('form');
   const err = form.querySelector('.error');
   showError(err, '');
+  // Cancel is a plain button, so Enter in a field submits with OK.
+  form.querySelector('button[value=cancel]').onclick = () => dlg.close('cancel');
   form.onsubmit = async e => {
     e.preventDefault();
-    if (e.submitter?.value === 'cancel') return dlg.close('cancel');
     const ok = form.querySelector('button.primary');
     ok.disabled = true;
     try {
