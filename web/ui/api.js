@@ -1,6 +1,11 @@
 // HTTP helpers: the JSON API, the WebDAV share, and uploads that stream a
 // File from disk without reading it into the page.
 
+// abs makes a same-origin URL absolute from location.origin: when the page
+// was opened as http://user:pw@box/, relative URLs would carry those
+// credentials, and fetch refuses such URLs.
+export function abs(url) { return location.origin + url; }
+
 // davURL is the share URL of a store path, every segment escaped.
 export function davURL(path, folder = false) {
   const enc = path.split('/').filter(s => s !== '').map(encodeURIComponent).join('/');
@@ -35,7 +40,7 @@ export async function call(method, url, body, headers = {}) {
   }
   let resp;
   try {
-    resp = await fetch(url, init);
+    resp = await fetch(abs(url), init);
   } catch (e) {
     throw new APIError(0, `msdav did not answer (${e.message}); is it running?`);
   }
@@ -72,7 +77,7 @@ export async function listFolders(folder) {
 export function upload(path, file, onProgress, signal) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('PUT', davURL(path));
+    xhr.open('PUT', abs(davURL(path)));
     xhr.upload.onprogress = e => onProgress(e.loaded);
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) return resolve();

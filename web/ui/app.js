@@ -1,6 +1,6 @@
 // The msdav console: drives, images and parts, kept current by
 // /api/events. Every action goes through the same API and share as curl.
-import { call, davURL, listFolders, upload } from './api.js';
+import { abs, call, davURL, listFolders, upload } from './api.js';
 import * as fmt from './fmt.js';
 
 const $ = id => document.getElementById(id);
@@ -623,7 +623,7 @@ function setLive(state, text) {
 }
 
 function follow() {
-  const es = new EventSource('/api/events');
+  const es = new EventSource(abs('/api/events'));
   es.onopen = () => {
     S.live = true;
     setLive('on', 'live');
