@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/msdav/msdav/conf"
@@ -191,6 +193,50 @@ func TestConsoleInBrowser(t *testing.T) {
 		waitFor(t, ctx, "drive 1 shown empty", `document.querySelector('li[data-drive="1"]').textContent.includes('No image')`, 2*time.Second)
 		if f := lunAttr(cfg.Gadget, 1, "file"); f != "" {
 			t.Fatalf("configfs after eject: file %q", f)
+		}
+	})
+
+	t.Run("force eject when the host holds the medium locked", func(t *testing.T) {
+		req, _ := http.NewRequest("PUT", base+"/api/drives/1", strings.NewReader(`{"image":"flash/tools.img","cdrom":false}`))
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("attach by API: %v %v", err, resp)
+		}
+		waitFor(t, ctx, "drive 1 shown with tools.img", `document.querySelector('li[data-drive="1"]').textContent.includes('flash/tools.img')`, 3*time.Second)
+		// A fake configfs cannot refuse like the kernel does (EBUSY while
+		// the host's OS prevents removal): answer the plain eject with the
+		// API's 409 in the browser, and let the forced one through.
+		ictx, stopIntercept := context.WithCancel(ctx)
+		defer stopIntercept()
+		paused := chromedp.Events(ictx, fetch.RequestPaused)
+		if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/api/drives/1*"}}}); err != nil {
+			t.Fatal(err)
+		}
+		defer chromedp.Call(ctx, fetch.Disable, cdp.Empty{})
+		go func() {
+			for ev, err := range paused {
+				if err != nil {
+					return
+				}
+				if ev.Request.Method == "DELETE" && !strings.Contains(ev.Request.URL, "force=1") {
+					chromedp.Call(ictx, fetch.FulfillRequest, fetch.FulfillRequestParams{
+						RequestID: ev.RequestID, ResponseCode: 409,
+						ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/json"}},
+						Body:            []byte(`{"error":"drive 1: the host has locked the medium; eject it on the host, or DELETE with ?force=1 to break the lock"}`),
+					})
+					continue
+				}
+				chromedp.Call(ictx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+			}
+		}()
+		do(t, ctx, "eject drive 1", chromedp.Click(chromedp.CSS(`button[data-k="eject1"]`)))
+		waitFor(t, ctx, "the lock explained and force offered", `(document.querySelector('li[data-drive="1"] .error')?.textContent || '').includes('holds this medium locked') && !!document.querySelector('button[data-k="force1"]')`, 3*time.Second)
+		if f := lunAttr(cfg.Gadget, 1, "file"); f == "" {
+			t.Fatal("the refused eject emptied the drive")
+		}
+		do(t, ctx, "force eject drive 1", chromedp.Click(chromedp.CSS(`button[data-k="force1"]`)))
+		waitFor(t, ctx, "drive 1 shown empty", `document.querySelector('li[data-drive="1"]').textContent.includes('No image') && !document.querySelector('button[data-k="force1"]')`, 3*time.Second)
+		if f := lunAttr(cfg.Gadget, 1, "file"); f != "" {
+			t.Fatalf("configfs after force eject: file %q", f)
 		}
 	})
 

@@ -142,7 +142,7 @@ async function eject(i, force) {
   } catch (e) {
     if (e.status === 409) {
       S.lockedDrives.add(i);
-      setDriveError(i, `The host holds this medium locked (its system has it in use): ${e.message}. Release it on the host, or force eject; the host may lose what it had not written yet.`);
+      setDriveError(i, 'The host holds this medium locked: its system is using it. Eject it on the host first, or use Force eject (the host may lose what it had not written yet).');
       return;
     }
     setDriveError(i, 'Eject failed: ' + e.message);
