@@ -412,3 +412,37 @@ func TestConsoleWithBasicAuth(t *testing.T) {
 		t.Errorf("drives section with the gadget disabled: %q", e)
 	}
 }
+
+// A full part answers 507 before the body is sent; the page says so in
+// words, and the part shows as its own folder with its free space.
+func TestConsoleUploadFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a small tmpfs as a part of the store")
+	}
+	ctx := browser(t)
+	cfg := testConfig(t)
+	small := filepath.Join(cfg.Storage.Root, "small")
+	os.MkdirAll(small, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	base, _ := startServe(t, cfg)
+	do(t, ctx, "open small/", chromedp.Navigate(base+"/#small"))
+	waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+	parts := eval[string](t, ctx, `document.getElementById('parts').textContent`)
+	if !strings.Contains(parts, "small/") || !strings.Contains(parts, "tmpfs") || !strings.Contains(parts, "free of 4.0 MiB") {
+		t.Errorf("parts: %q", parts)
+	}
+	src := filepath.Join(t.TempDir(), "big.img")
+	os.WriteFile(src, make([]byte, 16<<20), 0o644)
+	do(t, ctx, "pick the file", chromedp.SetUploadFiles(chromedp.CSS("#pick"), []string{src}))
+	waitFor(t, ctx, "the upload failed", `document.querySelector('li[data-upload="small/big.img"]')?.classList.contains('failed')`, 20*time.Second)
+	status := eval[string](t, ctx, `document.querySelector('li[data-upload="small/big.img"] .status').textContent`)
+	if !strings.Contains(status, "Not enough space") {
+		t.Errorf("status after a 507: %q", status)
+	}
+	if _, err := os.Stat(filepath.Join(small, "big.img")); err == nil {
+		t.Error("a refused upload left big.img")
+	}
+}
