@@ -268,7 +268,7 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request, d *os.File, name
 	}
 	fmt.Fprintf(w, "<!doctype html><title>%s</title><h1>%s</h1><ul>\n", html.EscapeString(base), html.EscapeString(base))
 	for _, fi := range fis {
-		if fs.Internal(fi.Name()) {
+		if fs.Classify(fi.Name()) == fs.Internal {
 			continue
 		}
 		n := fi.Name()

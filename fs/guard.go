@@ -30,6 +30,7 @@ type guard struct {
 
 	cycles atomic.Int64 // rw remounts done
 	busy   atomic.Int64 // EBUSY answers seen while going ro
+	drift  atomic.Int64 // times the mount was found ro while we believed rw
 }
 
 var errClosed = errors.New("store is shutting down")
@@ -57,6 +58,16 @@ func (g *guard) acquire(ctx context.Context, why string) (func(), error) {
 	if g.timer != nil {
 		g.timer.Stop()
 		g.timer = nil
+	}
+	if g.rw {
+		// Trust the kernel, not our memory: an admin's mount -o remount,ro
+		// (or an older msdav CLI) may have flipped it behind our back, and a
+		// write would then fail with EROFS halfway.
+		if ro, err := IsReadOnly(g.mnt); err == nil && ro {
+			g.log.Error("store was remounted read-only behind msdav's back; making it rw again", "mount", g.mnt, "for", why)
+			g.rw = false
+			g.drift.Add(1)
+		}
 	}
 	if !g.rw {
 		start := time.Now()
