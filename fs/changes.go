@@ -1,8 +1,10 @@
 package fs
 
 import (
+	"context"
 	"os"
 	"path"
+	"slices"
 	"time"
 )
 
@@ -107,3 +109,85 @@ func (s *Store) partSet() map[string]bool {
 
 // partOfRel names the part holding rel.
 func (s *Store) partOfRel(rel string) string { return partOf(rel, s.partSet()) }
+
+// Watch tells subscribers of what changes without the store doing it:
+// files copied in over NFS or scp, a part that stops answering or fills
+// up. It polls every interval while active says someone listens, and
+// publishes "image" and "part" events for what differs from the last look.
+func (s *Store) Watch(ctx context.Context, every time.Duration, active func() bool) {
+	if s.opt.Publish == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var images map[string]Image
+	var parts map[string]Part
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !active() {
+			images, parts = nil, nil // start again from a fresh look
+			continue
+		}
+		ps, err := s.Parts(ctx)
+		if err != nil {
+			continue
+		}
+		nextParts := make(map[string]Part, len(ps))
+		for _, p := range ps {
+			nextParts[p.Path] = p
+			if old, ok := parts[p.Path]; parts != nil && (!ok || old != p) {
+				s.publish("part", p)
+			}
+		}
+		parts = nextParts
+		imgs, err := s.Images(ctx)
+		if err != nil {
+			continue
+		}
+		next := make(map[string]Image, len(imgs))
+		for _, im := range imgs {
+			if _, dup := next[im.Path]; dup {
+				continue // an upload that committed during the look: the complete one came first
+			}
+			next[im.Path] = im
+		}
+		if images != nil {
+			for p, im := range next {
+				if old, ok := images[p]; !ok || !sameImage(old, im) {
+					s.publish("image", im)
+				}
+			}
+			for p := range images {
+				if _, ok := next[p]; !ok && !s.partGone(p, ps) {
+					s.publishRemoved([]string{p})
+				}
+			}
+		}
+		images = next
+	}
+}
+
+// partGone reports an image whose part did not answer: it is not known to
+// be gone, only out of sight, and the part event says so.
+func (s *Store) partGone(rel string, ps []Part) bool {
+	isPart := map[string]bool{}
+	for _, p := range ps {
+		isPart[p.Path] = true
+	}
+	part := partOf(rel, isPart)
+	for _, p := range ps {
+		if p.Path == part {
+			return !p.Available
+		}
+	}
+	return false
+}
+
+func sameImage(a, b Image) bool {
+	return a.Path == b.Path && a.Size == b.Size && a.ModTime.Equal(b.ModTime) && a.Complete == b.Complete &&
+		a.Received == b.Received && a.Part == b.Part && slices.Equal(a.Attached, b.Attached)
+}

@@ -69,9 +69,10 @@ type Store struct {
 	probe *prober
 	guard *guard // nil unless Options.Remount
 
-	mu       sync.Mutex
+	mu       sync.Mutex // guards the fields below
 	attached Attachments
 	uploads  map[string]*Upload // by store-relative final path
+	pin      func()             // a person's rw hold (msdav remount rw)
 }
 
 // Open opens (creating if missing) the store at o.Root.
@@ -433,11 +434,21 @@ type Upload struct {
 
 // Create starts an atomic write of rel. expected is the announced size, -1 if unknown.
 func (s *Store) Create(ctx context.Context, rel string, expected int64) (*Upload, error) {
+	return s.create(ctx, rel, expected, false)
+}
+
+// CreateInternal is Create for a file a package keeps for itself beside an
+// image (a property sidecar): its name must be one of the store's own.
+func (s *Store) CreateInternal(ctx context.Context, rel string, expected int64) (*Upload, error) {
+	return s.create(ctx, rel, expected, true)
+}
+
+func (s *Store) create(ctx context.Context, rel string, expected int64, internal bool) (*Upload, error) {
 	rel, err := Clean(rel)
 	if err != nil {
 		return nil, err
 	}
-	if rel == "." || Classify(rel) == Internal {
+	if rel == "." || (Classify(rel) == Internal) != internal || internal && !strings.HasPrefix(path.Base(rel), tempPrefix) {
 		return nil, fmt.Errorf("%s: %w", rel, ErrBadName)
 	}
 	if err := s.Mutable(rel); err != nil {
