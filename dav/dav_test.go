@@ -310,7 +310,7 @@ func TestPutRules(t *testing.T) {
 
 type attached map[string][]int
 
-func (a attached) Attached() map[string][]int { return a }
+func (a attached) Attached() (map[string][]int, error) { return a, nil }
 
 func TestAttachedImageIsLockedOnEveryRoute(t *testing.T) {
 	ts := newServer(t, "")

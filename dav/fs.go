@@ -29,10 +29,8 @@ func rel(name string) (string, error) {
 	if err != nil {
 		return "", os.ErrPermission
 	}
-	for _, el := range strings.Split(r, "/") {
-		if fs.Internal(el) {
-			return "", os.ErrNotExist
-		}
+	if fs.Classify(r) == fs.Internal {
+		return "", os.ErrNotExist
 	}
 	return r, nil
 }
@@ -135,7 +133,7 @@ func (d *davFile) Readdir(count int) ([]os.FileInfo, error) {
 	fis, err := d.File.Readdir(count)
 	out := fis[:0]
 	for _, fi := range fis {
-		if !fs.Internal(fi.Name()) {
+		if fs.Classify(fi.Name()) != fs.Internal {
 			out = append(out, fi)
 		}
 	}

@@ -140,7 +140,7 @@ func (p *propStore) save(ctx context.Context, rel string, m map[xml.Name]webdav.
 	if err != nil {
 		return err
 	}
-	u, err := p.s.Create(ctx, sidecar(rel), int64(len(b)))
+	u, err := p.s.CreateInternal(ctx, sidecar(rel), int64(len(b)))
 	if err != nil {
 		return err
 	}
