@@ -248,6 +248,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		resp.Body.Close()
 		waitFor(t, ctx, "drive 0 shown with tools.img", `document.querySelector('li[data-drive="0"]').textContent.includes('flash/tools.img')`, 3*time.Second)
+		// Through the event stream, not the page's fallback polling.
+		waitFor(t, ctx, "the page following /api/events", `document.getElementById('live').classList.contains('on')`, 3*time.Second)
 		lun := filepath.Join(cfg.Gadget.Configfs, "usb_gadget", cfg.Gadget.Name, "functions", "mass_storage.usb0", "lun.0", "file")
 		os.WriteFile(lun, []byte("\n"), 0o644) // what the kernel does when the host ejects
 		took := waitFor(t, ctx, "drive 0 shown empty", `document.querySelector('li[data-drive="0"]').textContent.includes('No image')`, 2*time.Second)
