@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -150,6 +152,44 @@ func TestConsoleInBrowser(t *testing.T) {
 		if n := eval[int](t, ctx, `document.querySelectorAll('#drives li.drive').length`); n != 2 {
 			t.Errorf("%d drives shown, want 2", n)
 		}
+	})
+
+	t.Run("an upload from elsewhere shown growing", func(t *testing.T) {
+		do(t, ctx, "open isos/", chromedp.Navigate(base+"/#isos"), chromedp.Reload())
+		waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1' && document.getElementById('live').classList.contains('on')`, 10*time.Second)
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("PUT", base+"/dav/isos/growing.iso", pr)
+		req.ContentLength = 8 << 20
+		done := make(chan error, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 201 && resp.StatusCode != 204 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			done <- err
+		}()
+		t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
+		growing := `(() => { const p = document.querySelector('li[data-path="isos/growing.iso"] progress'); return p && p.max === 8*1048576 ? p.value : 0; })()`
+		// Events come at most a few times a second while bytes arrive.
+		sent := 0
+		for ; sent < 6<<20 && eval[float64](t, ctx, growing) < 2<<20; sent += 256 << 10 {
+			pw.Write(make([]byte, 256<<10))
+			time.Sleep(50 * time.Millisecond)
+		}
+		if v := eval[float64](t, ctx, growing); v < 2<<20 {
+			t.Fatalf("the upload is not shown growing: %.0f bytes shown after %d sent; row: %q", v, sent,
+				eval[string](t, ctx, `document.querySelector('li[data-path="isos/growing.iso"]')?.textContent || 'none'`))
+		}
+		pw.Write(make([]byte, 8<<20-sent))
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("PUT: %v", err)
+		}
+		waitFor(t, ctx, "the upload shown complete", `(() => { const r = document.querySelector('li[data-path="isos/growing.iso"]'); return r && !r.querySelector('progress') && r.textContent.includes('8.0 MiB'); })()`, 5*time.Second)
+		os.Remove(filepath.Join(root, "isos", "growing.iso"))
 	})
 
 	t.Run("upload through the file input", func(t *testing.T) {

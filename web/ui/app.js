@@ -637,7 +637,7 @@ function follow() {
   es.addEventListener('image', e => {
     const img = JSON.parse(e.data);
     if (img.removed) S.images.delete(img.path);
-    else S.images.set(img.path, { ...S.images.get(img.path), ...img });
+    else S.images.set(img.path, img); // whole: a replaced file's old sha256 must not linger
     renderEntries();
   });
   es.addEventListener('part', e => {
