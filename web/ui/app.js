@@ -83,7 +83,12 @@ async function loadImages() {
 async function loadJobs() {
   try {
     const r = await call('GET', '/api/jobs');
-    for (const j of Array.isArray(r) ? r : r?.jobs || []) S.jobs.set(j.id, j);
+    // Only running ones: finished jobs of earlier visits are history.
+    for (const j of Array.isArray(r) ? r : r?.jobs || []) {
+      if (j.state !== 'running') continue;
+      S.jobs.set(j.id, j);
+      pollJob(j.id);
+    }
     renderJobs();
   } catch (_) { /* no fetch API in this build: the dialog says so when used */ }
 }
@@ -599,10 +604,14 @@ function renderJobs() {
   }));
 }
 
-// pollJob follows a job when events are not flowing.
+// pollJob follows a job by GET while no job events arrive for it (an
+// event stream that is down, or a server that sends none).
 async function pollJob(id) {
-  while (!S.live) {
+  for (;;) {
     await new Promise(r => setTimeout(r, 1000));
+    const cur = S.jobs.get(id);
+    if (!cur || cur.state !== 'running') return;
+    if (S.live && Date.now() - (cur.seen || 0) < 1500) continue;
     try {
       const j = await call('GET', `/api/jobs/${encodeURIComponent(id)}`);
       S.jobs.set(id, { ...S.jobs.get(id), ...j });
@@ -650,7 +659,7 @@ function follow() {
   es.addEventListener('job', e => {
     const j = JSON.parse(e.data);
     const old = S.jobs.get(j.id);
-    S.jobs.set(j.id, { ...old, ...j });
+    S.jobs.set(j.id, { ...old, ...j, seen: Date.now() });
     renderJobs();
     if (j.state === 'done' && old?.state !== 'done') loadImages();
   });
