@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -486,5 +487,53 @@ func TestConsoleUploadFull(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(small, "big.img")); err == nil {
 		t.Error("a refused upload left big.img")
+	}
+}
+
+// The fetch dialog: a gzip image fetched from a URL, its job shown with
+// live progress, the image stored decompressed and listed.
+func TestConsoleFetchFromURL(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "msdav.toml")
+	os.WriteFile(cfgFile, []byte("[fetch]\nallow_private = true\n"), 0o644)
+	cfg, err := conf.Load(cfgFile) // the test's source is on loopback
+	if err != nil {
+		t.Skipf("this build has no [fetch] (the fetch API is not merged): %v", err)
+	}
+	ctx := browser(t)
+	cfg.Storage.Root = t.TempDir()
+	cfg.Gadget.Mode = conf.ModeDisabled
+	data := make([]byte, 4<<20)
+	rand.Read(data)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(data)
+	zw.Close()
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Slow enough for the page to show the job running.
+		b := gz.Bytes()
+		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		for i := 0; i < len(b); i += len(b)/10 + 1 {
+			w.Write(b[i:min(i+len(b)/10+1, len(b))])
+			w.(http.Flusher).Flush()
+			time.Sleep(150 * time.Millisecond)
+		}
+	}))
+	defer src.Close()
+	base, _ := startServe(t, cfg)
+	do(t, ctx, "open the console", chromedp.Navigate(base+"/"))
+	waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+	do(t, ctx, "fetch from the URL",
+		chromedp.Click(chromedp.ID("fetch")),
+		chromedp.WaitVisible(chromedp.ID("fetch-dlg")),
+		chromedp.SendKeys(chromedp.CSS(`#fetch-dlg input[name=url]`), src.URL+"/img/tool.img.gz"),
+		chromedp.Click(chromedp.CSS(`#fetch-dlg button.primary`)))
+	if e := eval[string](t, ctx, `document.querySelector('#fetch-dlg .error').textContent`); e != "" {
+		t.Fatalf("fetch dialog: %s", e)
+	}
+	waitFor(t, ctx, "the job shown running with progress", `(() => { const p = document.querySelector('li[data-job] progress'); return p && p.value > 0 && document.querySelector('li[data-job]').classList.contains('running'); })()`, 5*time.Second)
+	waitFor(t, ctx, "the job done", `document.querySelector('li[data-job]').classList.contains('done')`, 15*time.Second)
+	waitFor(t, ctx, "the image listed", `!!document.querySelector('li.file[data-path="tool.img"]')`, 5*time.Second)
+	if got, err := os.ReadFile(filepath.Join(cfg.Storage.Root, "tool.img")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("fetched image differs (%d bytes, %v)", len(got), err)
 	}
 }
