@@ -537,3 +537,69 @@ func TestConsoleFetchFromURL(t *testing.T) {
 		t.Fatalf("fetched image differs (%d bytes, %v)", len(got), err)
 	}
 }
+
+// The fetch dialog against the SPEC's shapes, answered in the browser
+// (DevTools interception) so it is proven before the fetch API is merged:
+// the POST body, the 202 job, progress by GET /api/jobs/{id}, the end state.
+func TestConsoleFetchDialogShapes(t *testing.T) {
+	ctx := browser(t)
+	cfg := testConfig(t)
+	os.Mkdir(filepath.Join(cfg.Storage.Root, "isos"), 0o755)
+	base, _ := startServe(t, cfg)
+	do(t, ctx, "open the console", chromedp.Navigate(base+"/#isos"))
+	waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+	ictx, stop := context.WithCancel(ctx)
+	defer stop()
+	paused := chromedp.Events(ictx, fetch.RequestPaused)
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/api/images/fetch"}, {URLPattern: "*/api/jobs/*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	posted := make(chan string, 1)
+	go func() {
+		polls := 0
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			status, body := 200, ""
+			switch {
+			case ev.Request.Method == "POST":
+				var b []byte
+				for _, e := range ev.Request.PostDataEntries {
+					b = append(b, e.Bytes...)
+				}
+				posted <- string(b)
+				status, body = 202, `{"id":"7","kind":"fetch","url":"https://example.org/tool.img.xz","path":"isos/tool.img","state":"running","received":0,"expected":null,"written":0}`
+			case ev.Request.Method == "GET" && polls < 2:
+				polls++
+				body = fmt.Sprintf(`{"id":"7","kind":"fetch","url":"https://example.org/tool.img.xz","path":"isos/tool.img","state":"running","received":%d,"expected":3000000,"written":%d}`, polls*1000000, polls*2500000)
+			default:
+				body = `{"id":"7","kind":"fetch","url":"https://example.org/tool.img.xz","path":"isos/tool.img","state":"failed","received":3000000,"expected":3000000,"written":7000000,"error":"sha256 mismatch: got 1234, want 5678"}`
+			}
+			chromedp.Call(ictx, fetch.FulfillRequest, fetch.FulfillRequestParams{
+				RequestID: ev.RequestID, ResponseCode: int64(status),
+				ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/json"}},
+				Body:            []byte(body),
+			})
+		}
+	}()
+	do(t, ctx, "fetch from a URL",
+		chromedp.Click(chromedp.ID("fetch")),
+		chromedp.WaitVisible(chromedp.ID("fetch-dlg")),
+		chromedp.SendKeys(chromedp.CSS(`#fetch-dlg input[name=url]`), "https://example.org/tool.img.xz"),
+		chromedp.SendKeys(chromedp.CSS(`#fetch-dlg input[name=sha256]`), strings.Repeat("ab", 32)),
+		chromedp.Click(chromedp.CSS(`#fetch-dlg button.primary`)),
+		chromedp.WaitNotVisible(chromedp.ID("fetch-dlg")))
+	select {
+	case body := <-posted:
+		for _, want := range []string{`"url":"https://example.org/tool.img.xz"`, `"path":"isos/tool.img"`, `"decompress":"auto"`, `"sha256":"` + strings.Repeat("ab", 32) + `"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("POST body %s lacks %s", body, want)
+			}
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dialog sent no POST /api/images/fetch")
+	}
+	waitFor(t, ctx, "progress shown", `(document.querySelector('li[data-job="7"] .status')?.textContent || '').includes('of 2.9 MiB')`, 5*time.Second)
+	waitFor(t, ctx, "the failure shown in words", `(document.querySelector('li[data-job="7"] .status')?.textContent || '').includes('sha256 mismatch')`, 5*time.Second)
+}
