@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,13 +124,29 @@ func TestConsoleInBrowser(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "flash", "tools.img"), make([]byte, 2<<20), 0o644)
 	base, _ := startServe(t, cfg)
 
-	start := time.Now()
-	do(t, ctx, "open the console", chromedp.Navigate(base+"/"))
-	waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
-	loaded := time.Since(start)
-	fcp := eval[float64](t, ctx, `(performance.getEntriesByName('first-contentful-paint')[0] || {startTime: -1}).startTime`)
-	weight := eval[float64](t, ctx, `performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource')).filter(e => !e.name.includes('/api/') && !e.name.includes('/dav/')).reduce((n, e) => n + e.decodedBodySize, 0)`)
-	t.Logf("page weight %.0f bytes in the browser (%d embedded), first contentful paint %.0f ms, ready with data %s", weight, web.New().Size(), fcp, loaded.Round(time.Millisecond))
+	// Time to first render on loopback: the first visit (empty cache) and
+	// the median of five more (revalidated by ETag).
+	var fcps, readys []float64
+	var weight float64
+	for i := 0; i < 6; i++ {
+		step := chromedp.Navigate(base + "/")
+		if i > 0 {
+			step = chromedp.Reload()
+		}
+		do(t, ctx, "open the console", step)
+		waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+		if i == 0 { // later visits revalidate and transfer no bodies
+			weight = eval[float64](t, ctx, `performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource')).filter(e => !e.name.includes('/api/') && !e.name.includes('/dav/')).reduce((n, e) => n + e.decodedBodySize, 0)`)
+		}
+		fcps = append(fcps, eval[float64](t, ctx, `(performance.getEntriesByName('first-contentful-paint')[0] || {startTime: -1}).startTime`))
+		readys = append(readys, eval[float64](t, ctx, `performance.getEntriesByName('msdav-ready')[0].startTime`))
+	}
+	median := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+	t.Logf("page weight %.0f bytes (%d embedded); first visit: first paint %.0f ms, drives and images shown %.0f ms; later visits (median of 5): %.0f ms and %.0f ms",
+		weight, web.New().Size(), fcps[0], readys[0], median(fcps[1:]), median(readys[1:]))
+	if weight > 100<<10 {
+		t.Errorf("the page weighs %.0f bytes, over 100 KiB", weight)
+	}
 	if others := eval[[]string](t, ctx, `performance.getEntriesByType('resource').map(e => e.name).filter(n => new URL(n).origin !== location.origin)`); len(others) > 0 {
 		t.Errorf("the page asked other hosts: %v", others)
 	}

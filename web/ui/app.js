@@ -694,6 +694,7 @@ function start() {
     if (p !== S.cwd) openFolder(p);
   });
   Promise.all([loadDrives(), loadImages(), loadJobs()]).then(() => {
+    performance.mark('msdav-ready'); // first render with the store's data, for the browser test's timing
     document.body.dataset.ready = '1';
   });
   follow();
