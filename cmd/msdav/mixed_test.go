@@ -228,3 +228,42 @@ func hasDir(files map[string][]byte, dir string) bool {
 	}
 	return false
 }
+
+// One store has one server: a second one says who holds it, and a CLI
+// command with no server acts itself under the same lock.
+func TestOneOwnerPerStore(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Server.RuntimeDir = t.TempDir()
+	startServe(t, cfg)
+	sock, lock, err := localPaths(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if findServer(sock) == nil {
+		t.Fatal("no server on the socket")
+	}
+	if _, err := fs.LockOwner(lock, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "another msdav process") {
+		t.Fatalf("second owner: %v", err)
+	}
+	// Another store: its own socket and lock.
+	other := cfg
+	other.Storage.Root = t.TempDir()
+	sock2, lock2, _ := localPaths(other)
+	if sock2 == sock || lock2 == lock {
+		t.Fatal("two stores share a socket or lock")
+	}
+	if findServer(sock2) != nil {
+		t.Fatal("a server answers for a store nobody serves")
+	}
+	release, err := fs.LockOwner(lock2, 0)
+	if err != nil {
+		t.Fatalf("lock of an unserved store: %v", err)
+	}
+	release()
+	// A runtime dir that cannot be made is a clear error.
+	bad := cfg
+	bad.Server.RuntimeDir = "/proc/no/such"
+	if _, _, err := localPaths(bad); err == nil || !strings.Contains(err.Error(), "server.runtime_dir") {
+		t.Errorf("unusable runtime dir: %v", err)
+	}
+}
