@@ -92,7 +92,9 @@ func (s *Store) walkPart(rel string, isPart map[string]bool) []Image {
 	var out []Image
 	s.walk(rel, isPart, func(p string, fi os.FileInfo) {
 		if !Junk(path.Base(p)) && fi.Mode().IsRegular() {
-			out = append(out, Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel})
+			im := Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel}
+			s.describeImage(&im, fi)
+			out = append(out, im)
 		}
 	})
 	return out
