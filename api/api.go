@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
 	"github.com/msdav/msdav/gadget"
@@ -31,6 +32,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	holds map[int]func() // remount guard held by each rw drive
+	jobs  *fetch.Manager // see SetJobs
 }
 
 // New returns the API handler. g may be nil, with gerr saying why the drives
@@ -48,6 +50,7 @@ func New(store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) *Serve
 	r.Path("/api/drives/{i}").Methods("PUT").HandlerFunc(a.attach)
 	r.Path("/api/drives/{i}").Methods("DELETE").HandlerFunc(a.eject)
 	r.Path("/api/usb/reconnect").Methods("POST").HandlerFunc(a.reconnect)
+	a.routeJobs(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
 	})

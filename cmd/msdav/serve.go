@@ -19,6 +19,7 @@ import (
 	"github.com/msdav/msdav/auth"
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/dav"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/metrics"
@@ -114,7 +115,12 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		log.Warn("drives unavailable; the share still works", "reason", gerr)
 	}
 
-	h, err := handler(ctx, cfg, store, g, gerr, log)
+	// Closed before the store (defers run last first): running fetches
+	// cancel and remove their temps while the store is still open.
+	jobs := fetch.New(store, fetch.Options{AllowPrivate: cfg.Fetch.AllowPrivate, Log: log})
+	defer jobs.Close()
+
+	h, err := handler(ctx, cfg, store, g, gerr, log, jobs)
 	if err != nil {
 		return err
 	}
@@ -156,7 +162,7 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 }
 
 // handler builds the whole HTTP surface: /healthz open, the rest behind auth.
-func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) (http.Handler, error) {
+func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger, jobs *fetch.Manager) (http.Handler, error) {
 	r := mux.NewRouter().SkipClean(true)
 	rec := metrics.New(log, store.RemountCycles)
 	r.Path("/healthz").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -171,6 +177,7 @@ func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Ga
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
 	a := api.New(store, g, gerr, log)
+	a.SetJobs(jobs)
 	go a.Watch(ctx, time.Second)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))
 	return rec.Wrap(r), nil
