@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/gorilla/mux"
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/events"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
 	"github.com/msdav/msdav/problem"
@@ -37,6 +39,9 @@ type Server struct {
 	log    *slog.Logger
 	local  bool
 	r      *mux.Router
+
+	mu   sync.Mutex     // guards jobs
+	jobs *fetch.Manager // see SetJobs
 }
 
 // handlerFunc is one route: it returns the status and the value to send
@@ -60,6 +65,7 @@ func New(store *fs.Store, dm *drives.Manager, hub *events.Hub, o Options) *Serve
 	route("/api/drives/{i}", "DELETE", a.eject)
 	route("/api/usb/reconnect", "POST", a.reconnect)
 	r.Path("/api/events").Methods("GET").HandlerFunc(a.events)
+	a.routeJobs(r)
 	if o.Local {
 		route("/api/store/remount", "POST", a.remount)
 	}
@@ -90,6 +96,12 @@ func (a *Server) serve(h handlerFunc) http.Handler {
 		WriteJSON(w, status, v)
 	})
 }
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, map[string]string{"error": problem.Message(errors.New(msg))})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
 
 // WriteJSON writes v as the whole JSON answer.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

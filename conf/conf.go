@@ -22,6 +22,7 @@ type Config struct {
 	Storage Storage `toml:"storage"`
 	Gadget  Gadget  `toml:"gadget"`
 	Auth    Auth    `toml:"auth"`
+	Fetch   Fetch   `toml:"fetch"`
 }
 
 // Server is the HTTP side.
@@ -75,6 +76,14 @@ type Gadget struct {
 // Auth is access control for the share and the API.
 type Auth struct {
 	Htpasswd string `toml:"htpasswd"` // bcrypt entries; empty: no auth
+}
+
+// Fetch is downloading images from URLs (POST /api/images/fetch).
+type Fetch struct {
+	// AllowPrivate lets a URL name a loopback, private or link-local
+	// address. Off, the API cannot be used to reach the box's own services
+	// or the networks behind it.
+	AllowPrivate bool `toml:"allow_private"`
 }
 
 // Duration is a time.Duration written as "2s" or "500ms" in TOML.
@@ -158,7 +167,7 @@ func Load(path string) (Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return c, fmt.Errorf("config %s: unknown key %s (known sections: server, storage, gadget, auth; see deploy/msdav.toml)",
+		return c, fmt.Errorf("config %s: unknown key %s (known sections: server, storage, gadget, auth, fetch; see deploy/msdav.toml)",
 			path, strings.Join(keys, ", "))
 	}
 	if err := c.Validate(); err != nil {

@@ -49,6 +49,16 @@ drives = 3
 	}
 }
 
+func TestLoadFetch(t *testing.T) {
+	if c, _ := Load(""); c.Fetch.AllowPrivate {
+		t.Error("fetch.allow_private is on by default")
+	}
+	c, err := Load(writeConf(t, "[fetch]\nallow_private = true\n"))
+	if err != nil || !c.Fetch.AllowPrivate {
+		t.Errorf("allow_private = true: %+v, %v", c.Fetch, err)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{"[server]\nlisten = \"x\"", `server.listen = "x": want host:port`},
@@ -70,6 +80,8 @@ func TestLoadErrors(t *testing.T) {
 		{"[server]\nlisten = 8080", "server.listen"},
 		{"[server]\nlsiten = \"x\"", "unknown key server.lsiten"},
 		{"[storage]\nroot = \"/x\"\n[extra]\nkey = 1", "unknown key extra"},
+		{"[fetch]\nallow_privat = true", "unknown key fetch.allow_privat"},
+		{"[fetch]\nallow_private = \"yes\"", "allow_private"},
 		{"[storage\nroot = 1", "config"},
 	} {
 		_, err := Load(writeConf(t, tc.body))

@@ -2,6 +2,7 @@ package dav
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"io"
 	iofs "io/fs"
@@ -140,7 +141,7 @@ func (d *davFile) Readdir(count int) ([]os.FileInfo, error) {
 	return out, err
 }
 
-func (d *davFile) DeadProps() (map[xmlName]webdav.Property, error) {
+func (d *davFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 	return d.fs.props.deadProps(d.rel, d.isDir())
 }
 
@@ -216,7 +217,7 @@ func (u *uploadFile) Close() error {
 	return nil
 }
 
-func (u *uploadFile) DeadProps() (map[xmlName]webdav.Property, error) { return nil, nil }
+func (u *uploadFile) DeadProps() (map[xml.Name]webdav.Property, error) { return nil, nil }
 
 // Patch is kept until Close: the properties belong to the final name.
 func (u *uploadFile) Patch(p []webdav.Proppatch) ([]webdav.Propstat, error) {

@@ -13,8 +13,6 @@ import (
 	"golang.org/x/net/webdav"
 )
 
-type xmlName = xml.Name
-
 // propStore keeps dead properties (PROPPATCH) in a hidden sidecar file next
 // to each resource: plain files work on every part (vfat, exFAT, NFS, CIFS)
 // where extended attributes do not, and a sidecar moves and dies with its

@@ -51,10 +51,10 @@ type Manager struct {
 	publish func(kind string, v any)
 	log     *slog.Logger
 
-	mu    sync.Mutex     // serialises every change; guards the fields below
+	mu    sync.Mutex   // serialises every change; guards the fields below
 	holds map[int]hold // the store's rw hold of each drive attached rw
-	seen  []State        // what subscribers were last told, nil before the first sync
-	bad   error          // the last error reading configfs, to log it once
+	seen  []State      // what subscribers were last told, nil before the first sync
+	bad   error        // the last error reading configfs, to log it once
 }
 
 // New returns the manager and makes it the store's source of attached

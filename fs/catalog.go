@@ -67,7 +67,9 @@ func (s *Store) walkPart(rel string, isPart map[string]bool) []Image {
 	var out []Image
 	s.walk(rel, isPart, func(p string, fi os.FileInfo) {
 		if Classify(p) == Visible && fi.Mode().IsRegular() {
-			out = append(out, Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel})
+			im := Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel}
+			s.describeImage(&im, fi)
+			out = append(out, im)
 		}
 	})
 	return out

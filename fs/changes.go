@@ -34,6 +34,7 @@ func (s *Store) imageEntry(rel string) (Image, bool) {
 		return Image{}, false
 	}
 	im := Image{Path: rel, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: s.partOfRel(rel)}
+	s.describeImage(&im, fi)
 	if att, err := s.attachedNow(); err == nil && len(att[rel]) > 0 {
 		im.Attached = att[rel]
 	}

@@ -191,7 +191,7 @@ func TestAttachedImagesAreLocked(t *testing.T) {
 func assertNoTemps(t *testing.T, dir string) {
 	t.Helper()
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && strings.HasPrefix(fi.Name(), tempPrefix) {
+		if err == nil && strings.HasPrefix(fi.Name(), tempPrefix) && !strings.HasPrefix(fi.Name(), sumPrefix) {
 			t.Errorf("temp file left behind: %s", p)
 		}
 		return nil

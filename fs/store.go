@@ -73,6 +73,7 @@ type Store struct {
 	attached Attachments
 	uploads  map[string]*Upload // by store-relative final path
 	pin      func()             // a person's rw hold (msdav remount rw)
+	sums     sumCache
 }
 
 // Open opens (creating if missing) the store at o.Root.
@@ -379,6 +380,7 @@ func (s *Store) RemoveAll(ctx context.Context, rel string) error {
 	if err := s.root.RemoveAll(rel); err != nil {
 		return err
 	}
+	s.dropSum(rel)
 	s.publishRemoved(gone)
 	return nil
 }
@@ -413,6 +415,7 @@ func (s *Store) Rename(ctx context.Context, oldRel, newRel string) error {
 	if err != nil {
 		return err
 	}
+	s.moveSum(oldRel, newRel)
 	s.publishRemoved(replaced)
 	s.publishMoved(moved, oldRel, newRel)
 	return nil
@@ -430,6 +433,8 @@ type Upload struct {
 
 	part      string       // for its catalog entry
 	lastEvent atomic.Int64 // unix ns of the last progress event
+	hash     hashing
+	kind     string // of the temp file, read at Commit
 }
 
 // Create starts an atomic write of rel. expected is the announced size, -1 if unknown.
@@ -465,7 +470,7 @@ func (s *Store) create(ctx context.Context, rel string, expected int64, internal
 		done()
 		return nil, err
 	}
-	u := &Upload{s: s, rel: rel, tmp: tmp, f: f, done: done, Expected: expected}
+	u := &Upload{s: s, rel: rel, tmp: tmp, f: f, done: done, Expected: expected, hash: newHashing()}
 	if s.opt.Publish != nil {
 		u.part = s.partOfRel(rel)
 		u.lastEvent.Store(time.Now().UnixNano()) // the start is an event of its own
@@ -506,6 +511,7 @@ func (s *Store) Uploading(rel string) (*Upload, bool) {
 // Write appends to the temp file.
 func (u *Upload) Write(p []byte) (int, error) {
 	n, err := u.f.Write(p)
+	u.hash.h.Write(p[:n])
 	u.received.Add(int64(n))
 	u.progress()
 	return n, err
@@ -520,19 +526,49 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }
 
 // ReadFrom copies r into the temp file until r says io.EOF; any other error
 // (a client that hung up mid-body) is returned, so the caller aborts.
+//
+// The sha256 is computed on a goroutine of its own, one buffer behind the
+// reads and writes, so it costs no time on the upload's path while a
+// second core is free.
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	const nbuf = 2
+	free := make(chan *[]byte, nbuf)
+	for range nbuf {
+		free <- copyBufs.Get().(*[]byte)
+	}
+	full := make(chan []byte, nbuf)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range full {
+			u.hash.h.Write(b)
+			free <- &b
+		}
+	}()
+	defer func() {
+		close(full)
+		<-hashed
+		for range nbuf {
+			b := <-free
+			*b = (*b)[:cap(*b)]
+			copyBufs.Put(b)
+		}
+	}()
 	var total int64
 	for {
+		bp := <-free
+		buf := (*bp)[:cap(*bp)]
 		n, rerr := fill(r, buf)
 		if n > 0 {
-			w, werr := u.Write(buf[:n])
+			w, werr := u.f.Write(buf[:n])
+			u.received.Add(int64(w))
 			total += int64(w)
+			full <- buf[:w]
 			if werr != nil {
 				return total, werr
 			}
+		} else {
+			free <- bp
 		}
 		if rerr == io.EOF {
 			return total, nil
@@ -562,6 +598,7 @@ func fill(r io.Reader, buf []byte) (int, error) {
 // os.File.ReadFrom uses copy_file_range, a reflink on btrfs and XFS and no
 // trip through user space elsewhere, and falls back to read/write.
 func (u *Upload) CopyFrom(src *os.File) (int64, error) {
+	u.hash.off = true // the bytes never pass through here
 	n, err := u.f.ReadFrom(src)
 	u.received.Add(n)
 	u.progress()
@@ -572,7 +609,11 @@ func (u *Upload) CopyFrom(src *os.File) (int64, error) {
 func (u *Upload) Received() int64 { return u.received.Load() }
 
 // File is the temp file, for callers that need *os.File (seek, stat).
-func (u *Upload) File() *os.File { return u.f }
+// Writes through it are not hashed: the upload then has no checksum.
+func (u *Upload) File() *os.File {
+	u.hash.off = true
+	return u.f
+}
 
 // Commit makes the upload durable and visible under its final name.
 func (u *Upload) Commit() error {
@@ -581,6 +622,10 @@ func (u *Upload) Commit() error {
 		u.f.Close()
 		u.s.root.Remove(u.tmp)
 		return fmt.Errorf("upload %s: sync: %w", u.rel, err)
+	}
+	fi, statErr := u.f.Stat()
+	if statErr == nil {
+		u.detectKind(fi)
 	}
 	if err := u.f.Close(); err != nil {
 		u.s.root.Remove(u.tmp)
@@ -593,6 +638,9 @@ func (u *Upload) Commit() error {
 	if err := u.s.root.Rename(u.tmp, u.rel); err != nil {
 		u.s.root.Remove(u.tmp)
 		return fmt.Errorf("upload %s: rename: %w", u.rel, err)
+	}
+	if statErr == nil {
+		u.recordSum(fi)
 	}
 	if err := u.s.syncDir(path.Dir(u.rel)); err != nil {
 		return err
@@ -646,6 +694,8 @@ type Image struct {
 	Size     int64     `json:"size"`
 	ModTime  time.Time `json:"mtime"`
 	Complete bool      `json:"complete"`
+	SHA256   string    `json:"sha256,omitempty"`   // hex, once known (every upload computes it)
+	Kind     string    `json:"kind,omitempty"`     // imagekind: iso9660, udf, hybrid, disk, fat, unknown
 	Received int64     `json:"received,omitempty"` // bytes so far, while uploading
 	Expected int64     `json:"expected,omitempty"` // announced size, while uploading
 	Attached []int     `json:"attached"`

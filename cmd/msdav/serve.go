@@ -22,6 +22,7 @@ import (
 	"github.com/msdav/msdav/dav"
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/events"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/metrics"
@@ -144,7 +145,12 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	wg.Go(func() { dm.Run(runCtx, drivePoll, drives.FlushEvery) })
 	wg.Go(func() { store.Watch(runCtx, storePoll, func() bool { return hub.Subscribers() > 0 }) })
 
-	h, err := handler(cfg, store, dm, hub, log)
+	// Closed before the store (defers run last first): running fetches
+	// cancel and remove their temps while the store is still open.
+	jobs := fetch.New(store, fetch.Options{AllowPrivate: cfg.Fetch.AllowPrivate, Log: log, Publish: hub.Publish})
+	defer jobs.Close()
+
+	h, err := handler(cfg, store, dm, hub, jobs, log)
 	if err != nil {
 		return err
 	}
@@ -217,7 +223,7 @@ const drivePoll = 500 * time.Millisecond
 const storePoll = 2 * time.Second
 
 // handler builds the whole HTTP surface: /healthz open, the rest behind auth.
-func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.Hub, log *slog.Logger) (http.Handler, error) {
+func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.Hub, jobs *fetch.Manager, log *slog.Logger) (http.Handler, error) {
 	r := mux.NewRouter().SkipClean(true)
 	rec := metrics.New(log, store.RemountCycles)
 	r.Path("/healthz").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -231,7 +237,9 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
-	r.PathPrefix("/api/").Handler(guard.Wrap(api.New(store, dm, hub, api.Options{Log: log})))
+	a := api.New(store, dm, hub, api.Options{Log: log})
+	a.SetJobs(jobs)
+	r.PathPrefix("/api/").Handler(guard.Wrap(a))
 	// Only GET and HEAD on / are the console: other methods there belong to
 	// WebDAV clients (Windows sends OPTIONS and PROPFIND to /).
 	console := guard.Wrap(web.New())

@@ -1,0 +1,122 @@
+// Package unpack recognises xz, gzip, zstd and bzip2 streams by their magic
+// bytes and decompresses them on the way into the store.
+package unpack
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Format is a compression format, or None for data stored as it comes.
+type Format string
+
+// The formats auto recognises.
+const (
+	None  Format = ""
+	XZ    Format = "xz"
+	Gzip  Format = "gzip"
+	Zstd  Format = "zstd"
+	Bzip2 Format = "bzip2"
+)
+
+var magics = []struct {
+	f     Format
+	magic []byte
+	suf   []string
+}{
+	{XZ, []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}, []string{".xz"}},
+	{Gzip, []byte{0x1F, 0x8B}, []string{".gz", ".gzip"}},
+	{Zstd, []byte{0x28, 0xB5, 0x2F, 0xFD}, []string{".zst", ".zstd"}},
+	{Bzip2, []byte{'B', 'Z', 'h'}, []string{".bz2"}},
+}
+
+// MagicLen is how many leading bytes Sniff needs.
+const MagicLen = 6
+
+// Sniff names the format whose magic begins head, or None.
+func Sniff(head []byte) Format {
+	for _, m := range magics {
+		if bytes.HasPrefix(head, m.magic) {
+			return m.f
+		}
+	}
+	return None
+}
+
+// Mode is a request's "decompress" value.
+func Mode(s string) (auto bool, err error) {
+	switch s {
+	case "", "auto":
+		return true, nil
+	case "none":
+		return false, nil
+	}
+	return false, fmt.Errorf("decompress %q: want \"auto\" or \"none\"", s)
+}
+
+// Trim drops the suffix of format f from name ("os.img.xz" -> "os.img"),
+// and names the result after the format when nothing would be left.
+func Trim(name string, f Format) string {
+	for _, m := range magics {
+		if m.f != f {
+			continue
+		}
+		for _, s := range m.suf {
+			if len(name) > len(s) && strings.HasSuffix(strings.ToLower(name), s) {
+				return name[:len(name)-len(s)]
+			}
+		}
+	}
+	return name
+}
+
+// Peek returns the buffered reader to read r through and the format its
+// first bytes show. A stream shorter than the magic is None.
+func Peek(r io.Reader) (*bufio.Reader, Format, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	head, err := br.Peek(MagicLen)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return br, None, err
+	}
+	return br, Sniff(head), nil
+}
+
+// Reader decompresses r as format f. Close releases decoder goroutines.
+func Reader(r io.Reader, f Format) (io.ReadCloser, error) {
+	switch f {
+	case None:
+		return io.NopCloser(r), nil
+	case XZ:
+		c := xz.ReaderConfig{SingleStream: false}
+		zr, err := c.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		return io.NopCloser(zr), nil
+	case Gzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, nil
+	case Zstd:
+		// Large windows are allowed: images are compressed with --long.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(1<<31), zstd.WithDecoderConcurrency(2))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	case Bzip2:
+		return io.NopCloser(bzip2.NewReader(r)), nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", f)
+}
