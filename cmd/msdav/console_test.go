@@ -410,9 +410,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		if dir == "" {
 			dir = t.TempDir()
 		}
-		req, _ := http.NewRequest("PUT", base+"/api/drives/0", strings.NewReader(`{"image":"isos/debian-13.iso","cdrom":true}`))
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
+		for _, a := range []struct{ drive, body string }{
+			{"0", `{"image":"isos/debian-13.iso","cdrom":true}`},
+			{"1", `{"image":"upload.img","cdrom":false,"rw":true}`},
+		} {
+			req, _ := http.NewRequest("PUT", base+"/api/drives/"+a.drive, strings.NewReader(a.body))
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
 		}
 		for _, v := range []struct {
 			name          string
@@ -423,8 +428,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			if v.mobile {
 				emu = chromedp.EmulateViewport(v.width, v.height, chromedp.EmulateMobile, chromedp.EmulateScale(2))
 			}
-			do(t, ctx, "load at "+v.name, emu, chromedp.Navigate(base+"/#isos"), chromedp.Reload())
-			waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1' && document.querySelectorAll('#entries li.file').length >= 2`, 10*time.Second)
+			do(t, ctx, "load at "+v.name, emu, chromedp.Navigate(base+"/#"), chromedp.Reload())
+			waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1' && document.querySelectorAll('#entries li.folder').length >= 3`, 10*time.Second)
 			if v.mobile {
 				if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > int(v.width) {
 					t.Errorf("at phone width the page is %d px wide, wider than the %d px screen", w, v.width)

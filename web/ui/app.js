@@ -339,7 +339,7 @@ function fileRow(img) {
   } else {
     meta.push(h('span', {}, fmt.size(img.size)));
     meta.push(h('span', {}, fmt.date(img.mtime)));
-    if (img.kind) meta.push(h('span', {}, fmt.kind(img.kind)));
+    if (img.kind && img.kind !== 'unknown') meta.push(h('span', {}, fmt.kind(img.kind)));
     if (img.sha256) meta.push(h('span', { class: 'sha', title: 'SHA-256 ' + img.sha256 }, 'sha256 ' + img.sha256.slice(0, 12) + '…'));
   }
   for (const d of drives) meta.push(h('span', { class: 'badge on' }, `in drive ${d}`));
