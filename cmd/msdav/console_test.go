@@ -252,6 +252,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		if f := lunAttr(cfg.Gadget, 1, "file"); f != "" {
 			t.Fatalf("configfs after eject: file %q", f)
 		}
+		// USB reconnect: confirmed, then the UDC unbound and bound again.
+		udc := filepath.Join(cfg.Gadget.Configfs, "usb_gadget", cfg.Gadget.Name, "UDC")
+		os.WriteFile(udc, []byte("\n"), 0o644) // so a rebind shows
+		do(t, ctx, "USB reconnect",
+			chromedp.Click(chromedp.ID("reconnect")),
+			chromedp.WaitVisible(chromedp.ID("ask-ok")),
+			chromedp.Click(chromedp.ID("ask-ok")),
+			chromedp.WaitNotVisible(chromedp.ID("ask-dlg")))
+		waitFor(t, ctx, "the reconnect done", `!document.getElementById('reconnect').disabled`, 3*time.Second)
+		if b, _ := os.ReadFile(udc); strings.TrimSpace(string(b)) == "" {
+			t.Errorf("UDC after reconnect: %q; drives error: %q", b, eval[string](t, ctx, `document.getElementById('drives-error').textContent`))
+		}
 	})
 
 	t.Run("force eject when the host holds the medium locked", func(t *testing.T) {
@@ -492,12 +504,23 @@ func TestConsoleUploadFull(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	ro := filepath.Join(cfg.Storage.Root, "library")
+	os.MkdirAll(ro, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", ro).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", ro).Run() })
 	base, _ := startServe(t, cfg)
 	do(t, ctx, "open small/", chromedp.Navigate(base+"/#small"))
 	waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
 	parts := eval[string](t, ctx, `document.getElementById('parts').textContent`)
 	if !strings.Contains(parts, "small/") || !strings.Contains(parts, "tmpfs") || !strings.Contains(parts, "free of 4.0 MiB") {
 		t.Errorf("parts: %q", parts)
+	}
+	t.Logf("parts as shown: %q", parts)
+	// A read-only part says why, on its own row.
+	if why := eval[string](t, ctx, `document.querySelector('li.part[data-part="library"]')?.textContent || ''`); !strings.Contains(why, "read-only: ") {
+		t.Errorf("read-only part: %q", why)
 	}
 	src := filepath.Join(t.TempDir(), "big.img")
 	os.WriteFile(src, make([]byte, 16<<20), 0o644)
