@@ -173,6 +173,47 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("upload canceled midway leaves nothing", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "cancel.img")
+		f, _ := os.Create(src)
+		f.Truncate(512 << 20) // sparse: cheap to make, slow enough to cancel
+		f.Close()
+		do(t, ctx, "open the store root", chromedp.Navigate(base+"/#"), chromedp.Reload())
+		waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+		// Press Cancel from inside the page at the first progress event:
+		// a round trip through DevTools could come after the last byte.
+		do(t, ctx, "arm the cancel", chromedp.Evaluate[chromedp.Void](`new MutationObserver((_, o) => {
+			const li = document.querySelector('li[data-upload="cancel.img"]');
+			if (li && li.dataset.events && !li.dataset.stats) { li.dataset.stats = li.querySelector('.status').textContent; li.querySelector('button').click(); o.disconnect(); }
+		}).observe(document.getElementById('uploads'), {subtree: true, attributes: true, childList: true})`))
+		do(t, ctx, "pick the file", chromedp.SetUploadFiles(chromedp.CSS("#pick"), []string{src}))
+		waitFor(t, ctx, "the upload canceled", `document.querySelector('li[data-upload="cancel.img"]')?.classList.contains('canceled')`, 30*time.Second)
+		stats := eval[string](t, ctx, `document.querySelector('li[data-upload="cancel.img"]').dataset.stats`)
+		if !strings.Contains(stats, "/s") || !strings.Contains(stats, "left") {
+			t.Errorf("status while running, want speed and time left: %q", stats)
+		}
+		if st := eval[string](t, ctx, `document.querySelector('li[data-upload="cancel.img"] .status').textContent`); !strings.Contains(st, "nothing was stored") {
+			t.Errorf("status after cancel: %q", st)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ents, _ := os.ReadDir(root)
+			var left []string
+			for _, e := range ents {
+				if strings.Contains(e.Name(), "cancel") || strings.HasPrefix(e.Name(), ".msdav-upload") {
+					left = append(left, e.Name())
+				}
+			}
+			if len(left) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a canceled upload left %v", left)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
 	t.Run("an upload from elsewhere shown growing", func(t *testing.T) {
 		do(t, ctx, "open isos/", chromedp.Navigate(base+"/#isos"), chromedp.Reload())
 		waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1' && document.getElementById('live').classList.contains('on')`, 10*time.Second)
