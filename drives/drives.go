@@ -55,6 +55,9 @@ type Manager struct {
 	holds map[int]hold // the store's rw hold of each drive attached rw
 	seen  []State      // what subscribers were last told, nil before the first sync
 	bad   error        // the last error reading configfs, to log it once
+
+	selMu sync.Mutex        // guards sel
+	sel   map[int]Selection // what each drive is to hold next
 }
 
 // New returns the manager and makes it the store's source of attached
@@ -413,4 +416,31 @@ func (m *Manager) syncLocked() {
 		}
 	}
 	m.seen = states
+}
+
+// Selection is what a drive is to hold next, chosen before it is attached
+// (kvmd's set_params, Redfish's PATCH of Image): the one piece of state
+// those protocols keep beside the drive itself. It lives here, not in each
+// facade, so every way in sees the same choice.
+type Selection struct {
+	Image string // store-relative; "" for none
+	CDROM bool
+	RW    bool
+}
+
+// Selected is drive i's selection (zero when none was made).
+func (m *Manager) Selected(i int) Selection {
+	m.selMu.Lock()
+	defer m.selMu.Unlock()
+	return m.sel[i]
+}
+
+// Select records drive i's selection.
+func (m *Manager) Select(i int, s Selection) {
+	m.selMu.Lock()
+	defer m.selMu.Unlock()
+	if m.sel == nil {
+		m.sel = map[int]Selection{}
+	}
+	m.sel[i] = s
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/kvmd"
 	"github.com/msdav/msdav/metrics"
 )
 
@@ -236,6 +237,10 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
+	// kvmd's Mass Storage API for drive 0, before the rest of /api/.
+	msd := guard.Wrap(kvmd.New(store, dm, jobs, log))
+	r.Path("/api/msd").Handler(msd)
+	r.PathPrefix("/api/msd/").Handler(msd)
 	a := api.New(store, dm, hub, api.Options{Log: log})
 	a.SetJobs(jobs)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))
