@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ type Config struct {
 	Gadget  Gadget  `toml:"gadget"`
 	Auth    Auth    `toml:"auth"`
 	Fetch   Fetch   `toml:"fetch"`
+	Redfish Redfish `toml:"redfish"`
 }
 
 // Server is the HTTP side.
@@ -77,6 +79,20 @@ type Gadget struct {
 type Auth struct {
 	Htpasswd string `toml:"htpasswd"` // bcrypt entries; empty: no auth
 }
+
+// Redfish is the DMTF Redfish service under /redfish/v1.
+type Redfish struct {
+	Enabled bool `toml:"enabled"`
+	// Reset maps ComputerSystem.Reset types (On, ForceOff, GracefulShutdown,
+	// ForceRestart, GracefulRestart, PowerCycle, Nmi, PushPowerButton) to
+	// shell commands; empty: power is not managed by msdav.
+	Reset map[string]string `toml:"reset"`
+	// PowerState is a command that prints On or Off; empty: unknown.
+	PowerState string `toml:"power_state"`
+}
+
+// ResetTypes are the ComputerSystem.Reset values redfish.reset may name.
+var ResetTypes = []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "PowerCycle", "ForceOn", "Nmi", "PushPowerButton"}
 
 // Fetch is downloading images from URLs (POST /api/images/fetch).
 type Fetch struct {
@@ -143,6 +159,7 @@ func Default() Config {
 			Product:      "msdav virtual media",
 			Serial:       "msdav0",
 		},
+		Redfish: Redfish{Enabled: true},
 	}
 }
 
@@ -167,7 +184,7 @@ func Load(path string) (Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return c, fmt.Errorf("config %s: unknown key %s (known sections: server, storage, gadget, auth, fetch; see deploy/msdav.toml)",
+		return c, fmt.Errorf("config %s: unknown key %s (known sections: server, storage, gadget, auth, fetch, redfish; see deploy/msdav.toml)",
 			path, strings.Join(keys, ", "))
 	}
 	if err := c.Validate(); err != nil {
@@ -228,6 +245,14 @@ func (c Config) Validate() error {
 	}
 	if len(c.Gadget.Inquiry) > 24 {
 		bad("gadget.inquiry = %q: at most 24 characters (8 vendor + 16 product)", c.Gadget.Inquiry)
+	}
+	for k, v := range c.Redfish.Reset {
+		if !slices.Contains(ResetTypes, k) {
+			bad("redfish.reset.%s: not a ResetType (want one of %s)", k, strings.Join(ResetTypes, ", "))
+		}
+		if strings.TrimSpace(v) == "" {
+			bad("redfish.reset.%s is empty: give the command, or leave the key out", k)
+		}
 	}
 	if c.Auth.Htpasswd != "" {
 		if _, err := os.Stat(c.Auth.Htpasswd); err != nil {

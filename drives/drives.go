@@ -444,3 +444,6 @@ func (m *Manager) Select(i int, s Selection) {
 	}
 	m.sel[i] = s
 }
+
+// DVD reports whether the kernel serves CD images over the CD limit as DVDs.
+func (m *Manager) DVD() bool { return m.g != nil && m.g.DVD() }

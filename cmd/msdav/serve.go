@@ -27,6 +27,7 @@ import (
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/kvmd"
 	"github.com/msdav/msdav/metrics"
+	"github.com/msdav/msdav/redfish"
 )
 
 func init() {
@@ -237,6 +238,15 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
+	if cfg.Redfish.Enabled {
+		// It checks credentials itself: its root answers without, and
+		// sessions (X-Auth-Token) count as well as Basic.
+		var check redfish.Checker
+		if guard.Enabled() {
+			check = guard
+		}
+		r.PathPrefix("/redfish").Handler(redfish.New(store, dm, jobs, redfish.Options{Log: log, Auth: check, Conf: cfg.Redfish}))
+	}
 	// kvmd's Mass Storage API for drive 0, before the rest of /api/.
 	msd := guard.Wrap(kvmd.New(store, dm, jobs, log))
 	r.Path("/api/msd").Handler(msd)
