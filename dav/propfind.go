@@ -88,6 +88,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 	// about 2 MB, and building it is, after the stats, what costs.
 	b := make([]byte, 0, 80<<10)
 	b = append(b, `<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`...)
+	quota := h.store.NewQuota(r.Context())
 	for _, e := range entries {
 		base := e.name
 		if base == "" {
@@ -99,7 +100,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 			if e.name != "" {
 				erel = path.Join(rl, e.name)
 			}
-			if m, err := h.fsys.props.deadProps(erel, e.fi.IsDir()); err == nil {
+			if m, err := h.fsys.props.deadProps(erel, e.fi.IsDir(), quota); err == nil {
 				dead = m
 			}
 		}
