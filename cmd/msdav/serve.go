@@ -168,6 +168,8 @@ func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Ga
 		return nil, err
 	}
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
+	// Windows' redirector asks the host's root before it maps /dav/.
+	r.Path("/").Methods(http.MethodOptions, "PROPFIND").Handler(guard.Wrap(davH.HostRoot()))
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
 	a := api.New(store, g, gerr, log)
