@@ -762,3 +762,162 @@ func conf0(t *testing.T) conf.Config {
 	cfg.Gadget = gadgettest.Bound(t, 1)
 	return cfg
 }
+
+// startApache runs Apache mod_dav serving a fresh directory as /dav/, the
+// reference the transcripts are also played against. It returns the
+// target, or skips when Apache is not installed.
+func startApache(t *testing.T, small bool) target {
+	t.Helper()
+	bin, err := exec.LookPath("apache2")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("apache2 is not installed (CI must install it in .ci/run)")
+		}
+		t.Skip("needs apache2 (Debian package) as the reference server; skipping")
+	}
+	const mods = "/usr/lib/apache2/modules"
+	// Apache started as root drops to User; everything it touches must be
+	// open to that user, including the temp directories above it.
+	dir, err := os.MkdirTemp("", "msdav-apache-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	store := filepath.Join(dir, "store")
+	for _, d := range []string{dir, store, filepath.Join(dir, "run")} {
+		os.MkdirAll(d, 0o777)
+		os.Chmod(d, 0o777)
+	}
+	if small {
+		smallStore(t, store)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "User nobody\nGroup nogroup\n"
+	}
+	cfg := fmt.Sprintf(`ServerRoot %[1]s
+ServerName 127.0.0.1
+Listen %[2]s
+PidFile %[1]s/run/httpd.pid
+DefaultRuntimeDir %[1]s/run
+ErrorLog %[1]s/error.log
+LogLevel warn
+%[4]s
+LoadModule mpm_event_module %[3]s/mod_mpm_event.so
+LoadModule authz_core_module %[3]s/mod_authz_core.so
+LoadModule alias_module %[3]s/mod_alias.so
+LoadModule mime_module %[3]s/mod_mime.so
+LoadModule dav_module %[3]s/mod_dav.so
+LoadModule dav_fs_module %[3]s/mod_dav_fs.so
+TypesConfig /etc/mime.types
+DavLockDB %[1]s/run/DavLock
+DocumentRoot %[1]s/run
+Alias /dav %[1]s/store
+<Directory %[1]s/store>
+	Dav On
+	Options None
+	AllowOverride None
+	Require all granted
+</Directory>
+`, dir, addr, mods, user)
+	conf := filepath.Join(dir, "httpd.conf")
+	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", conf, "-DFOREGROUND")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("apache2: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("apache2 did not start: %s %s", out.String(), log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return target{addr: addr, root: store}
+}
+
+const apacheResults = replayDir + "/apache-results.txt"
+
+// TestReplayApache plays the same transcripts against Apache mod_dav and
+// compares what it answered with apache-results.txt, the recorded
+// reference; README.md beside it says, for each difference from what the
+// clients rely on, why msdav's answer is the right one. Run with
+// -record-apache to rewrite the file after changing a transcript.
+func TestReplayApache(t *testing.T) {
+	var got []string
+	got = append(got, "# Apache mod_dav's answers to the replay transcripts, written by", "# go test ./cmd/msdav -run TestReplayApache -record-apache", "# Each line: transcript:line request -> status; how the answer differs from", "# what the transcript expects (which msdav answers). README.md explains each.")
+	for _, tr := range loadTranscripts(t) {
+		t.Run(tr.name, func(t *testing.T) {
+			if !needsMet(t, tr) {
+				got = append(got, tr.name+": skipped (needs root)")
+				return
+			}
+			tg := startApache(t, wantsSmallStore(tr))
+			got = append(got, play(t, tr, tg, false)...)
+		})
+	}
+	text := strings.Join(got, "\n") + "\n"
+	if *recordApache {
+		if err := os.WriteFile(apacheResults, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(apacheResults)
+	if err != nil {
+		t.Fatalf("%v (record it with -record-apache)", err)
+	}
+	if string(want) != text {
+		t.Errorf("Apache answered differently from %s; if a transcript changed, rerun with -record-apache and explain new differences in README.md:\n%s", apacheResults, lineDiff(string(want), text))
+	}
+}
+
+// lineDiff lists the lines only in a (-) and only in b (+).
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !mb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
