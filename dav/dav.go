@@ -351,7 +351,12 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 		h.fail(w, r, err)
 		return
 	}
-	h.fsys.props.remove(r.Context(), rl)
+	// RFC 4918 9.7.1: a PUT replaces the content, not the dead properties.
+	// Windows sets Win32CreationTime before the content arrives and never
+	// again; only a sidecar left by a file that is gone is stale.
+	if !existed {
+		h.fsys.props.remove(r.Context(), rl)
+	}
 	if fi, err := h.store.Root().Stat(rl); err == nil {
 		w.Header().Set("ETag", etag(fi))
 	}

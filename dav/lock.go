@@ -35,6 +35,10 @@ type lockEntry struct {
 	shared  bool
 	expires time.Time // zero: never (not used: every lock is capped)
 	held    bool
+	// unlocked: UNLOCK came while a request held the lock; it goes when
+	// that request ends. A client that cancels an upload hangs up and
+	// UNLOCKs at once, before the server has seen the hang-up.
+	unlocked bool
 }
 
 func newLockSys() *lockSys { return &lockSys{locks: map[string]*lockEntry{}} }
@@ -119,7 +123,7 @@ func (l *lockSys) Confirm(now time.Time, name0, name1 string, conditions ...webd
 		var found *lockEntry
 		for _, c := range conditions {
 			e := l.locks[c.Token]
-			if e != nil && !e.held && covers(e.details.Root, e.details.ZeroDepth, name) {
+			if e != nil && !e.held && !e.unlocked && covers(e.details.Root, e.details.ZeroDepth, name) {
 				found = e
 				break
 			}
@@ -138,6 +142,9 @@ func (l *lockSys) Confirm(now time.Time, name0, name1 string, conditions ...webd
 		defer l.mu.Unlock()
 		for _, e := range held {
 			e.held = false
+			if e.unlocked {
+				delete(l.locks, e.token)
+			}
 		}
 	}, nil
 }
@@ -147,7 +154,7 @@ func (l *lockSys) Refresh(now time.Time, token string, d time.Duration) (webdav.
 	defer l.mu.Unlock()
 	l.expire(now)
 	e := l.locks[token]
-	if e == nil {
+	if e == nil || e.unlocked {
 		return webdav.LockDetails{}, webdav.ErrNoSuchLock
 	}
 	if e.held {
@@ -163,11 +170,12 @@ func (l *lockSys) Unlock(now time.Time, token string) error {
 	defer l.mu.Unlock()
 	l.expire(now)
 	e := l.locks[token]
-	if e == nil {
+	if e == nil || e.unlocked {
 		return webdav.ErrNoSuchLock
 	}
 	if e.held {
-		return webdav.ErrLocked
+		e.unlocked = true
+		return nil
 	}
 	delete(l.locks, token)
 	return nil

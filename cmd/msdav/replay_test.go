@@ -51,6 +51,8 @@ type step struct {
 	propWant []propCheck
 	bodyWant []bodyCheck
 	after    []string // @ directives run after the answer (store checks)
+	midway   []string // @midway-expected PATH N: the catalog while the body is half sent
+	midBad   string   // what the midway check found wrong
 }
 
 type hdrCheck struct {
@@ -210,6 +212,11 @@ func parseTranscript(name string, src []byte) (*transcript, error) {
 				} else {
 					cur.cut = v
 				}
+			case "midway-expected":
+				if cur == nil || cur.status != nil || len(strings.Fields(arg)) != 2 {
+					return nil, errf(n, "@midway-expected PATH BYTES belongs inside a request with a body")
+				}
+				cur.midway = strings.Fields(arg)
 			case "file", "dir", "attach":
 				pending = append(pending, d)
 			case "has", "lacks", "catalog-lacks", "catalog-has":
@@ -382,7 +389,14 @@ func (p *player) send(s *step) (*result, error) {
 	}
 	buf := make([]byte, 256<<10)
 	var sent int64
+	s.midBad = ""
+	midDone := len(s.midway) == 0
 	for sent < limit {
+		if !midDone && sent >= limit/2 {
+			midDone = true
+			w.Flush()
+			s.midBad = p.midwayCheck(s.midway)
+		}
 		n, _ := body.Read(buf[:min(int64(len(buf)), limit-sent)])
 		if n == 0 {
 			break
@@ -398,6 +412,10 @@ func (p *player) send(s *step) (*result, error) {
 			io.WriteString(w, "\r\n")
 		}
 		sent += int64(n)
+	}
+	if !midDone {
+		w.Flush()
+		s.midBad = p.midwayCheck(s.midway)
 	}
 	if s.cut > 0 {
 		w.Flush()
@@ -429,6 +447,47 @@ func (p *player) send(s *step) (*result, error) {
 		p.vars["etag"] = et
 	}
 	return &result{status: resp.StatusCode, hdr: resp.Header, body: b}, nil
+}
+
+// midwayCheck waits until the catalog lists an upload to path expecting
+// n bytes: the progress a console shows while a client sends a body.
+func (p *player) midwayCheck(m []string) string {
+	if p.tg.api == "" {
+		return ""
+	}
+	want, _ := parseSize(m[1])
+	var seen string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(p.tg.api + "/api/images")
+		if err != nil {
+			return err.Error()
+		}
+		var cat struct {
+			Images []struct {
+				Path     string `json:"path"`
+				Complete bool   `json:"complete"`
+				Received int64  `json:"received"`
+				Expected int64  `json:"expected"`
+			} `json:"images"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&cat)
+		resp.Body.Close()
+		if err != nil {
+			return "catalog: " + err.Error()
+		}
+		for _, im := range cat.Images {
+			if im.Path == m[0] && !im.Complete {
+				seen = fmt.Sprintf("expected %d, received %d", im.Expected, im.Received)
+				if im.Expected == want {
+					return ""
+				}
+			}
+		}
+	}
+	if seen == "" {
+		seen = "no upload listed"
+	}
+	return fmt.Sprintf("catalog while uploading %s: %s, want expected %d", m[0], seen, want)
 }
 
 // propResult is one property of one href in a 207.
@@ -671,6 +730,9 @@ func play(t *testing.T, tr *transcript, tg target, strict bool) []string {
 			continue
 		}
 		var bad []string
+		if s.midBad != "" {
+			bad = append(bad, s.midBad)
+		}
 		status := "cut"
 		if r != nil {
 			bad = s.check(r)
