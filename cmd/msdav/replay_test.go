@@ -672,7 +672,8 @@ func (p *player) directive(d string) string {
 			// Nothing half-written either: no temp of any kind next to it.
 			ents, _ := os.ReadDir(filepath.Dir(filepath.Join(root, f[1])))
 			for _, e := range ents {
-				if strings.Contains(e.Name(), "upload") || strings.Contains(e.Name(), path.Base(f[1])) && e.Name() != path.Base(f[1]) && !strings.HasPrefix(e.Name(), ".msdav-props-") {
+				base := path.Base(f[1])
+				if strings.Contains(e.Name(), "upload") || strings.Contains(e.Name(), base) && e.Name() != base && e.Name() != "._"+base && e.Name() != ".msdav-props-"+base {
 					return fmt.Sprintf("%s left behind next to %s", e.Name(), f[1])
 				}
 			}
@@ -749,7 +750,7 @@ func play(t *testing.T, tr *transcript, tg target, strict bool) []string {
 		}
 		status := "cut"
 		if r != nil {
-			bad = s.check(r)
+			bad = append(bad, s.check(r)...)
 			status = strconv.Itoa(r.status)
 		}
 		for _, d := range s.after {
