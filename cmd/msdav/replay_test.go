@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"flag"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/gadget/gadgettest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // The replay transcripts are what Windows' WebDAV redirector and macOS
@@ -449,6 +451,16 @@ func (p *player) send(s *step) (*result, error) {
 	return &result{status: resp.StatusCode, hdr: resp.Header, body: b}, nil
 }
 
+// apiGet asks msdav's API, with the credentials in case auth is on.
+func (p *player) apiGet(path string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", p.tg.api+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(replayUser, replayPass)
+	return http.DefaultClient.Do(req)
+}
+
 // midwayCheck waits until the catalog lists an upload to path expecting
 // n bytes: the progress a console shows while a client sends a body.
 func (p *player) midwayCheck(m []string) string {
@@ -458,7 +470,7 @@ func (p *player) midwayCheck(m []string) string {
 	want, _ := parseSize(m[1])
 	var seen string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get(p.tg.api + "/api/images")
+		resp, err := p.apiGet("/api/images")
 		if err != nil {
 			return err.Error()
 		}
@@ -682,7 +694,7 @@ func (p *player) directive(d string) string {
 		if p.tg.api == "" {
 			return ""
 		}
-		resp, err := http.Get(p.tg.api + "/api/images")
+		resp, err := p.apiGet("/api/images")
 		if err != nil {
 			return err.Error()
 		}
@@ -726,7 +738,10 @@ func mkdirOpen(t *testing.T, root, rel string) {
 // play runs a transcript against a target and returns, per step, a short
 // record ("STATUS" plus differences) for the results file.
 func play(t *testing.T, tr *transcript, tg target, strict bool) []string {
-	p := &player{t: t, tg: tg, vars: map[string]string{"host": tg.addr}}
+	p := &player{t: t, tg: tg, vars: map[string]string{
+		"host":  tg.addr,
+		"basic": base64.StdEncoding.EncodeToString([]byte(replayUser + ":" + replayPass)),
+	}}
 	defer p.hangup()
 	var rec []string
 	for _, s := range tr.steps {
@@ -772,6 +787,19 @@ func play(t *testing.T, tr *transcript, tg target, strict bool) []string {
 	return rec
 }
 
+// replayUser and replayPass are the credentials of the transcripts that
+// need auth ({basic} in a transcript is their Basic token).
+const replayUser, replayPass = "alice", "s3cret-pw"
+
+func wants(tr *transcript, need string) bool {
+	for _, n := range tr.needs {
+		if n == need {
+			return true
+		}
+	}
+	return false
+}
+
 func needsMet(t *testing.T, tr *transcript) bool {
 	for _, n := range tr.needs {
 		if n == "root" && os.Geteuid() != 0 {
@@ -792,14 +820,7 @@ func smallStore(t *testing.T, dir string) {
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 }
 
-func wantsSmallStore(tr *transcript) bool {
-	for _, n := range tr.needs {
-		if n == "root" {
-			return true
-		}
-	}
-	return false
-}
+func wantsSmallStore(tr *transcript) bool { return wants(tr, "root") }
 
 // TestReplayMsdav plays every transcript against `msdav serve` with a
 // drive on a fake configfs, and fails on every difference from what the
@@ -814,11 +835,17 @@ func TestReplayMsdav(t *testing.T) {
 			if wantsSmallStore(tr) {
 				smallStore(t, cfg.Storage.Root)
 			}
+			if wants(tr, "auth") {
+				h, _ := bcrypt.GenerateFromPassword([]byte(replayPass), bcrypt.MinCost)
+				cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
+				os.WriteFile(cfg.Auth.Htpasswd, []byte(replayUser+":"+string(h)+"\n"), 0o600)
+			}
 			base, _ := startServe(t, cfg)
 			tg := target{addr: strings.TrimPrefix(base, "http://"), root: cfg.Storage.Root, api: base}
 			tg.attach = func(t *testing.T, rel string, drive int) {
 				body := fmt.Sprintf(`{"image": %q, "cdrom": true}`, rel)
 				req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/api/drives/%d", base, drive), strings.NewReader(body))
+				req.SetBasicAuth(replayUser, replayPass)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					t.Fatal(err)
