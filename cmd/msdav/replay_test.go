@@ -870,7 +870,7 @@ func conf0(t *testing.T) conf.Config {
 // startApache runs Apache mod_dav serving a fresh directory as /dav/, the
 // reference the transcripts are also played against. It returns the
 // target, or skips when Apache is not installed.
-func startApache(t *testing.T, small bool) target {
+func startApache(t *testing.T, small, auth bool) target {
 	t.Helper()
 	bin, err := exec.LookPath("apache2")
 	if err != nil {
@@ -901,6 +901,15 @@ func startApache(t *testing.T, small bool) target {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// With auth, Apache is set up the way its documentation shows: the
+	// whole share behind Basic, OPTIONS included.
+	authConf := "\tRequire all granted\n"
+	if auth {
+		h, _ := bcrypt.GenerateFromPassword([]byte(replayPass), bcrypt.MinCost)
+		pw := filepath.Join(dir, "htpasswd")
+		os.WriteFile(pw, []byte(replayUser+":"+string(h)+"\n"), 0o644)
+		authConf = fmt.Sprintf("\tAuthType Basic\n\tAuthName msdav\n\tAuthBasicProvider file\n\tAuthUserFile %s\n\tRequire valid-user\n", pw)
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "User nobody\nGroup nogroup\n"
@@ -915,6 +924,10 @@ LogLevel warn
 %[4]s
 LoadModule mpm_event_module %[3]s/mod_mpm_event.so
 LoadModule authz_core_module %[3]s/mod_authz_core.so
+LoadModule authz_user_module %[3]s/mod_authz_user.so
+LoadModule authn_core_module %[3]s/mod_authn_core.so
+LoadModule authn_file_module %[3]s/mod_authn_file.so
+LoadModule auth_basic_module %[3]s/mod_auth_basic.so
 LoadModule alias_module %[3]s/mod_alias.so
 LoadModule mime_module %[3]s/mod_mime.so
 LoadModule dav_module %[3]s/mod_dav.so
@@ -927,9 +940,8 @@ Alias /dav %[1]s/store
 	Dav On
 	Options None
 	AllowOverride None
-	Require all granted
-</Directory>
-`, dir, addr, mods, user)
+%[5]s</Directory>
+`, dir, addr, mods, user, authConf)
 	conf := filepath.Join(dir, "httpd.conf")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -982,7 +994,7 @@ func TestReplayApache(t *testing.T) {
 				got = append(got, tr.name+": skipped (needs root)")
 				return
 			}
-			tg := startApache(t, wantsSmallStore(tr))
+			tg := startApache(t, wantsSmallStore(tr), wants(tr, "auth"))
 			got = append(got, play(t, tr, tg, false)...)
 		})
 	}
