@@ -680,15 +680,10 @@ func (p *player) directive(d string) string {
 				return fmt.Sprintf("%s has %d bytes, want %d", f[1], fi.Size(), n)
 			}
 		}
-		if f[0] == "lacks" {
-			// Nothing half-written either: no temp of any kind next to it.
-			ents, _ := os.ReadDir(filepath.Dir(filepath.Join(root, f[1])))
-			for _, e := range ents {
-				base := path.Base(f[1])
-				if strings.Contains(e.Name(), "upload") || strings.Contains(e.Name(), base) && e.Name() != base && e.Name() != "._"+base && e.Name() != ".msdav-props-"+base {
-					return fmt.Sprintf("%s left behind next to %s", e.Name(), f[1])
-				}
-			}
+		// Nothing half-written either: no temp of any kind next to it,
+		// once the server has seen a hang-up (it may still be reading).
+		if msg := leftover(root, f[1]); msg != "" {
+			return msg
 		}
 	case "catalog-has", "catalog-lacks":
 		if p.tg.api == "" {
@@ -716,6 +711,30 @@ func (p *player) directive(d string) string {
 		}
 	}
 	return ""
+}
+
+// leftover names a temp file left beside rel (an upload's, or a server's
+// own), waiting up to 2 s for the server to clean up after a hang-up.
+func leftover(root, rel string) string {
+	base := path.Base(rel)
+	var found string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		found = ""
+		ents, _ := os.ReadDir(filepath.Dir(filepath.Join(root, rel)))
+		for _, e := range ents {
+			n := e.Name()
+			if strings.Contains(n, "upload") || strings.Contains(n, base) && n != base && n != "._"+base && n != ".msdav-props-"+base {
+				found = n
+			}
+		}
+		if found == "" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if found == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s left behind next to %s", found, rel)
 }
 
 // mkdirOpen makes rel and its parents under root, open to everyone:
