@@ -35,9 +35,10 @@ type lockEntry struct {
 	shared  bool
 	expires time.Time // zero: never (not used: every lock is capped)
 	held    bool
-	// unlocked: UNLOCK came while a request held the lock; it goes when
-	// that request ends. A client that cancels an upload hangs up and
-	// UNLOCKs at once, before the server has seen the hang-up.
+	// unlocked: UNLOCK came while a request held the lock; the first
+	// expire after that request ends removes it. A client that cancels an
+	// upload hangs up and UNLOCKs at once, before the server has seen the
+	// hang-up.
 	unlocked bool
 }
 
@@ -64,7 +65,7 @@ func covers(root string, zeroDepth bool, name string) bool {
 
 func (l *lockSys) expire(now time.Time) {
 	for tok, e := range l.locks {
-		if !e.held && now.After(e.expires) {
+		if !e.held && (e.unlocked || now.After(e.expires)) {
 			delete(l.locks, tok)
 		}
 	}
@@ -142,9 +143,6 @@ func (l *lockSys) Confirm(now time.Time, name0, name1 string, conditions ...webd
 		defer l.mu.Unlock()
 		for _, e := range held {
 			e.held = false
-			if e.unlocked {
-				delete(l.locks, e.token)
-			}
 		}
 	}, nil
 }
