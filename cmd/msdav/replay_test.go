@@ -713,18 +713,21 @@ func (p *player) directive(d string) string {
 	return ""
 }
 
-// leftover names a temp file left beside rel (an upload's, or a server's
-// own), waiting up to 2 s for the server to clean up after a hang-up.
+// leftover names a temp file left beside rel (an upload's or a move's),
+// waiting up to 2 s for the server to clean up after a hang-up.
 func leftover(root, rel string) string {
-	base := path.Base(rel)
 	var found string
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		found = ""
 		ents, _ := os.ReadDir(filepath.Dir(filepath.Join(root, rel)))
 		for _, e := range ents {
+			// msdav's upload and move temps, and mod_dav_fs's; sidecars
+			// (properties, checksums) belong to the file and stay.
 			n := e.Name()
-			if strings.Contains(n, "upload") || strings.Contains(n, base) && n != base && n != "._"+base && n != ".msdav-props-"+base {
-				found = n
+			for _, pre := range []string{".msdav-upload-", ".msdav-move-", ".msdav-old-", ".davfs.tmp"} {
+				if strings.HasPrefix(n, pre) {
+					found = n
+				}
 			}
 		}
 		if found == "" || time.Now().After(deadline) {
