@@ -93,3 +93,20 @@ func BenchmarkPut64M(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkProbe404 is Explorer's desktop.ini probe, sent for every folder
+// it opens: it must cost about what a stat costs, not an error path.
+func BenchmarkProbe404(b *testing.B) {
+	h, root := benchHandler(b)
+	os.Mkdir(filepath.Join(root, "isos"), 0o755)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := http.NewRequest("PROPFIND", "/dav/isos/desktop.ini", nil)
+		r.Header.Set("Depth", "0")
+		w := &discard{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.status != http.StatusNotFound {
+			b.Fatalf("probe: %d", w.status)
+		}
+	}
+}

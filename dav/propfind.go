@@ -117,36 +117,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 			}
 		}
 		b = append(b, "</D:href>"...)
-		var missing []xml.Name
-		okStarted := false
-		for _, pn := range want {
-			mark := len(b)
-			if !okStarted {
-				b = append(b, "<D:propstat><D:prop>"...)
-			}
-			var found bool
-			if p, ok := dead[pn]; ok {
-				b, found = appendProp(b, p), true
-			} else if pn.Space == "DAV:" {
-				b, found = appendLive(b, base, e.name == "" && rl == ".", e.fi, pn.Local)
-			}
-			if !found {
-				b = b[:mark]
-				missing = append(missing, pn)
-				continue
-			}
-			okStarted = true
-		}
-		if okStarted {
-			b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
-		}
-		if len(missing) > 0 {
-			b = append(b, "<D:propstat><D:prop>"...)
-			for _, pn := range missing {
-				b = appendProp(b, webdav.Property{XMLName: pn})
-			}
-			b = append(b, "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"...)
-		}
+		b = appendPropstats(b, want, dead, base, e.name == "" && rl == ".", e.fi)
 		b = append(b, "</D:response>"...)
 		if len(b) >= 64<<10 {
 			if _, err := w.Write(b); err != nil {
@@ -158,6 +129,43 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 	b = append(b, "</D:multistatus>"...)
 	w.Write(b)
 	return true
+}
+
+// appendPropstats appends the propstat elements of one response: the
+// properties in want that the resource has (dead ones first, then live),
+// with 200, and the rest with 404.
+func appendPropstats(b []byte, want []xml.Name, dead map[xml.Name]webdav.Property, base string, isRoot bool, fi os.FileInfo) []byte {
+	var missing []xml.Name
+	okStarted := false
+	for _, pn := range want {
+		mark := len(b)
+		if !okStarted {
+			b = append(b, "<D:propstat><D:prop>"...)
+		}
+		var found bool
+		if p, ok := dead[pn]; ok {
+			b, found = appendProp(b, p), true
+		} else if pn.Space == "DAV:" {
+			b, found = appendLive(b, base, isRoot, fi, pn.Local)
+		}
+		if !found {
+			b = b[:mark]
+			missing = append(missing, pn)
+			continue
+		}
+		okStarted = true
+	}
+	if okStarted {
+		b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+	}
+	if len(missing) > 0 {
+		b = append(b, "<D:propstat><D:prop>"...)
+		for _, pn := range missing {
+			b = appendProp(b, webdav.Property{XMLName: pn})
+		}
+		b = append(b, "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"...)
+	}
+	return b
 }
 
 // appendHref appends p, a path or one name, URL-escaped as x/net/webdav

@@ -236,6 +236,8 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 		return nil, err
 	}
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
+	// Windows' redirector asks the host's root before it maps /dav/.
+	r.Path("/").Methods(http.MethodOptions, "PROPFIND").Handler(guard.Wrap(davH.HostRoot()))
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
 	if cfg.Redfish.Enabled {
