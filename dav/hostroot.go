@@ -72,7 +72,7 @@ func (h *Handler) propfindHostRoot(w http.ResponseWriter, r *http.Request) {
 	b = appendPropstats(b, want, nil, "", true, fi)
 	b = append(b, "</D:response>"...)
 	if depth == "1" {
-		dead, _ := h.fsys.props.deadProps(".", true)
+		dead, _ := h.fsys.props.deadProps(".", true, nil)
 		if all {
 			want = allpropNames(true, dead)
 		}
