@@ -54,6 +54,14 @@ type Storage struct {
 	// PartTimeout bounds a stat or readdir of a mounted subtree (NFS, CIFS) so
 	// a dead server marks its part unavailable instead of hanging the store.
 	PartTimeout Duration `toml:"part_timeout"`
+	// Shared names folders of the store (relative to the root) that other
+	// boxes serve too; NFS and CIFS parts are shared without being listed.
+	// An image attached here is leased, and 423 on every box while live.
+	Shared []string `toml:"shared"`
+	// BoxName names this box in its leases; empty: the host name.
+	BoxName string `toml:"box_name"`
+	// LeaseTTL is how long a lease outlives a box that stopped renewing it.
+	LeaseTTL Duration `toml:"lease_ttl"`
 }
 
 // Gadget is the USB mass-storage side.
@@ -147,6 +155,8 @@ func Default() Config {
 			Root:         "./images",
 			RemountGrace: Duration{2 * time.Second},
 			PartTimeout:  Duration{2 * time.Second},
+			LeaseTTL:     Duration{2 * time.Minute},
+			Shared:       []string{},
 		},
 		Gadget: Gadget{
 			Mode:         ModeAuto,
@@ -225,6 +235,14 @@ func (c Config) Validate() error {
 	}
 	if t := c.Storage.PartTimeout.Duration; t < 100*time.Millisecond || t > 5*time.Minute {
 		bad("storage.part_timeout = %s: want between 100ms and 5m", c.Storage.PartTimeout)
+	}
+	if t := c.Storage.LeaseTTL.Duration; t < 3*time.Second || t > time.Hour {
+		bad("storage.lease_ttl = %s: want between 3s and 1h", c.Storage.LeaseTTL)
+	}
+	for _, sh := range c.Storage.Shared {
+		if sh == "" || filepath.IsAbs(sh) || strings.Contains("/"+sh+"/", "/../") {
+			bad("storage.shared %q: name a folder inside storage.root, relative to it", sh)
+		}
 	}
 	switch c.Gadget.Mode {
 	case ModeAuto, ModeConfigfs, ModeDisabled:

@@ -123,6 +123,9 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		PartTimeout: cfg.Storage.PartTimeout.Duration,
 		Log:         log,
 		Publish:     hub.Publish,
+		Shared:      cfg.Storage.Shared,
+		Box:         cfg.Storage.BoxName,
+		LeaseTTL:    cfg.Storage.LeaseTTL.Duration,
 	})
 	if err != nil {
 		return err
