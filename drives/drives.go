@@ -55,6 +55,11 @@ type Manager struct {
 	holds map[int]hold // the store's rw hold of each drive attached rw
 	seen  []State      // what subscribers were last told, nil before the first sync
 	bad   error        // the last error reading configfs, to log it once
+
+	renewed map[int]time.Time // when each drive's lease was last written
+
+	selMu sync.Mutex        // guards sel
+	sel   map[int]Selection // what each drive is to hold next
 }
 
 // New returns the manager and makes it the store's source of attached
@@ -67,7 +72,7 @@ func New(store *fs.Store, g *gadget.Gadget, gerr error, publish func(kind string
 	if publish == nil {
 		publish = func(string, any) {}
 	}
-	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}}
+	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}}
 	store.SetAttachments(m)
 	m.mu.Lock()
 	m.syncLocked()
@@ -230,6 +235,14 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 			return State{}, err
 		}
 	}
+	// In a folder other boxes share, this box's lease comes before the
+	// kernel opens the image: another box's live rw lease refuses it.
+	rel, inStore := m.store.Rel(abs)
+	if inStore {
+		if err := m.store.PutLease(i, rel, rw); err != nil {
+			return State{}, err
+		}
+	}
 	// The hold comes first: the kernel opens the file rw when "file" is
 	// written, and on a ro filesystem it silently falls back to ro.
 	var release func()
@@ -243,9 +256,13 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 		if release != nil {
 			release()
 		}
+		if inStore {
+			m.store.DropLease(i)
+		}
 		m.syncLocked()
 		return State{}, err
 	}
+	m.renewed[i] = time.Now()
 	if release != nil {
 		if old, ok := m.holds[i]; ok {
 			old.release()
@@ -294,6 +311,10 @@ func (m *Manager) ejectLocked(i int, before gadget.Drive, force bool) (State, er
 	if h, ok := m.holds[i]; ok && d.File == "" {
 		h.release()
 		delete(m.holds, i)
+	}
+	if d.File == "" {
+		m.store.DropLease(i)
+		delete(m.renewed, i)
 	}
 	return m.state(d), nil
 }
@@ -403,6 +424,7 @@ func (m *Manager) syncLocked() {
 			delete(m.holds, d.Index)
 		}
 	}
+	m.leasesLocked(ds)
 	states := make([]State, len(ds))
 	for i, d := range ds {
 		states[i] = m.state(d)
@@ -413,4 +435,58 @@ func (m *Manager) syncLocked() {
 		}
 	}
 	m.seen = states
+}
+
+// Selection is what a drive is to hold next, chosen before it is attached
+// (kvmd's set_params, Redfish's PATCH of Image): the one piece of state
+// those protocols keep beside the drive itself. It lives here, not in each
+// facade, so every way in sees the same choice.
+type Selection struct {
+	Image string // store-relative; "" for none
+	CDROM bool
+	RW    bool
+}
+
+// Selected is drive i's selection (zero when none was made).
+func (m *Manager) Selected(i int) Selection {
+	m.selMu.Lock()
+	defer m.selMu.Unlock()
+	return m.sel[i]
+}
+
+// Select records drive i's selection.
+func (m *Manager) Select(i int, s Selection) {
+	m.selMu.Lock()
+	defer m.selMu.Unlock()
+	if m.sel == nil {
+		m.sel = map[int]Selection{}
+	}
+	m.sel[i] = s
+}
+
+// DVD reports whether the kernel serves CD images over the CD limit as DVDs.
+func (m *Manager) DVD() bool { return m.g != nil && m.g.DVD() }
+
+// leasesLocked keeps this box's leases in step with the drives: renewed
+// every third of their life while attached (a restart reclaims its own at
+// the first sync), dropped when a drive is empty (the host ejected it).
+// Caller holds mu.
+func (m *Manager) leasesLocked(ds []gadget.Drive) {
+	every := m.store.LeaseTTL() / 3
+	for _, d := range ds {
+		rel, inStore := m.store.Rel(d.File)
+		switch {
+		case d.File == "" || !inStore:
+			if _, had := m.renewed[d.Index]; had || m.seen == nil {
+				m.store.DropLease(d.Index)
+				delete(m.renewed, d.Index)
+			}
+		case time.Since(m.renewed[d.Index]) >= every:
+			if err := m.store.PutLease(d.Index, rel, d.RW); err != nil {
+				m.log.Error("cannot renew the lease on a shared image", "drive", d.Index, "image", rel, "err", err)
+				continue
+			}
+			m.renewed[d.Index] = time.Now()
+		}
+	}
 }

@@ -558,4 +558,3 @@ func TestCloseCancels(t *testing.T) {
 	}
 	e.holds(nil)
 }
-
