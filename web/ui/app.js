@@ -33,12 +33,24 @@ function h(tag, attrs = {}, ...kids) {
   return el;
 }
 
-// replace swaps a list's children and gives focus back to the control the
-// user was on, so an event arriving mid-keyboard-use does not lose it.
+const keyOf = (n, i) => n.dataset?.path ?? n.dataset?.drive ?? n.dataset?.part ?? n.dataset?.job ?? n.dataset?.k ?? '#' + i;
+
+// replace gives a list new children but keeps every existing node that
+// looks the same: events redraw the lists several times a second during an
+// upload, and a click whose button is swapped between press and release is
+// lost. Focus goes back to the control the user was on if it was redrawn.
 function replace(list, items) {
-  const key = document.activeElement?.dataset?.k;
-  list.replaceChildren(...items);
-  if (key) list.querySelector(`[data-k="${CSS.escape(key)}"]`)?.focus();
+  const focused = document.activeElement?.dataset?.k;
+  const old = new Map([...list.children].map((n, i) => [keyOf(n, i), n]));
+  let cur = list.firstChild;
+  items.forEach((n, i) => {
+    const o = old.get(keyOf(n, i));
+    if (o && o.isEqualNode(n)) n = o;
+    if (n === cur) { cur = cur.nextSibling; return; }
+    list.insertBefore(n, cur);
+  });
+  while (cur) { const next = cur.nextSibling; cur.remove(); cur = next; }
+  if (focused && document.activeElement === document.body) list.querySelector(`[data-k="${CSS.escape(focused)}"]`)?.focus();
 }
 
 function showError(el, msg) {
@@ -70,11 +82,15 @@ async function loadImages() {
   } catch (e) {
     showError($('images-error'), 'Cannot read the image list: ' + e.message);
   }
+  const cwd = S.cwd;
   try {
-    S.folders = await listFolders(S.cwd);
+    const folders = await listFolders(cwd);
+    if (cwd !== S.cwd) return; // the user moved on while it loaded
+    S.folders = folders;
   } catch (e) {
-    if (e.status === 404 && S.cwd) return openFolder(fmt.dir(S.cwd));
-    showError($('images-error'), `Cannot list the folder ${S.cwd || 'store root'}: ${e.message}`);
+    if (cwd !== S.cwd) return;
+    if (e.status === 404 && cwd) return openFolder(fmt.dir(cwd), true);
+    showError($('images-error'), `Cannot list the folder ${cwd || 'store root'}: ${e.message}`);
   }
   renderEntries();
   renderParts();
@@ -93,11 +109,13 @@ async function loadJobs() {
   } catch (_) { /* no fetch API in this build: the dialog says so when used */ }
 }
 
-function openFolder(p) {
+// openFolder shows folder p; the hash keeps it, so Back and a reload
+// stay in the folder. replace: a folder that vanished is not kept in history.
+function openFolder(p, replace = false) {
   S.cwd = p;
   S.folders = [];
-  const q = p ? '#' + encodeURIComponent(p) : '#';
-  if (location.hash !== q) history.replaceState(null, '', q || location.pathname);
+  const q = '#' + p.split('/').map(encodeURIComponent).join('/');
+  if (location.hash !== q) history[replace ? 'replaceState' : 'pushState'](null, '', q);
   loadImages();
 }
 
@@ -223,6 +241,13 @@ function runDialog(dlg, action) {
   showError(err, '');
   // Cancel is a plain button, so Enter in a field submits with OK.
   form.querySelector('button[value=cancel]').onclick = () => dlg.close('cancel');
+  // The opener may have been redrawn meanwhile: find it again by its key.
+  const opener = document.activeElement?.dataset?.k;
+  dlg.addEventListener('close', () => {
+    if (opener && !document.activeElement?.closest('main')) {
+      document.querySelector(`[data-k="${CSS.escape(opener)}"]`)?.focus();
+    }
+  }, { once: true });
   form.onsubmit = async e => {
     e.preventDefault();
     const ok = form.querySelector('button.primary');
