@@ -64,11 +64,15 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// do runs browser steps and fails the test with what was being done.
+// do runs browser steps and fails the test with what was being done and
+// what the page showed then.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('main')?.innerText || ''`))
+		t.Fatalf("%s: %v\npage:\n%s", what, err, shown)
 	}
 }
 

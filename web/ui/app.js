@@ -19,6 +19,26 @@ const S = {
   live: false,
 };
 
+// A GET sent before an event and answered after it holds older news: the
+// events that arrive while a GET is out are kept and applied again on top
+// of its answer, so a slow list never undoes an eject.
+const inflight = { n: 0, events: [] };
+
+function track(kind, v) {
+  if (inflight.n) inflight.events.push([kind, v]);
+}
+
+async function fresh(get, apply) {
+  inflight.n++;
+  const from = inflight.events.length;
+  try {
+    apply(await get());
+    for (const [kind, v] of inflight.events.slice(from)) applyEvent(kind, v);
+  } finally {
+    if (--inflight.n === 0) inflight.events.length = 0;
+  }
+}
+
 // h builds an element: h('button', {type: 'button', onclick: f}, 'Eject').
 function h(tag, attrs = {}, ...kids) {
   const el = document.createElement(tag);
@@ -62,8 +82,7 @@ function showError(el, msg) {
 
 async function loadDrives() {
   try {
-    const r = await call('GET', '/api/drives');
-    S.drives = r.drives || [];
+    await fresh(() => call('GET', '/api/drives'), r => { S.drives = r.drives || []; });
     showError($('drives-error'), '');
   } catch (e) {
     S.drives = [];
@@ -75,9 +94,10 @@ async function loadDrives() {
 
 async function loadImages() {
   try {
-    const r = await call('GET', '/api/images');
-    S.images = new Map((r.images || []).map(i => [i.path, i]));
-    S.parts = r.parts || [];
+    await fresh(() => call('GET', '/api/images'), r => {
+      S.images = new Map((r.images || []).map(i => [i.path, i]));
+      S.parts = r.parts || [];
+    });
     showError($('images-error'), '');
   } catch (e) {
     showError($('images-error'), 'Cannot read the image list: ' + e.message);
@@ -656,6 +676,36 @@ function setLive(state, text) {
   el.className = 'live ' + state;
 }
 
+// applyEvent puts one event from /api/events into the page.
+function applyEvent(kind, v) {
+  switch (kind) {
+    case 'drive':
+      upsertDrive(v);
+      renderDrives();
+      renderEntries();
+      break;
+    case 'image':
+      if (v.removed) S.images.delete(v.path);
+      else S.images.set(v.path, v); // whole: a replaced file's old sha256 must not linger
+      renderEntries();
+      break;
+    case 'part': {
+      const i = S.parts.findIndex(x => x.path === v.path);
+      if (i >= 0) S.parts[i] = v; else S.parts.push(v);
+      renderParts();
+      renderEntries();
+      break;
+    }
+    case 'job': {
+      const old = S.jobs.get(v.id);
+      S.jobs.set(v.id, { ...old, ...v, seen: Date.now() });
+      renderJobs();
+      if (v.state === 'done' && old?.state !== 'done') loadImages();
+      break;
+    }
+  }
+}
+
 function follow() {
   const es = new EventSource(abs('/api/events'));
   es.onopen = () => {
@@ -663,31 +713,13 @@ function follow() {
     setLive('on', 'live');
     if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
   };
-  es.addEventListener('drive', e => {
-    upsertDrive(JSON.parse(e.data));
-    renderDrives();
-    renderEntries();
-  });
-  es.addEventListener('image', e => {
-    const img = JSON.parse(e.data);
-    if (img.removed) S.images.delete(img.path);
-    else S.images.set(img.path, img); // whole: a replaced file's old sha256 must not linger
-    renderEntries();
-  });
-  es.addEventListener('part', e => {
-    const p = JSON.parse(e.data);
-    const i = S.parts.findIndex(x => x.path === p.path);
-    if (i >= 0) S.parts[i] = p; else S.parts.push(p);
-    renderParts();
-    renderEntries();
-  });
-  es.addEventListener('job', e => {
-    const j = JSON.parse(e.data);
-    const old = S.jobs.get(j.id);
-    S.jobs.set(j.id, { ...old, ...j, seen: Date.now() });
-    renderJobs();
-    if (j.state === 'done' && old?.state !== 'done') loadImages();
-  });
+  for (const kind of ['drive', 'image', 'part', 'job']) {
+    es.addEventListener(kind, e => {
+      const v = JSON.parse(e.data);
+      track(kind, v);
+      applyEvent(kind, v);
+    });
+  }
   es.onerror = () => {
     S.live = false;
     if (es.readyState === EventSource.CLOSED) {
