@@ -631,6 +631,26 @@ func TestConsoleFetchFromURL(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(cfg.Storage.Root, "tool.img")); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("fetched image differs (%d bytes, %v)", len(got), err)
 	}
+
+	// A second fetch, canceled from its row while running: nothing stays.
+	do(t, ctx, "dismiss the finished job", chromedp.Evaluate[chromedp.Void](`document.querySelector('li[data-job] button').click()`))
+	waitFor(t, ctx, "the finished job gone", `!document.querySelector('li[data-job]')`, 3*time.Second)
+	do(t, ctx, "fetch again",
+		chromedp.Click(chromedp.ID("fetch")),
+		chromedp.WaitVisible(chromedp.ID("fetch-dlg")),
+		chromedp.SetValue(chromedp.CSS(`#fetch-dlg input[name=url]`), src.URL+"/img/other.img.gz"),
+		chromedp.Click(chromedp.CSS(`#fetch-dlg button.primary`)),
+		chromedp.WaitNotVisible(chromedp.ID("fetch-dlg")))
+	waitFor(t, ctx, "the second job running", `document.querySelector('li[data-job]')?.classList.contains('running') && document.querySelector('li[data-job] button').textContent === 'Cancel'`, 5*time.Second)
+	do(t, ctx, "cancel it", chromedp.Click(chromedp.CSS(`li[data-job] button`)))
+	waitFor(t, ctx, "the job canceled", `document.querySelector('li[data-job]').classList.contains('canceled')`, 5*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	ents, _ := os.ReadDir(cfg.Storage.Root)
+	for _, e := range ents {
+		if e.Name() != "tool.img" && !strings.HasPrefix(e.Name(), ".msdav-sum") {
+			t.Errorf("a canceled fetch left %s", e.Name())
+		}
+	}
 }
 
 // The fetch dialog against the SPEC's shapes, answered in the browser

@@ -554,12 +554,14 @@ async function pump() {
       const secs = (performance.now() - u.start) / 1000;
       const speed = secs > 0 ? loaded / secs : 0;
       const pct = u.file.size ? Math.floor(loaded * 100 / u.file.size) : 100;
-      u.text.textContent = `${pct} % · ${fmt.rate(speed)} · ${fmt.duration(speed ? (u.file.size - loaded) / speed : Infinity)} left`;
+      u.text.textContent = loaded >= u.file.size
+        ? 'all sent; msdav is putting it on disk…' // fsync and rename before it answers
+        : `${pct} % · ${fmt.rate(speed)} · ${fmt.duration(speed ? (u.file.size - loaded) / speed : Infinity)} left`;
     }, u.ctrl.signal);
     u.state = 'done';
     const secs = (performance.now() - u.start) / 1000;
     u.bar.value = u.bar.max;
-    u.text.textContent = `done in ${fmt.duration(secs)} (${fmt.rate(u.file.size / Math.max(secs, 0.001))}), checking…`;
+    u.text.textContent = `done in ${fmt.duration(secs)} (${fmt.rate(u.file.size / Math.max(secs, 0.001))})`;
     u.el.classList.add('done');
   } catch (e) {
     u.state = e.status === -1 ? 'canceled' : 'failed';
@@ -569,7 +571,6 @@ async function pump() {
   }
   u.btn.textContent = 'Dismiss';
   await loadImages();
-  if (u.state === 'done') u.text.textContent = u.text.textContent.replace(', checking…', '');
   pump();
 }
 
@@ -638,15 +639,25 @@ function renderJobs() {
     return h('li', { class: 'upload job ' + j.state, 'data-job': j.id },
       h('div', { class: 'name' }, h('span', { class: 'path' }, j.path || j.url), h('span', { class: 'muted' }, ' from ' + j.url)),
       h('progress', exp ? { max: exp, value: j.received || 0, 'aria-label': 'fetch of ' + j.url } : { 'aria-label': 'fetch of ' + j.url }),
-      h('span', { class: 'status', role: j.state === 'failed' ? 'alert' : null }, status),
+      h('span', { class: 'status', role: j.state === 'failed' || j.note ? 'alert' : null }, status + (j.note ? ' · ' + j.note : '')),
       h('button', {
         type: 'button', 'data-k': 'job' + j.id,
-        onclick: async () => {
-          if (!running) { j.dismissed = true; return renderJobs(); }
-          try { await call('DELETE', `/api/jobs/${encodeURIComponent(j.id)}`); } catch (e) { j.error = e.message; }
-        },
+        // By id: a redraw that finds this row unchanged keeps the old closure.
+        onclick: () => jobButton(j.id),
       }, running ? 'Cancel' : 'Dismiss'));
   }));
+}
+
+async function jobButton(id) {
+  const j = S.jobs.get(id);
+  if (!j) return;
+  if (j.state !== 'running') { j.dismissed = true; return renderJobs(); }
+  try {
+    S.jobs.set(id, { ...j, note: '', ...await call('DELETE', `/api/jobs/${encodeURIComponent(id)}`) });
+  } catch (e) {
+    S.jobs.set(id, { ...S.jobs.get(id), note: 'cancel failed: ' + e.message });
+  }
+  renderJobs();
 }
 
 // pollJob follows a job by GET while no job events arrive for it (an
