@@ -428,6 +428,29 @@ func TestFetchCancel(t *testing.T) {
 	}
 }
 
+// https with the system's roots: a server they do not vouch for fails the
+// job naming the certificate; with its CA trusted the image arrives, also
+// through a redirect, named after where it was redirected to.
+func TestFetchHTTPS(t *testing.T) {
+	img := image(300 << 10)
+	mux := http.NewServeMux()
+	mux.Handle("/files/rescue.iso", serveFile(img))
+	mux.Handle("/latest", http.RedirectHandler("/files/rescue.iso", http.StatusFound))
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	e := newEnv(t, "", nil)
+	j, err := e.m.Start(Request{URL: srv.URL + "/files/rescue.iso"})
+	if !errors.Is(err, ErrRemote) || !strings.Contains(j.Error, "certificate") {
+		t.Errorf("untrusted certificate: %v, job %+v", err, j)
+	}
+	e = newEnv(t, "", func(o *Options) { o.TLS = srv.Client().Transport.(*http.Transport).TLSClientConfig })
+	j = e.wait(start(t, e.m, Request{URL: srv.URL + "/latest"}))
+	if j.State != Done || j.Path != "rescue.iso" {
+		t.Errorf("https through a redirect: %+v", j)
+	}
+	e.holds(map[string][]byte{"rescue.iso": img})
+}
+
 // The name comes from Content-Disposition when the server gives one.
 func TestFetchName(t *testing.T) {
 	img := image(100 << 10)
@@ -527,6 +550,35 @@ func TestFetchTooBig(t *testing.T) {
 	if !fs.IsNoSpace(err) || j.State != Failed || !strings.Contains(j.Error, "big.img needs 6291456 bytes and the store has") {
 		t.Errorf("Start: %v, job %+v", err, j)
 	}
+	// Two fetches that fit one at a time but not together: the second is
+	// refused while the first runs, counting what the first still needs.
+	hold := make(chan struct{})
+	part := image(2<<20 + 512<<10)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(part)))
+		w.Write(part[:1000])
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+			w.Write(part[1000:])
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	first := start(t, e.m, Request{URL: slow.URL + "/one.img"})
+	j, err = e.m.Start(Request{URL: slow.URL + "/two.img"})
+	if !fs.IsNoSpace(err) || !strings.Contains(j.Error, "promised to running fetches") {
+		t.Errorf("second fetch: %v, job %+v", err, j)
+	}
+	close(hold)
+	if j := e.wait(first); j.State != Done {
+		t.Errorf("first fetch: %+v", j)
+	}
+	e.holds(map[string][]byte{"one.img": part})
+	if err := e.store.RemoveAll(context.Background(), "one.img"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Unknown length: found out while writing, and cleaned up.
 	chunked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.(http.Flusher).Flush() // no Content-Length: chunked
