@@ -610,4 +610,3 @@ func TestCloseCancels(t *testing.T) {
 	}
 	e.holds(nil)
 }
-
