@@ -115,8 +115,17 @@ func (m *Manager) Start(req Request) (Job, error) {
 	m.mu.Lock()
 	snap := j.snapshot()
 	m.mu.Unlock()
-	m.writeJournal(snap)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		up.Abort()
+		release()
+		t.close()
+		return fail(errors.New("msdav is stopping"))
+	}
 	m.wg.Add(1)
+	m.mu.Unlock()
+	m.writeJournal(j, snap)
 	go func() {
 		defer m.wg.Done()
 		defer close(j.done)
