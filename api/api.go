@@ -347,7 +347,7 @@ func (a *Server) attach(w http.ResponseWriter, r *http.Request) {
 		if done != nil {
 			done()
 		}
-		a.driveError(w, err)
+		a.driveError(w, a.advise(rel, err))
 		return
 	}
 	if done != nil {

@@ -227,3 +227,29 @@ func TestUploadDecompress(t *testing.T) {
 		t.Error("os.img is not the image")
 	}
 }
+
+// A CD over the kernel's limit: the refusal says whether the image boots
+// as flash instead, from its kind.
+func TestTooBigAdvice(t *testing.T) {
+	e := newEnv(t, fakeGadget(t), nil, fs.Options{})
+	iso := make([]byte, 64<<10)
+	copy(iso[16*2048+1:], "CD001")
+	hybrid := append([]byte(nil), iso...)
+	hybrid[510], hybrid[511] = 0x55, 0xAA
+	hybrid[446+4], hybrid[446+12] = 0x17, 0x40
+	for name, head := range map[string][]byte{"plain.iso": iso, "hybrid.iso": hybrid, "disk.img": make([]byte, 512)} {
+		p := filepath.Join(e.store.Dir(), name)
+		os.WriteFile(p, head, 0o644)
+		os.Truncate(p, 3<<30) // sparse, over the CD limit
+	}
+	for _, tc := range []struct{ image, says string }{
+		{"hybrid.iso", `hybrid ISO (it also carries a partition table), so it boots as a flash drive: attach it with "cdrom": false`},
+		{"plain.iso", "plain iso9660 disc image without a partition table, so as a flash drive the target would see it but not boot"},
+		{"disk.img", "attach it as a flash drive instead"},
+	} {
+		code, m := e.call(t, "PUT", "/api/drives/0", `{"image":"`+tc.image+`","cdrom":true}`)
+		if code != 422 || !strings.Contains(m["error"].(string), tc.says) {
+			t.Errorf("%s: %d %v, want 422 saying %q", tc.image, code, m, tc.says)
+		}
+	}
+}
