@@ -1,389 +1,231 @@
 // Package api is the JSON control API under /api/: the image catalog, the
-// drives (attach, eject, reconnect) and blank image creation.
+// drives, blank images and the event stream. It is HTTP only: drives change
+// through drives.Manager, the store through fs.Store.
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/events"
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
-	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/problem"
 )
 
-// Server is the API. It is also the store's source of attached images.
-type Server struct {
-	store *fs.Store
-	g     *gadget.Gadget
-	gerr  error
-	log   *slog.Logger
-	r     *mux.Router
-
-	mu    sync.Mutex
-	holds map[int]func() // remount guard held by each rw drive
-	jobs  *fetch.Manager // see SetJobs
+// Options configure the API.
+type Options struct {
+	Log *slog.Logger
+	// Local marks the handler served on the local unix socket to the CLI
+	// (root, on this machine): it may attach files outside the store, as
+	// kvmd-otgmsd does, and remount the store (msdav remount).
+	Local bool
 }
 
-// New returns the API handler. g may be nil, with gerr saying why the drives
-// are unavailable; the drive routes then answer 503 with that reason.
-func New(store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
+// Server is the API.
+type Server struct {
+	store  *fs.Store
+	drives *drives.Manager
+	hub    *events.Hub
+	log    *slog.Logger
+	local  bool
+	r      *mux.Router
+
+	mu   sync.Mutex     // guards jobs
+	jobs *fetch.Manager // see SetJobs
+}
+
+// handlerFunc is one route: it returns the status and the value to send
+// as JSON, or an error that problem turns into a status and a message.
+// The answer is written once, by serve.
+type handlerFunc func(r *http.Request) (int, any, error)
+
+// New returns the API handler.
+func New(store *fs.Store, dm *drives.Manager, hub *events.Hub, o Options) *Server {
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
-	a := &Server{store: store, g: g, gerr: gerr, log: log, holds: map[int]func(){}}
+	a := &Server{store: store, drives: dm, hub: hub, log: o.Log, local: o.Local}
 	r := mux.NewRouter().SkipClean(true)
-	r.Path("/api/images").Methods("GET").HandlerFunc(a.images)
-	r.Path("/api/images").Methods("POST").HandlerFunc(a.createImage)
-	r.Path("/api/drives").Methods("GET").HandlerFunc(a.drives)
-	r.Path("/api/drives/{i}").Methods("GET").HandlerFunc(a.drive)
-	r.Path("/api/drives/{i}").Methods("PUT").HandlerFunc(a.attach)
-	r.Path("/api/drives/{i}").Methods("DELETE").HandlerFunc(a.eject)
-	r.Path("/api/usb/reconnect").Methods("POST").HandlerFunc(a.reconnect)
+	route := func(path, method string, h handlerFunc) { r.Path(path).Methods(method).Handler(a.serve(h)) }
+	route("/api/images", "GET", a.images)
+	route("/api/images", "POST", a.createImage)
+	route("/api/drives", "GET", a.listDrives)
+	route("/api/drives/{i}", "GET", a.drive)
+	route("/api/drives/{i}", "PUT", a.attach)
+	route("/api/drives/{i}", "DELETE", a.eject)
+	route("/api/usb/reconnect", "POST", a.reconnect)
+	r.Path("/api/events").Methods("GET").HandlerFunc(a.events)
 	a.routeJobs(r)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
+	if o.Local {
+		route("/api/store/remount", "POST", a.remount)
+	}
+	r.NotFoundHandler = a.serve(func(r *http.Request) (int, any, error) {
+		return 0, nil, problem.Errorf(http.StatusNotFound, "no such API route: %s %s", r.Method, r.URL.Path)
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	r.MethodNotAllowedHandler = a.serve(func(r *http.Request) (int, any, error) {
+		return 0, nil, problem.Errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path)
 	})
 	a.r = r
-	if g != nil {
-		store.SetAttachments(a)
-		a.holdRW()
-	}
 	return a
 }
 
 func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.r.ServeHTTP(w, r) }
 
-// Attached maps attached images (store-relative) to drives, read from
-// configfs, so it stays true across restarts and host-side ejects.
-func (a *Server) Attached() map[string][]int {
-	ds, err := a.g.Drives()
-	if err != nil {
-		return nil
-	}
-	m := map[string][]int{}
-	for _, d := range ds {
-		if d.File == "" {
-			continue
-		}
-		if rel, ok := a.store.Rel(d.File); ok {
-			m[rel] = append(m[rel], d.Index)
-		}
-	}
-	return m
-}
-
-// Watch notices what the host does on its own (an eject from the host's
-// side empties the LUN's file without telling anyone) and releases the
-// remount guard a rw drive held. It returns when ctx ends.
-func (a *Server) Watch(ctx context.Context, every time.Duration) {
-	if a.g == nil {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.holdRW()
-			a.flushRW()
-		}
-	}
-}
-
-// flushRW fsyncs every image attached rw, so at most about one Watch
-// interval of what the target host wrote can be lost to a power cut.
-func (a *Server) flushRW() {
-	ds, err := a.g.Drives()
-	if err != nil {
-		return
-	}
-	for _, d := range ds {
-		if d.File == "" || !d.RW {
-			continue
-		}
-		if rel, ok := a.store.Rel(d.File); ok {
-			if err := a.store.Flush(rel); err != nil {
-				a.log.Warn("cannot flush a rw drive's image", "drive", d.Index, "err", err)
+// serve runs h and writes its one answer.
+func (a *Server) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, v, err := h(r)
+		if err != nil {
+			var msg string
+			status, msg = problem.Of(err)
+			if status >= 500 {
+				a.log.Error("api", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 			}
+			v = map[string]string{"error": msg}
 		}
-	}
+		WriteJSON(w, status, v)
+	})
 }
 
-// holdRW makes the remount guard match the drives: held while a drive is
-// attached rw (the kernel writes into the image), released otherwise.
-func (a *Server) holdRW() {
-	ds, err := a.g.Drives()
-	if err != nil {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, d := range ds {
-		release, held := a.holds[d.Index]
-		switch {
-		case d.File != "" && d.RW && !held:
-			done, err := a.store.Write(context.Background(), fmt.Sprintf("drive %d attached rw", d.Index))
-			if err != nil {
-				a.log.Error("cannot keep the store rw for a rw drive", "drive", d.Index, "err", err)
-				continue
-			}
-			a.holds[d.Index] = done
-		case (d.File == "" || !d.RW) && held:
-			if d.File == "" {
-				a.log.Info("drive emptied", "drive", d.Index)
-			}
-			release()
-			delete(a.holds, d.Index)
-		}
-	}
+func writeError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, map[string]string{"error": problem.Message(errors.New(msg))})
 }
 
-// driveJSON is a drive as the API shows it.
-type driveJSON struct {
-	Index int     `json:"index"`
-	Image *string `json:"image"`
-	CDROM bool    `json:"cdrom"`
-	RW    bool    `json:"rw"`
-	Media string  `json:"media"`
-	Path  string  `json:"file,omitempty"` // absolute, when outside the store (set by msdav drive)
+func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
+
+// WriteJSON writes v as the whole JSON answer.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
 }
 
-func (a *Server) show(d gadget.Drive) driveJSON {
-	j := driveJSON{Index: d.Index, CDROM: d.CDROM, RW: d.RW, Media: d.Media}
-	if d.File != "" {
-		if rel, ok := a.store.Rel(d.File); ok {
-			j.Image = &rel
-		} else {
-			j.Path = d.File
-		}
-	}
-	return j
-}
-
-func (a *Server) images(w http.ResponseWriter, r *http.Request) {
+func (a *Server) images(r *http.Request) (int, any, error) {
 	imgs, err := a.store.Images(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return 0, nil, err
 	}
 	parts, err := a.store.Parts(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return 0, nil, err
 	}
 	if imgs == nil {
 		imgs = []fs.Image{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"images": imgs, "parts": parts})
+	return http.StatusOK, map[string]any{"images": imgs, "parts": parts}, nil
 }
 
-// gadgetOr503 answers 503 with the reason when there are no drives.
-func (a *Server) gadgetOr503(w http.ResponseWriter) bool {
-	if a.g == nil {
-		msg := "no USB drives"
-		if a.gerr != nil {
-			msg += ": " + a.gerr.Error()
-		}
-		writeError(w, http.StatusServiceUnavailable, msg)
-		return false
-	}
-	return true
-}
-
-func (a *Server) index(w http.ResponseWriter, r *http.Request) (int, bool) {
-	if !a.gadgetOr503(w) {
-		return 0, false
+// index reads {i} and checks it names a drive.
+func (a *Server) index(r *http.Request) (int, error) {
+	if err := a.drives.Available(); err != nil {
+		return 0, err
 	}
 	s := mux.Vars(r)["i"]
 	i, err := strconv.Atoi(s)
-	if err != nil || i < 0 || i >= a.g.Count() {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no drive %q: drives are 0 to %d", s, a.g.Count()-1))
-		return 0, false
+	if err != nil || i < 0 || i >= a.drives.Count() {
+		return 0, problem.Errorf(http.StatusNotFound, "no such drive %q: drives are 0 to %d", s, a.drives.Count()-1)
 	}
-	return i, true
+	return i, nil
 }
 
-func (a *Server) drives(w http.ResponseWriter, r *http.Request) {
-	if !a.gadgetOr503(w) {
-		return
-	}
-	ds, err := a.g.Drives()
+func (a *Server) listDrives(r *http.Request) (int, any, error) {
+	ds, err := a.drives.Drives()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return 0, nil, err
 	}
-	out := make([]driveJSON, len(ds))
-	for i, d := range ds {
-		out[i] = a.show(d)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"drives": out})
+	return http.StatusOK, map[string]any{"drives": ds}, nil
 }
 
-func (a *Server) drive(w http.ResponseWriter, r *http.Request) {
-	i, ok := a.index(w, r)
-	if !ok {
-		return
-	}
-	d, err := a.g.Drive(i)
+func (a *Server) drive(r *http.Request) (int, any, error) {
+	i, err := a.index(r)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+		return 0, nil, err
 	}
-	writeJSON(w, http.StatusOK, a.show(d))
+	d, err := a.drives.Drive(i)
+	return http.StatusOK, d, err
 }
 
 // attachRequest is the body of PUT /api/drives/{i}.
 type attachRequest struct {
 	Image *string `json:"image"`
+	File  *string `json:"file"` // local socket only: an absolute path anywhere
 	CDROM *bool   `json:"cdrom"`
 	RW    *bool   `json:"rw"`
 }
 
 // decodeAttach reads and checks an attach body.
-func decodeAttach(body io.Reader) (img string, cdrom, rw bool, err error) {
+func decodeAttach(body io.Reader) (attachRequest, error) {
+	var req attachRequest
+	if err := decodeJSON(body, &req, `{"image": "win.iso", "cdrom": true, "rw": false}`); err != nil {
+		return req, err
+	}
+	if (req.Image == nil || *req.Image == "") && (req.File == nil || *req.File == "") {
+		return req, problem.Errorf(http.StatusBadRequest, `"image" is missing: name an image from GET /api/images`)
+	}
+	if req.CDROM != nil && req.RW != nil && *req.CDROM && *req.RW {
+		return req, problem.Errorf(http.StatusBadRequest, "a CD/DVD cannot be writable: set rw to false, or cdrom to false for a flash drive")
+	}
+	return req, nil
+}
+
+// decodeJSON reads one JSON object, refusing unknown fields, with an
+// example of the expected body in the error.
+func decodeJSON(body io.Reader, v any, example string) error {
 	dec := json.NewDecoder(io.LimitReader(body, 64<<10))
 	dec.DisallowUnknownFields()
-	var req attachRequest
-	if err := dec.Decode(&req); err != nil {
-		return "", false, false, fmt.Errorf("body must be JSON like {\"image\": \"win.iso\", \"cdrom\": true, \"rw\": false}: %v", err)
+	if err := dec.Decode(v); err != nil {
+		return problem.Errorf(http.StatusBadRequest, "body must be JSON like %s: %v", example, err)
 	}
-	if req.Image == nil || *req.Image == "" {
-		return "", false, false, errors.New(`"image" is missing: name an image from GET /api/images`)
-	}
-	if req.CDROM != nil {
-		cdrom = *req.CDROM
-	}
-	if req.RW != nil {
-		rw = *req.RW
-	}
-	if cdrom && rw {
-		return "", false, false, errors.New("a CD/DVD cannot be writable: set rw to false, or cdrom to false for a flash drive")
-	}
-	return *req.Image, cdrom, rw, nil
+	return nil
 }
 
-func (a *Server) attach(w http.ResponseWriter, r *http.Request) {
-	i, ok := a.index(w, r)
-	if !ok {
-		return
-	}
-	img, cdrom, rw, err := decodeAttach(r.Body)
+func (a *Server) attach(r *http.Request) (int, any, error) {
+	i, err := a.index(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return 0, nil, err
 	}
-	rel, err := fs.Clean(img)
+	req, err := decodeAttach(r.Body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("image %q: %v", img, err))
-		return
+		return 0, nil, err
 	}
-	if fs.Junk(rel) || fs.Internal(rel) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no image %q in the store", img))
-		return
-	}
-	if u, ok := a.store.Uploading(rel); ok {
-		writeError(w, http.StatusConflict, fmt.Sprintf("%s is still uploading (%d of %d bytes)", rel, u.Received(), u.Expected))
-		return
-	}
-	abs, err := a.store.Abs(rel)
-	if err != nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no image %q in the store (GET /api/images lists them)", img))
-		return
-	}
-	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("%q is not an image file", img))
-		return
-	}
-	ds, err := a.g.Drives()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	for _, d := range ds {
-		if d.Index == i || d.File != abs {
-			continue
+	cdrom, rw := req.CDROM != nil && *req.CDROM, req.RW != nil && *req.RW
+	var d drives.State
+	if req.File != nil && *req.File != "" {
+		if !a.local {
+			return 0, nil, problem.Errorf(http.StatusBadRequest, `"file" is for the local msdav drive command; name a store image in "image"`)
 		}
-		if d.RW || rw {
-			writeError(w, http.StatusConflict, fmt.Sprintf("%s is attached to drive %d%s; one image can be shared only read-only", rel, d.Index, map[bool]string{true: " read-write", false: ""}[d.RW]))
-			return
-		}
+		d, err = a.drives.AttachFile(r.Context(), i, *req.File, cdrom, rw)
+	} else {
+		d, err = a.drives.Attach(r.Context(), i, *req.Image, cdrom, rw)
 	}
-	// A different image in this drive goes out first; the same request again is idempotent.
-	if cur := ds[i]; cur.File != "" {
-		if cur.File == abs && cur.CDROM == cdrom && cur.RW == rw {
-			writeJSON(w, http.StatusOK, a.show(cur))
-			return
-		}
-		if _, err := a.g.Eject(i, false); err != nil {
-			a.driveError(w, err)
-			return
-		}
-	}
-	var done func()
-	if rw {
-		if done, err = a.store.Write(r.Context(), fmt.Sprintf("drive %d attached rw", i)); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-	}
-	d, err := a.g.Attach(i, abs, cdrom, rw)
-	if err != nil {
-		if done != nil {
-			done()
-		}
-		a.driveError(w, a.advise(rel, err))
-		return
-	}
-	if done != nil {
-		a.mu.Lock()
-		if old, ok := a.holds[i]; ok {
-			old()
-		}
-		a.holds[i] = done
-		a.mu.Unlock()
-	}
-	a.holdRW()
-	writeJSON(w, http.StatusOK, a.show(d))
+	return http.StatusOK, d, err
 }
 
-func (a *Server) eject(w http.ResponseWriter, r *http.Request) {
-	i, ok := a.index(w, r)
-	if !ok {
-		return
+func (a *Server) eject(r *http.Request) (int, any, error) {
+	i, err := a.index(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	force := r.URL.Query().Get("force")
-	before, _ := a.g.Drive(i)
-	d, err := a.g.Eject(i, force == "1" || force == "true")
-	if err != nil {
-		a.driveError(w, err)
-		return
+	d, err := a.drives.Eject(r.Context(), i, force == "1" || force == "true")
+	return http.StatusOK, d, err
+}
+
+func (a *Server) reconnect(r *http.Request) (int, any, error) {
+	if err := a.drives.Reconnect(); err != nil {
+		return 0, nil, err
 	}
-	if before.RW && before.File != "" {
-		// The kernel closes the file without syncing it.
-		if rel, ok := a.store.Rel(before.File); ok {
-			if err := a.store.Flush(rel); err != nil {
-				a.log.Warn("cannot flush an ejected image", "drive", i, "err", err)
-			}
-		}
-	}
-	a.holdRW()
-	writeJSON(w, http.StatusOK, a.show(d))
+	return http.StatusOK, map[string]bool{"ok": true}, nil
 }
 
 // createRequest is the body of POST /api/images.
@@ -394,95 +236,63 @@ type createRequest struct {
 	Label string          `json:"label"`
 }
 
-func (a *Server) createImage(w http.ResponseWriter, r *http.Request) {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
+func (a *Server) createImage(r *http.Request) (int, any, error) {
 	var req createRequest
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be JSON like {"path": "flash/tools.img", "size": "512M", "fs": "fat32", "label": "TOOLS"}: `+err.Error())
-		return
+	if err := decodeJSON(r.Body, &req, `{"path": "flash/tools.img", "size": "512M", "fs": "fat32", "label": "TOOLS"}`); err != nil {
+		return 0, nil, err
 	}
 	var size int64
-	var s string
 	if err := json.Unmarshal(req.Size, &size); err != nil {
+		var s string
 		if err := json.Unmarshal(req.Size, &s); err != nil {
-			writeError(w, http.StatusBadRequest, `"size" must be "512M" or a number of bytes`)
-			return
+			return 0, nil, problem.Errorf(http.StatusBadRequest, `"size" must be "512M" or a number of bytes`)
 		}
 		if size, err = diskimage.ParseSize(s); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
+			return 0, nil, problem.Errorf(http.StatusBadRequest, "%v", err)
 		}
 	}
 	if req.Path == "" {
-		writeError(w, http.StatusBadRequest, `"path" is missing`)
-		return
+		return 0, nil, problem.Errorf(http.StatusBadRequest, `"path" is missing`)
 	}
-	err := diskimage.Create(r.Context(), a.store, req.Path, size, diskimage.Options{FS: req.FS, Label: req.Label})
-	var le *fs.LockedError
-	switch {
-	case err == nil:
-	case errors.Is(err, diskimage.ErrExists):
-		writeError(w, http.StatusConflict, err.Error())
-		return
-	case errors.As(err, &le):
-		writeError(w, http.StatusLocked, err.Error())
-		return
-	case fs.IsNoSpace(err):
-		writeError(w, http.StatusInsufficientStorage, err.Error())
-		return
-	case errors.Is(err, fs.ErrOutside), errors.Is(err, os.ErrNotExist):
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	default:
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
-		return
+	if err := diskimage.Create(r.Context(), a.store, req.Path, size, diskimage.Options{FS: req.FS, Label: req.Label}); err != nil {
+		return 0, nil, err
 	}
 	rel, _ := fs.Clean(req.Path)
 	imgs, _ := a.store.Images(r.Context())
 	for _, im := range imgs {
-		if im.Path == rel {
-			writeJSON(w, http.StatusCreated, im)
-			return
+		if im.Path == rel && im.Complete {
+			return http.StatusCreated, im, nil
 		}
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"path": rel, "size": size, "complete": true})
+	return http.StatusCreated, map[string]any{"path": rel, "size": size, "complete": true}, nil
 }
 
-func (a *Server) reconnect(w http.ResponseWriter, r *http.Request) {
-	if !a.gadgetOr503(w) {
-		return
+// remountRequest is the body of POST /api/store/remount (local socket).
+type remountRequest struct {
+	Mode string `json:"mode"` // rw | ro
+}
+
+func (a *Server) remount(r *http.Request) (int, any, error) {
+	var req remountRequest
+	if err := decodeJSON(r.Body, &req, `{"mode": "rw"}`); err != nil {
+		return 0, nil, err
 	}
-	if err := a.g.Reconnect(); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+	mnt := a.store.MountPoint()
+	switch req.Mode {
+	case "rw":
+		if err := a.store.Pin(r.Context()); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]string{"mount": mnt, "mode": "rw", "note": "held rw until msdav remount ro"}, nil
+	case "ro":
+		err := a.store.Unpin()
+		if errors.Is(err, fs.ErrStillWriting) {
+			return http.StatusAccepted, map[string]string{"mount": mnt, "mode": "rw", "note": err.Error()}, nil
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("remount %s ro: %w", mnt, err)
+		}
+		return http.StatusOK, map[string]string{"mount": mnt, "mode": "ro"}, nil
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-}
-
-// driveError maps the gadget's errors to statuses.
-func (a *Server) driveError(w http.ResponseWriter, err error) {
-	var big *gadget.TooBigError
-	switch {
-	case errors.Is(err, gadget.ErrMediumLocked):
-		writeError(w, http.StatusConflict, err.Error()+"; eject it on the host, or DELETE with ?force=1 to break the lock")
-	case errors.Is(err, gadget.ErrBusy):
-		writeError(w, http.StatusConflict, err.Error())
-	case errors.As(err, &big):
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
-	case errors.Is(err, gadget.ErrNoDrive):
-		writeError(w, http.StatusNotFound, err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	return 0, nil, problem.Errorf(http.StatusBadRequest, `"mode" must be "rw" or "ro"`)
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/events"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/gadget/gadgettest"
@@ -29,9 +31,11 @@ func fakeGadget(t *testing.T) *gadget.Gadget {
 }
 
 type env struct {
-	store *fs.Store
-	srv   *httptest.Server
-	api   *Server
+	store  *fs.Store
+	srv    *httptest.Server
+	api    *Server
+	drives *drives.Manager
+	hub    *events.Hub
 }
 
 func newEnv(t *testing.T, g *gadget.Gadget, gerr error, o fs.Options) *env {
@@ -44,10 +48,13 @@ func newEnv(t *testing.T, g *gadget.Gadget, gerr error, o fs.Options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	a := New(s, g, gerr, nil)
+	hub := events.New()
+	dm := drives.New(s, g, gerr, hub.Publish, nil)
+	a := New(s, dm, hub, Options{})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	return &env{store: s, srv: srv, api: a}
+	t.Cleanup(hub.Close)
+	return &env{store: s, srv: srv, api: a, drives: dm, hub: hub}
 }
 
 func (e *env) call(t *testing.T, method, path, body string) (int, map[string]any) {
@@ -94,6 +101,8 @@ func TestAttachRules(t *testing.T) {
 	os.WriteFile(filepath.Join(e.store.Dir(), "isos", "a.iso"), make([]byte, 2048), 0o644)
 	os.WriteFile(filepath.Join(e.store.Dir(), "b.img"), make([]byte, 4096), 0o644)
 	os.WriteFile(filepath.Join(e.store.Dir(), "._a.iso"), nil, 0o644)
+	os.WriteFile(filepath.Join(e.store.Dir(), "isos", "._a.iso"), nil, 0o644)
+	os.WriteFile(filepath.Join(e.store.Dir(), "isos", ".msdav-props-a.iso"), []byte("{}"), 0o644)
 	u, _ := e.store.Create(context.Background(), "up.iso", 100)
 	u.Write(make([]byte, 10))
 	defer u.Abort()
@@ -108,10 +117,12 @@ func TestAttachRules(t *testing.T) {
 		says        string
 	}{
 		{"9", `{"image":"b.img"}`, 404, "drives are 0 to 1"},
-		{"x", `{"image":"b.img"}`, 404, "no drive"},
+		{"x", `{"image":"b.img"}`, 404, "no such drive"},
 		{"1", `{"image":"missing.img"}`, 404, "no image"},
 		{"1", `{"image":"._a.iso"}`, 404, "no image"},
-		{"1", `{"image":"../../etc/passwd"}`, 400, "leaves the store"},
+		{"1", `{"image":"../../etc/passwd"}`, 403, "leaves the store"},
+		{"1", `{"image":"isos/.msdav-props-a.iso"}`, 404, "no image"},
+		{"1", `{"image":"isos/._a.iso"}`, 404, "no image"},
 		{"1", `{"image":"isos"}`, 404, "not an image file"},
 		{"1", `{"image":"b.img","cdrom":true,"rw":true}`, 400, "cannot be writable"},
 		{"1", `{"image":"up.iso"}`, 409, "still uploading"},
@@ -177,8 +188,9 @@ func TestCreateImage(t *testing.T) {
 		{`{"path":"t3.img","size":"big"}`, 400},
 		{`{"path":"t4.img","size":true}`, 400},
 		{`{"size":"40M"}`, 400},
-		{`{"path":"../x.img","size":"40M"}`, 400},
-		{`{"path":"no/dir/x.img","size":"40M"}`, 400},
+		{`{"path":"../x.img","size":"40M"}`, 403},
+		{`{"path":"isos/.msdav-upload-1-x.img","size":"40M"}`, 400},
+		{`{"path":".hidden/x.img","size":"40M"}`, 400},
 		{`{"path":"t5.img","size":"40M","fs":"ntfs"}`, 422},
 		{`{"path":"t6.img","size":"40M","junk":1}`, 400},
 	} {
@@ -189,12 +201,20 @@ func TestCreateImage(t *testing.T) {
 	ents, _ := os.ReadDir(e.store.Dir())
 	n := 0
 	for _, ent := range ents {
-		if !fs.Internal(ent.Name()) { // the image's checksum sidecar
+		if fs.Classify(ent.Name()) != fs.Internal { // the image's checksum sidecar
 			n++
 		}
 	}
 	if n != 1 {
 		t.Errorf("store holds %d entries after the refusals, want 1", n)
+	}
+	// Missing folders are made, as mkdir -p would (the README's example).
+	code, m = e.call(t, "POST", "/api/images", `{"path":"flash/tools/x.img","size":"40M"}`)
+	if code != 201 || m["path"] != "flash/tools/x.img" {
+		t.Errorf("create in a new folder: %d %v", code, m)
+	}
+	if fi, err := os.Stat(filepath.Join(e.store.Dir(), "flash", "tools", "x.img")); err != nil || fi.Size() != 40<<20 {
+		t.Errorf("image in a new folder: %v", err)
 	}
 }
 
@@ -242,9 +262,10 @@ func FuzzDecodeAttach(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		img, cdrom, rw, err := decodeAttach(strings.NewReader(body))
-		if err == nil && (img == "" || cdrom && rw) {
-			t.Fatalf("accepted %q: %q %v %v", body, img, cdrom, rw)
+		req, err := decodeAttach(strings.NewReader(body))
+		noImage := (req.Image == nil || *req.Image == "") && (req.File == nil || *req.File == "")
+		if err == nil && (noImage || req.CDROM != nil && req.RW != nil && *req.CDROM && *req.RW) {
+			t.Fatalf("accepted %q: %+v", body, req)
 		}
 	})
 }

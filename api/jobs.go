@@ -152,7 +152,7 @@ func (a *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel, err := fs.Clean(name)
-	if err != nil || rel == "." || fs.Junk(path.Base(rel)) {
+	if err != nil || rel == "." || fs.Classify(rel) != fs.Visible {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a usable image name", name))
 		return
 	}

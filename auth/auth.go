@@ -127,6 +127,18 @@ func boolInt(b bool) int32 {
 	return 0
 }
 
+// Credentials reads a request's user and password: kvmd's X-KVMD-User and
+// X-KVMD-Passwd headers (PiKVM's scripts send those), else Basic auth.
+func Credentials(r *http.Request) (user, password string, ok bool) {
+	if u := r.Header.Get("X-KVMD-User"); u != "" {
+		return u, r.Header.Get("X-KVMD-Passwd"), true
+	}
+	return r.BasicAuth()
+}
+
+// Enabled reports whether credentials are checked at all.
+func (g *Guard) Enabled() bool { return g.path != "" }
+
 // Wrap puts h behind the guard. OPTIONS stays open: Windows' WebDAV
 // redirector probes with it before it sends credentials, and it reveals
 // nothing but the methods.
@@ -136,7 +148,7 @@ func (g *Guard) Wrap(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodOptions {
-			user, pass, ok := r.BasicAuth()
+			user, pass, ok := Credentials(r)
 			if !ok || !g.Check(user, pass) {
 				w.Header().Set("WWW-Authenticate", `Basic realm="msdav", charset="UTF-8"`)
 				http.Error(w, "authentication required", http.StatusUnauthorized)

@@ -133,3 +133,34 @@ func TestUnknownUserCostsLikeWrongPassword(t *testing.T) {
 		t.Errorf("dummy hash cost %d, want the file's cost 10", c)
 	}
 }
+
+func TestKVMDHeadersAreCredentials(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	p := filepath.Join(dir, "htpasswd")
+	os.WriteFile(p, []byte("admin:"+string(h)+"\n"), 0o600)
+	g, err := New(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	for _, tc := range []struct {
+		hdr  map[string]string
+		want int
+	}{
+		{map[string]string{"X-KVMD-User": "admin", "X-KVMD-Passwd": "pw"}, 204},
+		{map[string]string{"X-KVMD-User": "admin", "X-KVMD-Passwd": "nope"}, 401},
+		{map[string]string{"X-KVMD-User": "admin"}, 401},
+		{map[string]string{}, 401},
+	} {
+		req := httptest.NewRequest("GET", "/api/msd", nil)
+		for k, v := range tc.hdr {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		ok.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%v: %d, want %d", tc.hdr, rec.Code, tc.want)
+		}
+	}
+}

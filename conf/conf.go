@@ -36,6 +36,9 @@ type Server struct {
 	LogFormat string `toml:"log_format"` // text | json
 	// ShutdownGrace bounds how long SIGTERM waits for running uploads.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// RuntimeDir holds the running server's unix socket and the store's
+	// lock, through which the CLI finds and acts via the server.
+	RuntimeDir string `toml:"runtime_dir"`
 }
 
 // Storage is the image store.
@@ -99,6 +102,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText writes the duration the way UnmarshalText reads it.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
+// DefaultRuntimeDir is where the socket and lock live unless configured.
+const DefaultRuntimeDir = "/run/msdav"
+
 // Gadget modes.
 const (
 	ModeAuto     = "auto"
@@ -119,6 +125,7 @@ func Default() Config {
 			Listen:        "127.0.0.1:8080",
 			LogFormat:     "text",
 			ShutdownGrace: Duration{30 * time.Second},
+			RuntimeDir:    DefaultRuntimeDir,
 		},
 		Storage: Storage{
 			Root:         "./images",
@@ -189,6 +196,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.ShutdownGrace.Duration < 0 {
 		bad("server.shutdown_grace = %s: must not be negative", c.Server.ShutdownGrace)
+	}
+	if c.Server.RuntimeDir == "" || !filepath.IsAbs(c.Server.RuntimeDir) {
+		bad("server.runtime_dir = %q: want an absolute path such as \"/run/msdav\"", c.Server.RuntimeDir)
 	}
 	if strings.TrimSpace(c.Storage.Root) == "" {
 		bad("storage.root is empty: name the directory that holds the images")

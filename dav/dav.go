@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/problem"
 	"golang.org/x/net/webdav"
 )
 
@@ -166,28 +167,14 @@ func (h *Handler) mutable(name string) error {
 	return h.store.Mutable(r)
 }
 
-// fail answers an error with the status it means.
+// fail answers an error with the status it means, from the table the API
+// shares.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var le *fs.LockedError
-	status := http.StatusInternalServerError
-	switch {
-	case errors.As(err, &le):
-		status = http.StatusLocked
-	case errors.Is(err, fs.ErrOutside), errors.Is(err, os.ErrPermission):
-		status = http.StatusForbidden
-	case isNotExist(err):
-		status = http.StatusNotFound
-	case fs.IsNoSpace(err):
-		status = http.StatusInsufficientStorage
-	case errors.Is(err, webdav.ErrLocked):
-		status = http.StatusLocked
-	case errors.Is(err, webdav.ErrConfirmationFailed):
-		status = http.StatusPreconditionFailed
+	status, msg := problem.Of(err)
+	if status >= 500 {
+		h.log.Error("webdav", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	if status == http.StatusInternalServerError {
-		h.log.Error("webdav", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	http.Error(w, err.Error(), status)
+	http.Error(w, msg, status)
 }
 
 // etag is the entity tag of a file version, the same for GET and PROPFIND.
@@ -268,7 +255,7 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request, d *os.File, name
 	}
 	fmt.Fprintf(w, "<!doctype html><title>%s</title><h1>%s</h1><ul>\n", html.EscapeString(base), html.EscapeString(base))
 	for _, fi := range fis {
-		if fs.Internal(fi.Name()) {
+		if fs.Classify(fi.Name()) == fs.Internal {
 			continue
 		}
 		n := fi.Name()

@@ -310,7 +310,7 @@ func TestPutRules(t *testing.T) {
 
 type attached map[string][]int
 
-func (a attached) Attached() map[string][]int { return a }
+func (a attached) Attached() (map[string][]int, error) { return a, nil }
 
 func TestAttachedImageIsLockedOnEveryRoute(t *testing.T) {
 	ts := newServer(t, "")
@@ -397,7 +397,13 @@ func TestTraversalNeverLeavesTheStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\nDepth: 0\r\nContent-Length: 4\r\nConnection: close\r\n\r\nEVIL", method, p)
+			// Only PUT carries a body: a PROPFIND with one that is not XML
+			// would answer 400 before it ever looked at the path.
+			body := ""
+			if method == "PUT" {
+				body = "EVIL"
+			}
+			fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\nDepth: 0\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", method, p, len(body), body)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
 				c.Close()
@@ -408,7 +414,9 @@ func TestTraversalNeverLeavesTheStore(t *testing.T) {
 			// A PUT onto the in-store symlink s.iso replaces the link itself
 			// with a file in the store; everything else must fail.
 			replacesLink := method == "PUT" && p == "/dav/s.iso"
-			if strings.Contains(string(b), "SECRET") || resp.StatusCode < 400 && method != "PROPFIND" && !replacesLink {
+			// PROPFIND must not answer 207 either: a multistatus would show
+			// the outside file's size and date.
+			if strings.Contains(string(b), "SECRET") || resp.StatusCode < 400 && !replacesLink {
 				t.Errorf("%s %s: %d %q", method, p, resp.StatusCode, b)
 			}
 		}

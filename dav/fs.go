@@ -2,6 +2,7 @@ package dav
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"io"
 	iofs "io/fs"
@@ -29,10 +30,8 @@ func rel(name string) (string, error) {
 	if err != nil {
 		return "", os.ErrPermission
 	}
-	for _, el := range strings.Split(r, "/") {
-		if fs.Internal(el) {
-			return "", os.ErrNotExist
-		}
+	if fs.Classify(r) == fs.Internal {
+		return "", os.ErrNotExist
 	}
 	return r, nil
 }
@@ -135,14 +134,14 @@ func (d *davFile) Readdir(count int) ([]os.FileInfo, error) {
 	fis, err := d.File.Readdir(count)
 	out := fis[:0]
 	for _, fi := range fis {
-		if !fs.Internal(fi.Name()) {
+		if fs.Classify(fi.Name()) != fs.Internal {
 			out = append(out, fi)
 		}
 	}
 	return out, err
 }
 
-func (d *davFile) DeadProps() (map[xmlName]webdav.Property, error) {
+func (d *davFile) DeadProps() (map[xml.Name]webdav.Property, error) {
 	return d.fs.props.deadProps(d.rel, d.isDir())
 }
 
@@ -218,7 +217,7 @@ func (u *uploadFile) Close() error {
 	return nil
 }
 
-func (u *uploadFile) DeadProps() (map[xmlName]webdav.Property, error) { return nil, nil }
+func (u *uploadFile) DeadProps() (map[xml.Name]webdav.Property, error) { return nil, nil }
 
 // Patch is kept until Close: the properties belong to the final name.
 func (u *uploadFile) Patch(p []webdav.Proppatch) ([]webdav.Propstat, error) {

@@ -30,7 +30,6 @@ type lockSys struct {
 }
 
 type lockEntry struct {
-	token   string
 	details webdav.LockDetails
 	shared  bool
 	expires time.Time // zero: never (not used: every lock is capped)
@@ -92,7 +91,7 @@ func (l *lockSys) create(now time.Time, d webdav.LockDetails, shared bool) (stri
 	b := make([]byte, 16)
 	rand.Read(b)
 	tok := "urn:uuid:" + hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:6]) + "-" + hex.EncodeToString(b[6:8]) + "-" + hex.EncodeToString(b[8:10]) + "-" + hex.EncodeToString(b[10:])
-	l.locks[tok] = &lockEntry{token: tok, details: d, shared: shared, expires: now.Add(d.Duration)}
+	l.locks[tok] = &lockEntry{details: d, shared: shared, expires: now.Add(d.Duration)}
 	return tok, nil
 }
 

@@ -13,8 +13,6 @@ import (
 	"golang.org/x/net/webdav"
 )
 
-type xmlName = xml.Name
-
 // propStore keeps dead properties (PROPPATCH) in a hidden sidecar file next
 // to each resource: plain files work on every part (vfat, exFAT, NFS, CIFS)
 // where extended attributes do not, and a sidecar moves and dies with its
@@ -140,7 +138,7 @@ func (p *propStore) save(ctx context.Context, rel string, m map[xml.Name]webdav.
 	if err != nil {
 		return err
 	}
-	u, err := p.s.Create(ctx, sidecar(rel), int64(len(b)))
+	u, err := p.s.CreateInternal(ctx, sidecar(rel), int64(len(b)))
 	if err != nil {
 		return err
 	}

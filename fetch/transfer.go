@@ -140,7 +140,7 @@ func (m *Manager) Start(req Request) (Job, error) {
 // cleanPath makes a store path of a client's or server's name.
 func (m *Manager) cleanPath(p string) (string, error) {
 	rel, err := fs.Clean(p)
-	if err != nil || rel == "." || fs.Junk(path.Base(rel)) {
+	if err != nil || rel == "." || fs.Classify(rel) != fs.Visible {
 		return "", fmt.Errorf("%w: path %q is not a usable image name", ErrInvalid, p)
 	}
 	return rel, nil
@@ -244,7 +244,7 @@ func nameOf(resp *http.Response, asked *url.URL) string {
 	return "download.img"
 }
 
-func usable(n string) bool { return n != "" && n != "." && n != "/" && !fs.Junk(n) }
+func usable(n string) bool { return n != "" && n != "." && n != "/" && fs.Classify(n) == fs.Visible }
 
 // run streams the download into the upload until it is committed or gone.
 func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format unpack.Format, wantSum string) {

@@ -5,43 +5,7 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strings"
 )
-
-// tempPrefix starts the name of every file the store writes for itself
-// (upload temps, property sidecars): hidden from listings and the catalog,
-// and temps are swept at start.
-const tempPrefix = ".msdav-"
-
-// uploadPrefix starts the name of an upload's temp file.
-const uploadPrefix = tempPrefix + "upload-"
-
-// stale reports a temp file a crash can leave: an upload, or the copy or
-// parked old version of a move between parts.
-func stale(name string) bool {
-	for _, p := range []string{uploadPrefix, tempPrefix + "move-", tempPrefix + "old-"} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// Internal reports whether name is a file the store keeps for itself.
-func Internal(name string) bool { return strings.HasPrefix(name, tempPrefix) }
-
-// Junk reports names that are never images: the store's own files, hidden
-// files, and what macOS and Windows leave on shares (._*, .DS_Store, Thumbs.db).
-func Junk(name string) bool {
-	if strings.HasPrefix(name, ".") {
-		return true
-	}
-	switch strings.ToLower(name) {
-	case "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information", "lost+found":
-		return true
-	}
-	return false
-}
 
 // Images lists every image in the store, live: nothing is cached, so files
 // copied in from outside (NFS, scp) show up at once. A part that does not
@@ -55,7 +19,15 @@ func (s *Store) Images(ctx context.Context) ([]Image, error) {
 	for _, pm := range pms {
 		isPart[pm.rel] = true
 	}
+	// Uploads are read before the walk: one that commits meanwhile is then
+	// listed twice (temp and final, the final kept first) rather than not at
+	// all, so a watcher never sees an image vanish for a moment.
 	var out []Image
+	s.mu.Lock()
+	for rel, u := range s.uploads {
+		out = append(out, u.entry(partOf(rel, isPart)))
+	}
+	s.mu.Unlock()
 	for _, pm := range pms {
 		var found []Image
 		err := s.probe.run(ctx, "walk:"+pm.rel, func() { found = s.walkPart(pm.rel, isPart) })
@@ -65,13 +37,10 @@ func (s *Store) Images(ctx context.Context) ([]Image, error) {
 		}
 		out = append(out, found...)
 	}
-	s.mu.Lock()
-	for rel, u := range s.uploads {
-		out = append(out, Image{Path: rel, Size: u.Received(), Received: u.Received(), Expected: u.Expected,
-			Attached: []int{}, Part: partOf(rel, isPart)})
+	att, err := s.attachedNow()
+	if err != nil {
+		s.log.Warn("catalog shows no drives", "err", err)
 	}
-	s.mu.Unlock()
-	att := s.attachedNow()
 	for i := range out {
 		if d := att[out[i].Path]; len(d) > 0 && out[i].Complete {
 			out[i].Attached = d
@@ -86,12 +55,18 @@ func (s *Store) Images(ctx context.Context) ([]Image, error) {
 	return out, nil
 }
 
+// entry is the catalog entry of an upload in progress.
+func (u *Upload) entry(part string) Image {
+	n := u.Received()
+	return Image{Path: u.rel, Size: n, Received: n, Expected: u.Expected, Attached: []int{}, Part: part}
+}
+
 // walkPart lists the images of one part, stopping at the mount points of
 // other parts (they are walked on their own, with their own deadline).
 func (s *Store) walkPart(rel string, isPart map[string]bool) []Image {
 	var out []Image
 	s.walk(rel, isPart, func(p string, fi os.FileInfo) {
-		if !Junk(path.Base(p)) && fi.Mode().IsRegular() {
+		if Classify(p) == Visible && fi.Mode().IsRegular() {
 			im := Image{Path: p, Size: fi.Size(), ModTime: fi.ModTime(), Complete: true, Attached: []int{}, Part: rel}
 			s.describeImage(&im, fi)
 			out = append(out, im)
@@ -122,7 +97,7 @@ func (s *Store) walk(start string, isPart map[string]bool, fn func(rel string, f
 			continue
 		}
 		if fi.IsDir() {
-			if !Junk(name) {
+			if Classify(name) == Visible {
 				s.walk(p, isPart, fn)
 			}
 			continue

@@ -49,7 +49,7 @@ func sumSidecar(rel string) string {
 
 // tracked reports an image whose checksum the store keeps: not its own
 // files, and not hidden ones, which the catalog never shows.
-func tracked(rel string) bool { return !Junk(path.Base(rel)) }
+func tracked(rel string) bool { return Classify(rel) == Visible }
 
 // hashing is the sha256 of an upload as it streams. It is dropped when a
 // write bypasses Write and ReadFrom (File, CopyFrom), since it would then

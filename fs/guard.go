@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +22,10 @@ type guard struct {
 	// remount is the syscall; tests replace it to inject EBUSY.
 	remount func(mnt string, rw bool) error
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards the fields below
 	writers int
+	whys    map[uint64]string // what each writer is doing, by ticket
+	ticket  uint64
 	rw      bool
 	closed  bool
 	gen     uint64 // bumps on every state change, so stale timers do nothing
@@ -30,6 +34,7 @@ type guard struct {
 
 	cycles atomic.Int64 // rw remounts done
 	busy   atomic.Int64 // EBUSY answers seen while going ro
+	drift  atomic.Int64 // times the mount was found ro while we believed rw
 }
 
 var errClosed = errors.New("store is shutting down")
@@ -58,6 +63,16 @@ func (g *guard) acquire(ctx context.Context, why string) (func(), error) {
 		g.timer.Stop()
 		g.timer = nil
 	}
+	if g.rw {
+		// Trust the kernel, not our memory: an admin's mount -o remount,ro
+		// (or an older msdav CLI) may have flipped it behind our back, and a
+		// write would then fail with EROFS halfway.
+		if ro, err := IsReadOnly(g.mnt); err == nil && ro {
+			g.log.Error("store was remounted read-only behind msdav's back; making it rw again", "mount", g.mnt, "for", why)
+			g.rw = false
+			g.drift.Add(1)
+		}
+	}
 	if !g.rw {
 		start := time.Now()
 		if err := g.remount(g.mnt, true); err != nil {
@@ -68,13 +83,20 @@ func (g *guard) acquire(ctx context.Context, why string) (func(), error) {
 		g.cycles.Add(1)
 		g.log.Debug("store rw", "mount", g.mnt, "for", why, "took", time.Since(start))
 	}
+	g.ticket++
+	t := g.ticket
+	if g.whys == nil {
+		g.whys = map[uint64]string{}
+	}
+	g.whys[t] = why
 	var once sync.Once
-	return func() { once.Do(g.release) }, nil
+	return func() { once.Do(func() { g.release(t) }) }, nil
 }
 
-func (g *guard) release() {
+func (g *guard) release(t uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	delete(g.whys, t)
 	g.writers--
 	if g.writers > 0 || g.closed {
 		return
@@ -132,8 +154,13 @@ func (g *guard) settleNow(wait time.Duration) error {
 	for {
 		g.mu.Lock()
 		if g.writers > 0 {
+			whys := make([]string, 0, len(g.whys))
+			for _, w := range g.whys {
+				whys = append(whys, w)
+			}
+			sort.Strings(whys)
 			g.mu.Unlock()
-			return fmt.Errorf("store %s stays rw: %d writers still running", g.mnt, g.writers)
+			return fmt.Errorf("store %s: %w: %s", g.mnt, ErrStillWriting, strings.Join(whys, ", "))
 		}
 		g.gen++
 		if g.timer != nil {
@@ -170,3 +197,75 @@ func (g *guard) state() (rw bool, writers int) {
 	defer g.mu.Unlock()
 	return g.rw, g.writers
 }
+
+// holders says what keeps the filesystem rw now.
+func (g *guard) holders() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]string, 0, len(g.whys))
+	for _, w := range g.whys {
+		out = append(out, w)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Pin keeps the store's filesystem rw for a person (msdav remount rw, for
+// scp or rsync work) until Unpin. Without the guard it remounts rw at once.
+func (s *Store) Pin(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pin != nil {
+		return nil
+	}
+	if s.guard == nil {
+		return Remount(s.mountPoint(), true)
+	}
+	done, err := s.guard.acquire(ctx, "msdav remount rw")
+	if err != nil {
+		return err
+	}
+	s.pin = done
+	return nil
+}
+
+// Unpin ends Pin and puts the filesystem ro now if nothing else writes;
+// otherwise it says what still does (the guard goes ro once they finish).
+func (s *Store) Unpin() error {
+	s.mu.Lock()
+	pin := s.pin
+	s.pin = nil
+	s.mu.Unlock()
+	if s.guard == nil {
+		mnt := s.mountPoint()
+		if err := SyncFS(mnt); err != nil {
+			return err
+		}
+		return Remount(mnt, false)
+	}
+	if pin != nil {
+		pin()
+	}
+	if h := s.guard.holders(); len(h) > 0 {
+		return fmt.Errorf("%w: %s", ErrStillWriting, strings.Join(h, ", "))
+	}
+	return s.guard.settleNow(5 * time.Second)
+}
+
+// ErrStillWriting: the store stays rw for now, as something still writes.
+var ErrStillWriting = errors.New("the store stays rw until these finish")
+
+func (s *Store) mountPoint() string {
+	if s.guard != nil {
+		return s.guard.mnt
+	}
+	mounts, err := ReadMounts()
+	if err != nil {
+		return s.real
+	}
+	m, _ := mountOf(mounts, s.real)
+	return m.Point
+}
+
+// MountPoint is where the filesystem holding the store root is mounted.
+func (s *Store) MountPoint() string { return s.mountPoint() }

@@ -53,7 +53,7 @@ func (s *Store) List(rel string) (entries []Entry, hidden []string, err error) {
 	}
 	names := all[:0]
 	for _, n := range all {
-		if Internal(n) {
+		if Classify(n) == Internal {
 			hidden = append(hidden, n)
 		} else {
 			names = append(names, n)

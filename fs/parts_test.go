@@ -137,7 +137,7 @@ func TestPartsAndCatalog(t *testing.T) {
 
 type fakeAttachments map[string][]int
 
-func (f fakeAttachments) Attached() map[string][]int { return f }
+func (f fakeAttachments) Attached() (map[string][]int, error) { return f, nil }
 
 func TestAttachedImagesAreLocked(t *testing.T) {
 	s, err := Open(Options{Root: t.TempDir()})

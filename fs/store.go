@@ -25,14 +25,26 @@ type Options struct {
 	Grace       time.Duration // rw is kept this long after the last writer
 	PartTimeout time.Duration // bound on stat/readdir of one mounted part
 	Log         *slog.Logger
+	// Publish, if set, is told of every change the store makes: kind
+	// "image" with an Image (uploads as they grow) or a Removed.
+	Publish func(kind string, v any)
 }
 
 // Attachments tells the store which drives hold an image, so attached images
-// are never changed underneath the host. The gadget side implements it.
+// are never changed underneath the host. The drive manager implements it.
 type Attachments interface {
-	// Attached maps every attached image (store-relative) to the drives holding it.
-	Attached() map[string][]int
+	// Attached maps every attached image (store-relative) to the drives
+	// holding it. An error means nobody knows: the store then refuses every
+	// change to images (fails closed) rather than guess "none".
+	Attached() (map[string][]int, error)
 }
+
+// ErrAttachUnknown refuses a change while the drive state cannot be read.
+var ErrAttachUnknown = errors.New("cannot tell which images are attached, so no image is changed")
+
+// ErrBadName refuses a path no client may create or name: the store's own
+// files anywhere in it, or (for images) a hidden or junk name.
+var ErrBadName = errors.New("not a usable name")
 
 // LockedError says an operation would change an image a drive holds.
 type LockedError struct {
@@ -57,9 +69,10 @@ type Store struct {
 	probe *prober
 	guard *guard // nil unless Options.Remount
 
-	mu       sync.Mutex
+	mu       sync.Mutex // guards the fields below
 	attached Attachments
 	uploads  map[string]*Upload // by store-relative final path
+	pin      func()             // a person's rw hold (msdav remount rw)
 	sums     sumCache
 }
 
@@ -276,7 +289,11 @@ func (s *Store) Mutable(rel string) error {
 	if err != nil {
 		return err
 	}
-	for img, drives := range s.attachedNow() {
+	att, err := s.attachedNow()
+	if err != nil {
+		return err
+	}
+	for img, drives := range att {
 		if len(drives) > 0 && (rel == "." || under("/"+img, "/"+rel)) {
 			return &LockedError{Path: img, Drive: drives[0]}
 		}
@@ -284,14 +301,18 @@ func (s *Store) Mutable(rel string) error {
 	return nil
 }
 
-func (s *Store) attachedNow() map[string][]int {
+func (s *Store) attachedNow() (map[string][]int, error) {
 	s.mu.Lock()
 	a := s.attached
 	s.mu.Unlock()
 	if a == nil {
-		return nil
+		return nil, nil
 	}
-	return a.Attached()
+	m, err := a.Attached()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAttachUnknown, err)
+	}
+	return m, nil
 }
 
 // Write marks the start of a change to the store: with remount on, the first
@@ -302,6 +323,26 @@ func (s *Store) Write(ctx context.Context, why string) (done func(), err error) 
 		return func() {}, nil
 	}
 	return s.guard.acquire(ctx, why)
+}
+
+// MkdirAll creates the folder rel and any missing parents, as mkdir -p.
+func (s *Store) MkdirAll(ctx context.Context, rel string) error {
+	rel, err := Clean(rel)
+	if err != nil {
+		return err
+	}
+	if Classify(rel) == Internal {
+		return fmt.Errorf("%s: %w", rel, ErrBadName)
+	}
+	if fi, err := s.root.Stat(rel); err == nil && fi.IsDir() {
+		return nil
+	}
+	done, err := s.Write(ctx, "mkdir "+rel)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.root.MkdirAll(rel, 0o755)
 }
 
 // Mkdir creates the folder rel.
@@ -335,10 +376,12 @@ func (s *Store) RemoveAll(ctx context.Context, rel string) error {
 		return err
 	}
 	defer done()
+	gone := s.imagesBelow(rel)
 	if err := s.root.RemoveAll(rel); err != nil {
 		return err
 	}
 	s.dropSum(rel)
+	s.publishRemoved(gone)
 	return nil
 }
 
@@ -363,14 +406,19 @@ func (s *Store) Rename(ctx context.Context, oldRel, newRel string) error {
 		return err
 	}
 	defer done()
+	moved := s.imagesBelow(oldRel)
+	replaced := s.imagesBelow(newRel)
 	err = s.root.Rename(oldRel, newRel)
 	if isCrossDevice(err) {
-		return s.moveAcross(oldRel, newRel)
+		err = s.moveAcross(oldRel, newRel)
 	}
-	if err == nil {
-		s.moveSum(oldRel, newRel)
+	if err != nil {
+		return err
 	}
-	return err
+	s.moveSum(oldRel, newRel)
+	s.publishRemoved(replaced)
+	s.publishMoved(moved, oldRel, newRel)
+	return nil
 }
 
 // Upload is a file being written atomically: it appears under its final name
@@ -382,15 +430,31 @@ type Upload struct {
 	done     func()
 	Expected int64 // -1 when unknown
 	received atomic.Int64
+
+	part      string       // for its catalog entry
+	lastEvent atomic.Int64 // unix ns of the last progress event
 	hash     hashing
 	kind     string // of the temp file, read at Commit
 }
 
 // Create starts an atomic write of rel. expected is the announced size, -1 if unknown.
 func (s *Store) Create(ctx context.Context, rel string, expected int64) (*Upload, error) {
+	return s.create(ctx, rel, expected, false)
+}
+
+// CreateInternal is Create for a file a package keeps for itself beside an
+// image (a property sidecar): its name must be one of the store's own.
+func (s *Store) CreateInternal(ctx context.Context, rel string, expected int64) (*Upload, error) {
+	return s.create(ctx, rel, expected, true)
+}
+
+func (s *Store) create(ctx context.Context, rel string, expected int64, internal bool) (*Upload, error) {
 	rel, err := Clean(rel)
 	if err != nil {
 		return nil, err
+	}
+	if rel == "." || (Classify(rel) == Internal) != internal || internal && !strings.HasPrefix(path.Base(rel), tempPrefix) {
+		return nil, fmt.Errorf("%s: %w", rel, ErrBadName)
 	}
 	if err := s.Mutable(rel); err != nil {
 		return nil, err
@@ -407,9 +471,16 @@ func (s *Store) Create(ctx context.Context, rel string, expected int64) (*Upload
 		return nil, err
 	}
 	u := &Upload{s: s, rel: rel, tmp: tmp, f: f, done: done, Expected: expected, hash: newHashing()}
+	if s.opt.Publish != nil {
+		u.part = s.partOfRel(rel)
+		u.lastEvent.Store(time.Now().UnixNano()) // the start is an event of its own
+	}
 	s.mu.Lock()
 	s.uploads[rel] = u
 	s.mu.Unlock()
+	if Classify(rel) == Visible {
+		s.publish("image", u.entry(u.part))
+	}
 	return u, nil
 }
 
@@ -442,6 +513,7 @@ func (u *Upload) Write(p []byte) (int, error) {
 	n, err := u.f.Write(p)
 	u.hash.h.Write(p[:n])
 	u.received.Add(int64(n))
+	u.progress()
 	return n, err
 }
 
@@ -529,6 +601,7 @@ func (u *Upload) CopyFrom(src *os.File) (int64, error) {
 	u.hash.off = true // the bytes never pass through here
 	n, err := u.f.ReadFrom(src)
 	u.received.Add(n)
+	u.progress()
 	return n, err
 }
 
@@ -569,14 +642,29 @@ func (u *Upload) Commit() error {
 	if statErr == nil {
 		u.recordSum(fi)
 	}
-	return u.s.syncDir(path.Dir(u.rel))
+	if err := u.s.syncDir(path.Dir(u.rel)); err != nil {
+		return err
+	}
+	if im, ok := u.s.imageEntry(u.rel); ok && u.s.opt.Publish != nil {
+		u.s.publish("image", im)
+	}
+	return nil
 }
 
 // Abort drops the upload and its temp file.
 func (u *Upload) Abort() error {
 	defer u.finish()
 	u.f.Close()
-	return u.s.root.Remove(u.tmp)
+	err := u.s.root.Remove(u.tmp)
+	if u.s.opt.Publish != nil && Classify(u.rel) == Visible {
+		// What was there before the upload is still there.
+		if im, ok := u.s.imageEntry(u.rel); ok {
+			u.s.publish("image", im)
+		} else {
+			u.s.publishRemoved([]string{u.rel})
+		}
+	}
+	return err
 }
 
 func (u *Upload) finish() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -142,4 +143,37 @@ func entryFromStat(name string, st *unix.Stat_t) Entry {
 		e.mode |= os.ModeIrregular
 	}
 	return e
+}
+
+// ErrOwned: another msdav process owns the store (its lock is taken).
+var ErrOwned = errors.New("another msdav process is using this store")
+
+// LockOwner takes the exclusive lock at path that makes this process the
+// store's one owner, waiting up to wait for another holder to finish. The
+// kernel drops it when the process dies, so a crash never leaves it stuck.
+func LockOwner(path string, wait time.Duration) (release func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			pid, _ := os.ReadFile(path)
+			f.Close()
+			return nil, fmt.Errorf("lock %s (held by pid %s): %w", path, strings.TrimSpace(string(pid)), ErrOwned)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return func() { f.Close() }, nil
 }

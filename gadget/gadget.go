@@ -33,12 +33,11 @@ var (
 
 // Drive is what configfs says about one LUN.
 type Drive struct {
-	Index     int    `json:"index"`
-	File      string `json:"-"` // absolute path of the image, "" when empty
-	CDROM     bool   `json:"cdrom"`
-	RW        bool   `json:"rw"`
-	Removable bool   `json:"-"`
-	Media     string `json:"media"` // cd, dvd, flash or none
+	Index int
+	File  string // absolute path of the image, "" when empty
+	CDROM bool
+	RW    bool
+	Media string // cd, dvd, flash or none
 }
 
 // Gadget owns the mass-storage drives of one USB gadget.
@@ -277,8 +276,7 @@ func (g *Gadget) Drive(i int) (Drive, error) {
 	}
 	ro, _ := g.attr.read(filepath.Join(lun, "ro"))
 	cd, _ := g.attr.read(filepath.Join(lun, "cdrom"))
-	rem, _ := g.attr.read(filepath.Join(lun, "removable"))
-	d := Drive{Index: i, File: file, CDROM: cd == "1", RW: ro == "0" && cd != "1", Removable: rem == "1", Media: "none"}
+	d := Drive{Index: i, File: file, CDROM: cd == "1", RW: ro == "0" && cd != "1", Media: "none"}
 	if file != "" {
 		d.Media = "flash"
 		if d.CDROM {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,15 +10,16 @@ import (
 	"path/filepath"
 
 	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/gadget"
 )
 
 func init() {
-	register(command{"drive", "show or change a drive straight on configfs, like kvmd-otgmsd", driveCmd})
+	register(command{"drive", "show or change a drive, like kvmd-otgmsd (through msdav serve when it runs)", driveCmd})
 }
 
-// driveCmd acts on configfs directly, without a running server, with
-// kvmd-otgmsd's options and output.
+// driveCmd has kvmd-otgmsd's options and output. While msdav serve runs it
+// acts through the server; otherwise on configfs itself, under the store's lock.
 func driveCmd(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("drive", stderr)
 	cfgPath := f.String("config", "", "TOML config `file`")
@@ -45,33 +47,79 @@ func driveCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var abs string
+	if *image != "" {
+		if abs, err = filepath.Abs(*image); err != nil {
+			return err
+		}
+	}
+	var d drives.State
+	err = viaServerOr(cfg, func(c *localClient) error {
+		path := fmt.Sprintf("/api/drives/%d", *idx)
+		if *eject || *unlock {
+			q := ""
+			if *unlock {
+				q = "?force=1"
+			}
+			if _, err := c.call("DELETE", path+q, nil, nil); err != nil {
+				return err
+			}
+		}
+		if abs != "" {
+			body := map[string]any{"file": abs, "cdrom": cd, "rw": w}
+			if _, err := c.call("PUT", path, body, nil); err != nil {
+				return err
+			}
+		}
+		_, err := c.call("GET", path, nil, &d)
+		return err
+	}, func() error {
+		return driveDirect(cfg, func(dm *drives.Manager) error {
+			ctx := context.Background()
+			if *eject || *unlock {
+				if _, err := dm.Eject(ctx, *idx, *unlock); err != nil {
+					return err
+				}
+			}
+			if abs != "" {
+				if _, err := dm.AttachFile(ctx, *idx, abs, cd, w); err != nil {
+					return err
+				}
+			}
+			var err error
+			d, err = dm.Drive(*idx)
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	file := d.File
+	if d.Image != nil {
+		root, _ := filepath.Abs(cfg.Storage.Root)
+		file = filepath.Join(root, filepath.FromSlash(*d.Image))
+	}
+	fmt.Fprintf(stdout, "Image file:  %s\nCD/DVD flag: %s\nRW flag:     %s\n", file, yesNo(d.CDROM), yesNo(d.RW))
+	return nil
+}
+
+// driveDirect runs fn with a drive manager of its own, for when no server
+// runs: the same rules (rw hold, flush at eject, 423) as the server's.
+func driveDirect(cfg conf.Config, fn func(*drives.Manager) error) error {
 	if cfg.Gadget.Mode == conf.ModeAuto {
 		cfg.Gadget.Mode = conf.ModeConfigfs
 	}
-	g, err := gadget.Open(cfg.Gadget, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := gadget.Open(cfg.Gadget, quiet)
 	if err != nil {
 		return err
 	}
-	if *eject || *unlock {
-		if _, err := g.Eject(*idx, *unlock); err != nil {
-			return err
-		}
-	}
-	if *image != "" {
-		abs, err := filepath.Abs(*image)
-		if err != nil {
-			return err
-		}
-		if _, err := g.Attach(*idx, abs, cd, w); err != nil {
-			return err
-		}
-	}
-	d, err := g.Drive(*idx)
+	store, err := openStore(cfg, quiet)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Image file:  %s\nCD/DVD flag: %s\nRW flag:     %s\n", d.File, yesNo(d.CDROM), yesNo(d.RW))
-	return nil
+	err = fn(drives.New(store, g, nil, nil, quiet))
+	return errors.Join(err, closeStore(store))
 }
 
 func flagBool(f *flag.FlagSet, name, v string) (bool, error) {

@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
-	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
 )
 
@@ -49,14 +50,21 @@ func mkimageCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, err := fs.Open(fs.Options{Root: cfg.Storage.Root, Remount: cfg.Storage.Remount, Grace: 0, PartTimeout: cfg.Storage.PartTimeout.Duration})
+	err = viaServerOr(cfg, func(c *localClient) error {
+		_, err := c.call("POST", "/api/images", map[string]any{"path": path, "size": n, "fs": *fsType, "label": *label}, nil)
+		return err
+	}, func() error {
+		store, err := openStore(cfg, nil)
+		if err != nil {
+			return err
+		}
+		err = diskimage.Create(context.Background(), store, path, n, diskimage.Options{FS: *fsType, Label: *label})
+		return errors.Join(err, closeStore(store))
+	})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if err := diskimage.Create(context.Background(), store, path, n, diskimage.Options{FS: *fsType, Label: *label}); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "created %s (%d bytes, %s) in %s\n", path, n, *fsType, store.Dir())
+	root, _ := filepath.Abs(cfg.Storage.Root)
+	fmt.Fprintf(stdout, "created %s (%d bytes, %s) in %s\n", path, n, *fsType, root)
 	return nil
 }

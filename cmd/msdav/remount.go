@@ -12,9 +12,10 @@ func init() {
 	register(command{"remount", "remount the store's filesystem rw or ro, for scp/rsync work", remountCmd})
 }
 
-// remountCmd is the manual escape hatch of kvmd-helper-otgmsd-remount: it
-// flips the filesystem holding storage.root, whatever msdav's guard thinks.
-// A running server puts it back to ro after its next write, or at restart.
+// remountCmd is kvmd-helper-otgmsd-remount: rw keeps the store writable for
+// scp or rsync until ro. While msdav serve runs it asks the server, whose
+// guard then holds the store rw until "ro"; with no server it remounts
+// itself, under the store's lock.
 func remountCmd(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("remount", stderr)
 	cfgPath := f.String("config", "", "TOML config `file`")
@@ -44,18 +45,30 @@ func remountCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mnt, err := fs.MountPointOf(cfg.Storage.Root)
-	if err != nil {
-		return err
-	}
-	if mode == "ro" {
-		if err := fs.SyncFS(mnt); err != nil {
+	return viaServerOr(cfg, func(c *localClient) error {
+		var out struct{ Mount, Mode, Note string }
+		if _, err := c.call("POST", "/api/store/remount", map[string]string{"mode": mode}, &out); err != nil {
 			return err
 		}
-	}
-	if err := fs.Remount(mnt, mode == "rw"); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s is now %s\n", mnt, mode)
-	return nil
+		fmt.Fprintf(stdout, "%s is now %s\n", out.Mount, out.Mode)
+		if out.Note != "" {
+			fmt.Fprintf(stdout, "(%s)\n", out.Note)
+		}
+		return nil
+	}, func() error {
+		mnt, err := fs.MountPointOf(cfg.Storage.Root)
+		if err != nil {
+			return err
+		}
+		if mode == "ro" {
+			if err := fs.SyncFS(mnt); err != nil {
+				return err
+			}
+		}
+		if err := fs.Remount(mnt, mode == "rw"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is now %s\n", mnt, mode)
+		return nil
+	})
 }

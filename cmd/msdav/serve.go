@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,9 +20,12 @@ import (
 	"github.com/msdav/msdav/auth"
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/dav"
+	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/events"
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/kvmd"
 	"github.com/msdav/msdav/metrics"
 )
 
@@ -98,12 +102,26 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 // serve runs until ctx is cancelled. If ready is not nil it receives the
 // listening address once the server accepts connections (tests use it).
 func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- string) error {
+	sock, lock, err := localPaths(cfg)
+	if err != nil {
+		return err
+	}
+	// Before the store opens: Open repairs and sweeps, which is only safe
+	// with no CLI command acting on the store at the same time.
+	unlock, err := fs.LockOwner(lock, ownerWait)
+	if err != nil {
+		return fmt.Errorf("%w: is another msdav serve running on %s?", err, cfg.Storage.Root)
+	}
+	defer unlock()
+
+	hub := events.New()
 	store, err := fs.Open(fs.Options{
 		Root:        cfg.Storage.Root,
 		Remount:     cfg.Storage.Remount,
 		Grace:       cfg.Storage.RemountGrace.Duration,
 		PartTimeout: cfg.Storage.PartTimeout.Duration,
 		Log:         log,
+		Publish:     hub.Publish,
 	})
 	if err != nil {
 		return err
@@ -111,16 +129,28 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	defer store.Close()
 
 	g, gerr := gadget.Open(cfg.Gadget, log)
-	if gerr != nil {
+	switch {
+	case gerr != nil && cfg.Gadget.Mode == conf.ModeConfigfs:
+		// auto serves the share without drives; configfs asked for them.
+		return fmt.Errorf("gadget.mode = \"configfs\": %w (set gadget.mode = \"auto\" to serve the share without drives)", gerr)
+	case gerr != nil:
 		log.Warn("drives unavailable; the share still works", "reason", gerr)
 	}
+	dm := drives.New(store, g, gerr, hub.Publish, log)
+
+	// Every goroutine serve starts ends before it returns.
+	var wg sync.WaitGroup
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer func() { stopRun(); wg.Wait() }()
+	wg.Go(func() { dm.Run(runCtx, drivePoll, drives.FlushEvery) })
+	wg.Go(func() { store.Watch(runCtx, storePoll, func() bool { return hub.Subscribers() > 0 }) })
 
 	// Closed before the store (defers run last first): running fetches
 	// cancel and remove their temps while the store is still open.
-	jobs := fetch.New(store, fetch.Options{AllowPrivate: cfg.Fetch.AllowPrivate, Log: log})
+	jobs := fetch.New(store, fetch.Options{AllowPrivate: cfg.Fetch.AllowPrivate, Log: log, Publish: hub.Publish})
 	defer jobs.Close()
 
-	h, err := handler(ctx, cfg, store, g, gerr, log, jobs)
+	h, err := handler(cfg, store, dm, hub, jobs, log)
 	if err != nil {
 		return err
 	}
@@ -131,38 +161,69 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		// No ReadTimeout/WriteTimeout: a 8 GB upload or download may take an hour.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(hub.Close) // event streams end, or Shutdown would wait for them
+	local := &http.Server{
+		Handler:           api.New(store, dm, hub, api.Options{Log: log, Local: true}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	os.Remove(sock) // a dead server's; we hold the lock, so no live one has it
+	lln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	defer os.Remove(sock)
+	if err := os.Chmod(sock, 0o600); err != nil {
+		lln.Close()
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
+		lln.Close()
 		return fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "root", store.Dir(), "tls", cfg.Server.TLSCert != "")
+	log.Info("serving", "addr", ln.Addr().String(), "root", store.Dir(), "tls", cfg.Server.TLSCert != "", "socket", sock)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	errc := make(chan error, 1)
-	go func() {
+	errc := make(chan error, 2)
+	wg.Go(func() {
 		if cfg.Server.TLSCert != "" {
 			errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey)
 		} else {
 			errc <- srv.Serve(ln)
 		}
-	}()
+	})
+	wg.Go(func() { errc <- local.Serve(lln) })
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("stopping: waiting for running requests", "grace", cfg.Server.ShutdownGrace.Duration)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.Duration)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	err = errors.Join(srv.Shutdown(sctx), local.Shutdown(sctx))
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = nil
 	}
-	return nil
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
 }
 
+// drivePoll is how often configfs is read for what the host did itself:
+// an eject on its side reaches event subscribers within 2 s with room to
+// spare. One poll reads four small attributes per drive, about 20 us.
+const drivePoll = 500 * time.Millisecond
+
+// storePoll is how often, while someone follows /api/events, the catalog
+// and parts are compared for changes msdav did not make (NFS, scp).
+const storePoll = 2 * time.Second
+
 // handler builds the whole HTTP surface: /healthz open, the rest behind auth.
-func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Gadget, gerr error, log *slog.Logger, jobs *fetch.Manager) (http.Handler, error) {
+func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.Hub, jobs *fetch.Manager, log *slog.Logger) (http.Handler, error) {
 	r := mux.NewRouter().SkipClean(true)
 	rec := metrics.New(log, store.RemountCycles)
 	r.Path("/healthz").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -176,9 +237,12 @@ func handler(ctx context.Context, cfg conf.Config, store *fs.Store, g *gadget.Ga
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
-	a := api.New(store, g, gerr, log)
+	// kvmd's Mass Storage API for drive 0, before the rest of /api/.
+	msd := guard.Wrap(kvmd.New(store, dm, jobs, log))
+	r.Path("/api/msd").Handler(msd)
+	r.PathPrefix("/api/msd/").Handler(msd)
+	a := api.New(store, dm, hub, api.Options{Log: log})
 	a.SetJobs(jobs)
-	go a.Watch(ctx, time.Second)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))
 	return rec.Wrap(r), nil
 }

@@ -225,7 +225,7 @@ for m in $(cat /modules/order); do insmod /modules/$m || echo "insmod $m failed"
 mount -t configfs none /sys/kernel/config
 echo "boot done after $(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
-run='^TestGuest$'
+run='^(TestGuest|TestGuardedStoreWithCLI)$'
 for a in $(cat /proc/cmdline); do case $a in msdav.run=*) run=${a#msdav.run=};; esac; done
 /guest.test -test.v -test.timeout 5m -test.run "$run"
 rc=$?

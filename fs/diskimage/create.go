@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"path"
 	"syscall"
 
 	"github.com/msdav/msdav/fs"
@@ -13,6 +14,9 @@ import (
 // ErrExists refuses to replace an image by creating a blank one.
 var ErrExists = errors.New("already exists")
 
+// ErrSpec marks a size, filesystem or label that cannot be made.
+var ErrSpec = errors.New("cannot make such an image")
+
 // Create writes a blank image at rel in the store, atomically: it appears
 // under its name only when formatted and on disk.
 func Create(ctx context.Context, s *fs.Store, rel string, size int64, o Options) error {
@@ -20,8 +24,8 @@ func Create(ctx context.Context, s *fs.Store, rel string, size int64, o Options)
 	if err != nil {
 		return err
 	}
-	if rel == "." || fs.Junk(rel) {
-		return fmt.Errorf("%q: not a usable image name", rel)
+	if rel == "." || fs.Classify(rel) != fs.Visible {
+		return fmt.Errorf("%q: %w for an image (no hidden names or folders, nothing starting with a dot)", rel, fs.ErrBadName)
 	}
 	if _, err := s.Root().Stat(rel); err == nil {
 		return fmt.Errorf("%s %w: pick another name or delete it first", rel, ErrExists)
@@ -33,13 +37,19 @@ func Create(ctx context.Context, s *fs.Store, rel string, size int64, o Options)
 	if part, err := s.Usage(ctx, rel); err == nil && uint64(size) > part.Free {
 		return fmt.Errorf("%s: %d bytes do not fit in the %d free on %s: %w", rel, size, part.Free, part.Path, syscall.ENOSPC)
 	}
+	if err := s.MkdirAll(ctx, path.Dir(rel)); err != nil {
+		return err
+	}
 	u, err := s.Create(ctx, rel, size)
 	if err != nil {
 		return err
 	}
 	if err := Format(u.File(), size, o); err != nil {
 		u.Abort()
-		return err
+		if fs.IsNoSpace(err) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	if _, err := s.Root().Stat(rel); err == nil {
 		u.Abort()

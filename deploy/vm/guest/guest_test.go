@@ -269,7 +269,7 @@ drives = 2
 			{`{"image":"huge.iso","cdrom":true}`, 422},
 			{`{"image":"test.iso","cdrom":true,"rw":true}`, 400},
 			{`{"image":"missing.iso"}`, 404},
-			{`{"image":"../etc/passwd"}`, 400},
+			{`{"image":"../etc/passwd"}`, 403},
 			{`not json`, 400},
 		} {
 			if code, m := call(t, "PUT", "/api/drives/0", tc.body); code != tc.want {

@@ -1,4 +1,4 @@
-package api
+package drives
 
 import (
 	"errors"
@@ -21,12 +21,12 @@ func (e *adviceError) Unwrap() error { return e.err }
 // advise replaces the blind "attach it as flash" of a CD that is too big
 // with what will really happen: a hybrid ISO boots as flash, a plain one
 // does not.
-func (a *Server) advise(rel string, err error) error {
+func (m *Manager) advise(rel string, err error) error {
 	var big *gadget.TooBigError
 	if !errors.As(err, &big) {
 		return err
 	}
-	_, kind, kerr := a.store.Checksum(rel)
+	_, kind, kerr := m.store.Checksum(rel)
 	if kerr != nil {
 		return err
 	}

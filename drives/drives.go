@@ -1,0 +1,447 @@
+// Package drives owns the USB drives: attach and eject, the store's rw hold
+// for every writable drive, flushes, and noticing what the host does itself.
+// The API, the CLI and every facade change drives only through a Manager.
+package drives
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/gadget"
+)
+
+// Errors with a meaning for the caller (problem maps them to statuses).
+var (
+	// ErrUnavailable: there are no drives (no gadget); the reason follows.
+	ErrUnavailable = errors.New("no USB drives")
+	// ErrConflict: the request clashes with what is attached or uploading.
+	ErrConflict = errors.New("conflict")
+	// ErrRefused: a combination the drive cannot honour.
+	ErrRefused = errors.New("refused")
+)
+
+// State is a drive as msdav shows it, in the API and in events.
+type State struct {
+	Index int     `json:"index"`
+	Image *string `json:"image"` // store-relative, nil when empty or outside the store
+	CDROM bool    `json:"cdrom"`
+	RW    bool    `json:"rw"`
+	Media string  `json:"media"`          // cd, dvd, flash or none
+	File  string  `json:"file,omitempty"` // absolute, only for a file outside the store (msdav drive)
+}
+
+// hold keeps the store rw for one drive attached rw.
+type hold struct {
+	release func()
+	file    string // absolute, to flush what the host wrote when it ejects
+}
+
+// Manager owns the drives of one gadget over one store.
+type Manager struct {
+	store   *fs.Store
+	g       *gadget.Gadget // nil: no drives, gerr says why
+	gerr    error
+	publish func(kind string, v any)
+	log     *slog.Logger
+
+	mu    sync.Mutex   // serialises every change; guards the fields below
+	holds map[int]hold // the store's rw hold of each drive attached rw
+	seen  []State      // what subscribers were last told, nil before the first sync
+	bad   error        // the last error reading configfs, to log it once
+
+	selMu sync.Mutex        // guards sel
+	sel   map[int]Selection // what each drive is to hold next
+}
+
+// New returns the manager and makes it the store's source of attached
+// images. g may be nil, with gerr saying why there are no drives. publish
+// (may be nil) is told "drive" with a State on every change.
+func New(store *fs.Store, g *gadget.Gadget, gerr error, publish func(kind string, v any), log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.Default()
+	}
+	if publish == nil {
+		publish = func(string, any) {}
+	}
+	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}}
+	store.SetAttachments(m)
+	m.mu.Lock()
+	m.syncLocked()
+	m.mu.Unlock()
+	return m
+}
+
+// Available is nil when there are drives, else why not.
+func (m *Manager) Available() error {
+	if m.g != nil {
+		return nil
+	}
+	if m.gerr != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, m.gerr)
+	}
+	return ErrUnavailable
+}
+
+// Count is the number of drives (0 without a gadget).
+func (m *Manager) Count() int {
+	if m.g == nil {
+		return 0
+	}
+	return m.g.Count()
+}
+
+// Attached maps attached images (store-relative) to drives, read from
+// configfs, so it stays true across restarts and host-side ejects. An error
+// (configfs unreadable) makes the store refuse changes: it fails closed.
+func (m *Manager) Attached() (map[string][]int, error) {
+	if m.g == nil {
+		return nil, nil
+	}
+	ds, err := m.g.Drives()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]int{}
+	for _, d := range ds {
+		if d.File == "" {
+			continue
+		}
+		if rel, ok := m.store.Rel(d.File); ok {
+			out[rel] = append(out[rel], d.Index)
+		}
+	}
+	return out, nil
+}
+
+func (m *Manager) state(d gadget.Drive) State {
+	s := State{Index: d.Index, CDROM: d.CDROM, RW: d.RW, Media: d.Media}
+	if d.File != "" {
+		if rel, ok := m.store.Rel(d.File); ok {
+			s.Image = &rel
+		} else {
+			s.File = d.File
+		}
+	}
+	return s
+}
+
+// Drives reads every drive from configfs.
+func (m *Manager) Drives() ([]State, error) {
+	if err := m.Available(); err != nil {
+		return nil, err
+	}
+	ds, err := m.g.Drives()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]State, len(ds))
+	for i, d := range ds {
+		out[i] = m.state(d)
+	}
+	return out, nil
+}
+
+// Drive reads drive i from configfs.
+func (m *Manager) Drive(i int) (State, error) {
+	if err := m.Available(); err != nil {
+		return State{}, err
+	}
+	d, err := m.g.Drive(i)
+	if err != nil {
+		return State{}, err
+	}
+	return m.state(d), nil
+}
+
+// Attach puts the store image rel into drive i. A different image in the
+// drive goes out first; the same request again changes nothing.
+func (m *Manager) Attach(ctx context.Context, i int, rel string, cdrom, rw bool) (State, error) {
+	if err := m.Available(); err != nil {
+		return State{}, err
+	}
+	img := rel
+	rel, err := fs.Clean(rel)
+	if err != nil {
+		return State{}, err
+	}
+	if rel == "." || fs.Classify(rel) != fs.Visible {
+		return State{}, fmt.Errorf("no image %q in the store: %w", img, os.ErrNotExist)
+	}
+	if u, ok := m.store.Uploading(rel); ok {
+		return State{}, fmt.Errorf("%s is still uploading (%d bytes so far): %w", rel, u.Received(), ErrConflict)
+	}
+	abs, err := m.store.Abs(rel)
+	if err != nil {
+		return State{}, fmt.Errorf("no image %q in the store (GET /api/images lists them): %w", img, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
+		return State{}, fmt.Errorf("%q is not an image file: %w", img, os.ErrNotExist)
+	}
+	d, err := m.attach(ctx, i, abs, cdrom, rw)
+	return d, m.advise(rel, err)
+}
+
+// AttachFile puts any file into drive i, for the local CLI (msdav drive
+// -set-image), which may name files outside the store as kvmd-otgmsd does.
+// A file inside the store gets every protection Attach gives.
+func (m *Manager) AttachFile(ctx context.Context, i int, abs string, cdrom, rw bool) (State, error) {
+	if rel, ok := m.store.Rel(abs); ok {
+		return m.Attach(ctx, i, rel, cdrom, rw)
+	}
+	if err := m.Available(); err != nil {
+		return State{}, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return State{}, fmt.Errorf("attach %s: %w", abs, err)
+	}
+	return m.attach(ctx, i, abs, cdrom, rw)
+}
+
+func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool) (State, error) {
+	if cdrom && rw {
+		return State{}, fmt.Errorf("a CD/DVD cannot be writable: set rw to false, or cdrom to false for a flash drive: %w", ErrRefused)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ds, err := m.g.Drives()
+	if err != nil {
+		return State{}, err
+	}
+	if i < 0 || i >= len(ds) {
+		return State{}, fmt.Errorf("drive %d: %w (drives are 0 to %d)", i, gadget.ErrNoDrive, len(ds)-1)
+	}
+	for _, d := range ds {
+		if d.Index != i && d.File == abs && (d.RW || rw) {
+			what := ""
+			if d.RW {
+				what = " read-write"
+			}
+			return State{}, fmt.Errorf("%s is attached to drive %d%s; one image can be shared only read-only: %w", m.name(abs), d.Index, what, ErrConflict)
+		}
+	}
+	if cur := ds[i]; cur.File != "" {
+		if cur.File == abs && cur.CDROM == cdrom && cur.RW == rw {
+			return m.state(cur), nil
+		}
+		if _, err := m.ejectLocked(i, cur, false); err != nil {
+			return State{}, err
+		}
+	}
+	// The hold comes first: the kernel opens the file rw when "file" is
+	// written, and on a ro filesystem it silently falls back to ro.
+	var release func()
+	if _, inStore := m.store.Rel(abs); rw && inStore {
+		if release, err = m.store.Write(ctx, fmt.Sprintf("drive %d attached rw", i)); err != nil {
+			return State{}, err
+		}
+	}
+	d, err := m.g.Attach(i, abs, cdrom, rw)
+	if err != nil {
+		if release != nil {
+			release()
+		}
+		m.syncLocked()
+		return State{}, err
+	}
+	if release != nil {
+		if old, ok := m.holds[i]; ok {
+			old.release()
+		}
+		m.holds[i] = hold{release: release, file: abs}
+	}
+	m.syncLocked()
+	return m.state(d), nil
+}
+
+func (m *Manager) name(abs string) string {
+	if rel, ok := m.store.Rel(abs); ok {
+		return rel
+	}
+	return abs
+}
+
+// Eject empties drive i, flushing a rw image first. A medium the host has
+// locked stays unless force (kernel forced_eject).
+func (m *Manager) Eject(ctx context.Context, i int, force bool) (State, error) {
+	if err := m.Available(); err != nil {
+		return State{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, err := m.g.Drive(i)
+	if err != nil {
+		return State{}, err
+	}
+	s, err := m.ejectLocked(i, cur, force)
+	m.syncLocked()
+	return s, err
+}
+
+// ejectLocked ejects, flushes what the kernel wrote and gives the store's
+// hold back. Caller holds mu.
+func (m *Manager) ejectLocked(i int, before gadget.Drive, force bool) (State, error) {
+	d, err := m.g.Eject(i, force)
+	if err != nil {
+		return State{}, err
+	}
+	if before.RW && before.File != "" {
+		// The kernel closes the file without syncing it.
+		m.flushLocked(i, before.File)
+	}
+	if h, ok := m.holds[i]; ok && d.File == "" {
+		h.release()
+		delete(m.holds, i)
+	}
+	return m.state(d), nil
+}
+
+func (m *Manager) flushLocked(i int, abs string) {
+	f, err := os.Open(abs)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		m.log.Warn("cannot flush a rw drive's image", "drive", i, "image", abs, "err", err)
+	}
+}
+
+// Reconnect unbinds and rebinds the UDC: the host re-enumerates.
+func (m *Manager) Reconnect() error {
+	if err := m.Available(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.g.Reconnect()
+}
+
+// Run watches configfs until ctx ends: what the host did on its own (an
+// eject from its side empties the LUN's file without telling anyone) is
+// published and releases the hold a rw drive had, every poll; images
+// attached rw are flushed every flushEvery.
+func (m *Manager) Run(ctx context.Context, poll, flushEvery time.Duration) {
+	if m.g == nil {
+		return
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			m.syncLocked()
+			if now.Sub(last) >= flushEvery {
+				last = now
+				m.flushAllLocked()
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// FlushEvery is how often Run syncs images attached rw: at most about this
+// much of what the target host wrote can be lost to a power cut. Most USB
+// hosts never send SYNCHRONIZE CACHE (usb-storage assumes write-through).
+const FlushEvery = time.Second
+
+func (m *Manager) flushAllLocked() {
+	ds, err := m.g.Drives()
+	if err != nil {
+		return
+	}
+	for _, d := range ds {
+		if d.File != "" && d.RW {
+			m.flushLocked(d.Index, d.File)
+		}
+	}
+}
+
+// syncLocked makes the holds match configfs (held while attached rw, also
+// after a restart) and publishes every drive that changed since the last
+// look. Caller holds mu.
+func (m *Manager) syncLocked() {
+	if m.g == nil {
+		return
+	}
+	ds, err := m.g.Drives()
+	if err != nil {
+		if m.bad == nil || m.bad.Error() != err.Error() {
+			m.log.Error("cannot read the drives; images cannot change until they can be read", "err", err)
+		}
+		m.bad = err
+		return
+	}
+	if m.bad != nil {
+		m.log.Info("drives readable again")
+		m.bad = nil
+	}
+	for _, d := range ds {
+		h, held := m.holds[d.Index]
+		_, inStore := m.store.Rel(d.File)
+		switch {
+		case d.File != "" && d.RW && inStore && !held:
+			done, err := m.store.Write(context.Background(), fmt.Sprintf("drive %d attached rw", d.Index))
+			if err != nil {
+				m.log.Error("cannot keep the store rw for a rw drive", "drive", d.Index, "err", err)
+				continue
+			}
+			m.holds[d.Index] = hold{release: done, file: d.File}
+		case (d.File == "" || !d.RW || d.File != h.file) && held:
+			if d.File == "" {
+				m.log.Info("drive emptied by the host", "drive", d.Index)
+			}
+			// What the host wrote before the kernel closed the file.
+			m.flushLocked(d.Index, h.file)
+			h.release()
+			delete(m.holds, d.Index)
+		}
+	}
+	states := make([]State, len(ds))
+	for i, d := range ds {
+		states[i] = m.state(d)
+	}
+	for i, s := range states {
+		if i >= len(m.seen) || !reflect.DeepEqual(m.seen[i], s) {
+			m.publish("drive", s)
+		}
+	}
+	m.seen = states
+}
+
+// Selection is what a drive is to hold next, chosen before it is attached
+// (kvmd's set_params, Redfish's PATCH of Image): the one piece of state
+// those protocols keep beside the drive itself. It lives here, not in each
+// facade, so every way in sees the same choice.
+type Selection struct {
+	Image string // store-relative; "" for none
+	CDROM bool
+	RW    bool
+}
+
+// Selected is drive i's selection (zero when none was made).
+func (m *Manager) Selected(i int) Selection {
+	m.selMu.Lock()
+	defer m.selMu.Unlock()
+	return m.sel[i]
+}
+
+// Select records drive i's selection.
+func (m *Manager) Select(i int, s Selection) {
+	m.selMu.Lock()
+	defer m.selMu.Unlock()
+	if m.sel == nil {
+		m.sel = map[int]Selection{}
+	}
+	m.sel[i] = s
+}

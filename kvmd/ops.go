@@ -1,0 +1,452 @@
+package kvmd
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/fetch"
+	"github.com/ulikunitz/xz"
+)
+
+// exists reports whether the store holds the image name, complete.
+func (h *Handler) exists(name string) bool {
+	fi, err := h.store.Root().Stat(name)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	_, uploading := h.store.Uploading(name)
+	return !uploading
+}
+
+func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cdrom, hasCD, err := boolParam(r, "cdrom")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	rw, hasRW, err := boolParam(r, "rw")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	var name string
+	hasImage := q.Has("image")
+	if hasImage && q.Get("image") != "" {
+		if name, err = imageName(q.Get("image")); err != nil {
+			fail(w, err)
+			return
+		}
+	}
+	if err := h.disconnected(); err != nil {
+		fail(w, err)
+		return
+	}
+	sel := h.drives.Selected(drive)
+	if hasImage {
+		if name != "" && !h.exists(name) {
+			fail(w, kerr("MsdUnknownImageError", "no complete image %q in the store", name))
+			return
+		}
+		sel.Image = name
+	}
+	// kvmd's order: a CD is never writable, and a writable drive is flash.
+	if hasCD {
+		sel.CDROM = cdrom
+		if cdrom {
+			sel.RW, hasRW = false, false
+		}
+	}
+	if hasRW {
+		sel.RW = rw
+		if rw {
+			sel.CDROM = false
+		}
+	}
+	h.drives.Select(drive, sel)
+	reply(w, nil)
+}
+
+func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) {
+	on, present, err := boolParam(r, "connected")
+	if err == nil && !present {
+		err = kerr("ValidatorError", "the argument connected is required (1 or 0)")
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	_, isOn, err := h.connected()
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if !on {
+		if !isOn {
+			fail(w, kerr("MsdDisconnectedError", "drive %d is already disconnected", drive))
+			return
+		}
+		if _, err := h.drives.Eject(r.Context(), drive, false); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, nil)
+		return
+	}
+	if isOn {
+		fail(w, kerr("MsdConnectedError", "drive %d is already connected", drive))
+		return
+	}
+	sel := h.drives.Selected(drive)
+	if sel.Image == "" {
+		fail(w, kerr("MsdImageNotSelected", "no image selected: set_params?image=NAME first"))
+		return
+	}
+	if !h.exists(sel.Image) {
+		fail(w, kerr("MsdUnknownImageError", "the selected image %q is no longer in the store", sel.Image))
+		return
+	}
+	rw := sel.RW && !sel.CDROM
+	if rw && !writableImage(sel.Image, true) {
+		rw = false // kvmd never attaches an .iso writable
+	}
+	if _, err := h.drives.Attach(r.Context(), drive, sel.Image, sel.CDROM, rw); err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, nil)
+}
+
+func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
+	name, err := imageName(r.URL.Query().Get("image"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := h.disconnected(); err != nil {
+		fail(w, err)
+		return
+	}
+	if fi, err := h.store.Root().Stat(name); err != nil || !fi.Mode().IsRegular() {
+		fail(w, kerr("MsdUnknownImageError", "no image %q in the store", name))
+		return
+	}
+	if err := h.store.RemoveAll(r.Context(), name); err != nil {
+		fail(w, err)
+		return
+	}
+	if sel := h.drives.Selected(drive); sel.Image == name {
+		sel.Image = ""
+		h.drives.Select(drive, sel)
+	}
+	reply(w, nil)
+}
+
+// reset puts drive 0 back to its defaults: empty, flash, read-only. As in
+// kvmd, failures are logged, not answered.
+func (h *Handler) reset(w http.ResponseWriter, r *http.Request) {
+	if h.drives.Available() == nil {
+		if _, err := h.drives.Eject(r.Context(), drive, true); err != nil {
+			h.log.Warn("MSD reset: cannot eject", "drive", drive, "err", err)
+		}
+	}
+	h.drives.Select(drive, drives.Selection{})
+	reply(w, nil)
+}
+
+// track shows an upload or download under storage.uploading or downloading.
+func (h *Handler) track(slot **progress, name string, size int64) (*progress, func()) {
+	p := &progress{name: name, size: size}
+	h.mu.Lock()
+	*slot = p
+	h.mu.Unlock()
+	return p, func() {
+		h.mu.Lock()
+		if *slot == p {
+			*slot = nil
+		}
+		h.mu.Unlock()
+	}
+}
+
+// countingWriter counts what passes into p.
+type countingWriter struct {
+	w io.Writer
+	p *progress
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.done.Add(int64(n))
+	return n, err
+}
+
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
+	name, err := imageName(r.URL.Query().Get("image"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	suffix := ""
+	switch c := r.URL.Query().Get("compress"); c {
+	case "", "none":
+	case "lzma":
+		suffix = ".xz"
+	case "zstd":
+		suffix = ".zst"
+	default:
+		fail(w, kerr("ValidatorError", "compress=%q: want none, lzma or zstd", c))
+		return
+	}
+	if err := h.disconnected(); err != nil {
+		fail(w, err)
+		return
+	}
+	if !h.exists(name) {
+		fail(w, kerr("MsdUnknownImageError", "no complete image %q in the store", name))
+		return
+	}
+	release, err := h.take()
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer release()
+	f, err := h.store.Root().Open(name)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	p, done := h.track(&h.reading, name, fi.Size())
+	defer done()
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(path.Base(name)+suffix))
+	var out io.WriteCloser
+	switch suffix {
+	case "":
+		hd.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+		w.WriteHeader(200)
+		io.Copy(countingWriter{w, p}, f) // a client that hangs up just ends it
+		return
+	case ".xz":
+		out, err = xz.NewWriter(w)
+	case ".zst":
+		out, err = zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	w.WriteHeader(200)
+	if _, err := io.Copy(out, io.TeeReader(f, countingWriter{io.Discard, p})); err != nil {
+		h.log.Info("MSD read ended early", "image", name, "err", err)
+		return
+	}
+	out.Close()
+}
+
+// target is where a write or write_remote puts name: under prefix, a part.
+func target(prefix, name string) (string, error) {
+	return imageName(strings.Trim(prefix, "/") + "/" + name)
+}
+
+func (h *Handler) write(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("image") == "" {
+		fail(w, kerr("ValidatorError", "the argument image is required"))
+		return
+	}
+	name, err := target(q.Get("prefix"), q.Get("image"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if _, _, err := boolParam(r, "remove_incomplete"); err != nil {
+		fail(w, err)
+		return
+	}
+	if r.ContentLength < 0 {
+		fail(w, kerr("ValidatorError", "Content-Length is required (send the image as the raw request body)"))
+		return
+	}
+	size := r.ContentLength
+	if err := h.disconnected(); err != nil {
+		fail(w, err)
+		return
+	}
+	if _, err := h.store.Root().Stat(name); err == nil {
+		fail(w, kerr("MsdImageExistsError", "%s is already in the store: remove it first", name))
+		return
+	}
+	release, err := h.take()
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer release()
+	body := io.Reader(r.Body)
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		// kvmd's server undoes it as aiohttp does; PiKVM's own docs use it.
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			fail(w, kerr("ValidatorError", "Content-Encoding: gzip, but the body is not gzip: %v", err))
+			return
+		}
+		body = zr
+		size = -1
+	}
+	p, done := h.track(&h.uploading, name, r.ContentLength)
+	defer done()
+	u, err := h.store.Create(r.Context(), name, size)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	n, err := u.ReadFrom(io.TeeReader(body, countingWriter{io.Discard, p}))
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("the body ended after %d of %d bytes", n, size)
+	}
+	if err != nil {
+		u.Abort()
+		// Atomic uploads: unlike kvmd, nothing incomplete is kept.
+		fail(w, kerr("MsdOperationError", "upload of %s failed, nothing was kept: %v", name, err))
+		return
+	}
+	if err := u.Commit(); err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, writeInfo(name, r.ContentLength, n))
+}
+
+func writeInfo(name string, size, written int64) map[string]any {
+	return map[string]any{"image": map[string]any{"name": name, "size": size, "written": written}}
+}
+
+// reportEvery is how often write_remote streams a progress line, as kvmd.
+const reportEvery = time.Second
+
+func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	raw := q.Get("url")
+	if u, err := url.Parse(raw); raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		fail(w, kerr("ValidatorError", "the argument url must be an http or https URL, got %q", raw))
+		return
+	}
+	for _, b := range []string{"insecure", "remove_incomplete"} {
+		if _, _, err := boolParam(r, b); err != nil {
+			fail(w, err)
+			return
+		}
+	}
+	if t := q.Get("timeout"); t != "" {
+		if v, err := strconv.ParseFloat(t, 64); err != nil || v <= 0 {
+			fail(w, kerr("ValidatorError", "timeout=%q: want a positive number of seconds", t))
+			return
+		}
+	}
+	var name string
+	if img := strings.TrimSpace(q.Get("image")); img != "" {
+		var err error
+		if name, err = target(q.Get("prefix"), img); err != nil {
+			fail(w, err)
+			return
+		}
+	}
+	if h.jobs == nil {
+		fail(w, kerr("MsdOperationError", "downloads are not set up in this server"))
+		return
+	}
+	if err := h.disconnected(); err != nil {
+		fail(w, err)
+		return
+	}
+	release, err := h.take()
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer release()
+	// kvmd stores what the server sends, compressed or not.
+	job, err := h.jobs.Start(fetch.Request{URL: raw, Path: name, Decompress: "none"})
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	size := int64(0)
+	if job.Expected != nil {
+		size = *job.Expected
+	}
+	p, done := h.track(&h.uploading, job.Path, size)
+	defer done()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(200)
+	fl, _ := w.(http.Flusher)
+	line := func(v any) {
+		b, _ := jsonLine(v)
+		w.Write(b)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	info := func(j fetch.Job) {
+		sz := int64(0)
+		if j.Expected != nil {
+			sz = *j.Expected
+		}
+		p.done.Store(j.Written)
+		line(map[string]any{"ok": true, "result": writeInfo(j.Path, sz, j.Written)})
+	}
+	info(job)
+	t := time.NewTicker(reportEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			// As in kvmd, the download lives as long as its request.
+			h.jobs.Cancel(job.ID)
+			return
+		case <-t.C:
+		}
+		j, ok := h.jobs.Get(job.ID)
+		if !ok {
+			line(envelopeError(kerr("MsdOperationError", "the download job vanished")))
+			return
+		}
+		info(j)
+		switch j.State {
+		case fetch.Done:
+			return
+		case fetch.Failed, fetch.Canceled:
+			msg := j.Error
+			if msg == "" {
+				msg = "the download was " + j.State
+			}
+			line(envelopeError(kerr("MsdOperationError", "%s", msg)))
+			return
+		}
+	}
+}
+
+// jsonLine is one NDJSON line, ended with CRLF as kvmd ends them.
+func jsonLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(b, '\r', '\n'), err
+}
