@@ -198,6 +198,32 @@ func TestFetchPlain(t *testing.T) {
 	e.holds(map[string][]byte{"debian-13.iso": img})
 }
 
+// A real ISO made by xorriso arrives byte-identical and the catalog knows
+// it for one.
+func TestFetchRealISO(t *testing.T) {
+	if _, err := exec.LookPath("xorriso"); err != nil {
+		t.Skip("xorriso not installed (Debian: xorriso)")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "readme.txt"), image(200<<10), 0o644)
+	iso := filepath.Join(dir, "rescue.iso")
+	if out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-o", iso, "-V", "RESCUE", dir).CombinedOutput(); err != nil {
+		t.Fatalf("xorriso: %v %s", err, out)
+	}
+	b, _ := os.ReadFile(iso)
+	srv := httptest.NewServer(serveFile(b))
+	defer srv.Close()
+	e := newEnv(t, "", nil)
+	j := e.wait(start(t, e.m, Request{URL: srv.URL + "/rescue.iso", SHA256: hexSum(b)}))
+	if j.State != Done || j.SHA256 != hexSum(b) {
+		t.Errorf("job %+v", j)
+	}
+	e.holds(map[string][]byte{"rescue.iso": b})
+	if sum, kind, _ := e.store.Checksum("rescue.iso"); sum != hexSum(b) || kind != "iso9660" {
+		t.Errorf("catalog: sha256 %q kind %q", sum, kind)
+	}
+}
+
 // Each compressed form, made by the real tool, is stored as the image
 // under the name without its suffix; "none" stores it as it comes.
 func TestFetchDecompress(t *testing.T) {
