@@ -433,8 +433,8 @@ type Upload struct {
 
 	part      string       // for its catalog entry
 	lastEvent atomic.Int64 // unix ns of the last progress event
-	hash     hashing
-	kind     string // of the temp file, read at Commit
+	hash      hashing
+	kind      string // of the temp file, read at Commit
 }
 
 // Create starts an atomic write of rel. expected is the announced size, -1 if unknown.

@@ -28,7 +28,7 @@ func getJSON(t *testing.T, url string, v any) {
 
 type jobJSON struct {
 	ID, State, Error, Path, SHA256 string
-	Received, Written                int64
+	Received, Written              int64
 }
 
 // kill -9 of msdav serve in the middle of a fetch: after the restart the
@@ -113,4 +113,3 @@ func TestCrashDuringFetch(t *testing.T) {
 		t.Errorf("fetch after the restart: %+v, %d bytes stored", j, len(got))
 	}
 }
-
