@@ -449,6 +449,13 @@ func TestFetchCancel(t *testing.T) {
 	if _, ok := e.m.Get(j.ID); ok {
 		t.Error("finished job still listed after DELETE")
 	}
+	// Two fetches to one name at once: the second is refused, whether the
+	// first has its upload yet or not.
+	k := start(t, e.m, Request{URL: srv.URL + "/x/e.img"})
+	if _, err := e.m.Start(Request{URL: srv.URL + "/y/e.img"}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), k.ID) {
+		t.Errorf("second fetch to e.img: %v", err)
+	}
+	e.m.Cancel(k.ID)
 	if err := e.m.Cancel("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("cancel of an unknown job: %v", err)
 	}

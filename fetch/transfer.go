@@ -79,12 +79,27 @@ func (m *Manager) Start(req Request) (Job, error) {
 		}
 	}
 	m.mu.Lock()
-	j.j.Path, j.j.Compression = rel, string(format)
+	// Checked and claimed at once: two fetches to one name started
+	// together must not both pass and then overwrite each other.
+	var other string
+	for _, o := range m.jobs {
+		if o != j && o.j.State == Running && o.j.Path == rel {
+			other = o.j.ID
+		}
+	}
+	if other == "" {
+		j.j.Path = rel
+	}
+	j.j.Compression = string(format)
 	if t.total >= 0 {
 		e := t.total
 		j.j.Expected = &e
 	}
 	m.mu.Unlock()
+	if other != "" {
+		t.close()
+		return fail(fmt.Errorf("%s %w: job %s is fetching it right now", rel, ErrExists, other))
+	}
 
 	if err := m.vacant(rel); err != nil {
 		t.close()
