@@ -338,6 +338,56 @@ func TestFetchServerIgnoringRange(t *testing.T) {
 	e.holds(map[string][]byte{"c.img": img})
 }
 
+// What the server answers to a resume decides: a passing 503 is retried,
+// a 410 ends the job, and without ETag or Last-Modified nothing proves the
+// file is the same, so the download starts over.
+func TestFetchResumeAnswers(t *testing.T) {
+	img := image(2<<20 + 3)
+	for _, tc := range []struct {
+		name      string
+		second    int  // status of the first resume; 0: serve the file
+		validator bool // ETag on every response
+		state     string
+		says      string
+	}{
+		{"503 then resumed", 503, true, Done, ""},
+		{"410 Gone", 410, true, Failed, "resuming at byte 1048576: server answered 410 Gone"},
+		{"no validator", 0, false, Done, "no ETag or Last-Modified"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reqs atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := reqs.Add(1)
+				if tc.validator {
+					w.Header().Set("ETag", `"v1"`)
+				}
+				switch {
+				case n == 1:
+					w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+					w.Write(img[:1<<20])
+					hangUp(w)
+				case n == 2 && tc.second != 0:
+					w.WriteHeader(tc.second)
+				default:
+					http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(img))
+				}
+			}))
+			defer srv.Close()
+			e := newEnv(t, "", nil)
+			j := e.wait(start(t, e.m, Request{URL: srv.URL + "/g.img"}))
+			got := j.Error + j.Note
+			if j.State != tc.state || !strings.Contains(got, tc.says) {
+				t.Errorf("job %+v, want %s saying %q", j, tc.state, tc.says)
+			}
+			if tc.state == Done {
+				e.holds(map[string][]byte{"g.img": img})
+			} else {
+				e.holds(nil)
+			}
+		})
+	}
+}
+
 // A server that stops sending without hanging up: after Options.Stall the
 // connection is given up and the download resumed.
 func TestFetchResumesAfterStall(t *testing.T) {
