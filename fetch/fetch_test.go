@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -692,4 +693,16 @@ func TestCloseCancels(t *testing.T) {
 		t.Errorf("job after Close: %+v", j)
 	}
 	e.holds(nil)
+}
+
+// Store errors reach the job without the temp file's name.
+func TestPlainErrors(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("upload x.img: rename: %w", &os.LinkError{Op: "rename", Old: ".msdav-upload-1-x.img", New: "x.img", Err: syscall.EXDEV}),
+		&os.PathError{Op: "openat", Path: ".msdav-upload-2-x.img", Err: syscall.ENOSPC},
+	} {
+		if got := plain(err).Error(); strings.Contains(got, ".msdav-") {
+			t.Errorf("plain(%v) = %q", err, got)
+		}
+	}
 }

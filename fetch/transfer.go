@@ -227,12 +227,16 @@ func partName(p string) string {
 	return "part " + p
 }
 
-// plain drops the file name from an *os.PathError: it would name the
-// upload's temp file, which means nothing to a person.
+// plain drops the file names from an *os.PathError or *os.LinkError: they
+// would name the upload's temp file, which means nothing to a person.
 func plain(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
 	}
 	return err
 }
