@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ type Config struct {
 	Gadget  Gadget  `toml:"gadget"`
 	Auth    Auth    `toml:"auth"`
 	Fetch   Fetch   `toml:"fetch"`
+	Redfish Redfish `toml:"redfish"`
 }
 
 // Server is the HTTP side.
@@ -52,6 +54,14 @@ type Storage struct {
 	// PartTimeout bounds a stat or readdir of a mounted subtree (NFS, CIFS) so
 	// a dead server marks its part unavailable instead of hanging the store.
 	PartTimeout Duration `toml:"part_timeout"`
+	// Shared names folders of the store (relative to the root) that other
+	// boxes serve too; NFS and CIFS parts are shared without being listed.
+	// An image attached here is leased, and 423 on every box while live.
+	Shared []string `toml:"shared"`
+	// BoxName names this box in its leases; empty: the host name.
+	BoxName string `toml:"box_name"`
+	// LeaseTTL is how long a lease outlives a box that stopped renewing it.
+	LeaseTTL Duration `toml:"lease_ttl"`
 }
 
 // Gadget is the USB mass-storage side.
@@ -77,6 +87,20 @@ type Gadget struct {
 type Auth struct {
 	Htpasswd string `toml:"htpasswd"` // bcrypt entries; empty: no auth
 }
+
+// Redfish is the DMTF Redfish service under /redfish/v1.
+type Redfish struct {
+	Enabled bool `toml:"enabled"`
+	// Reset maps ComputerSystem.Reset types (On, ForceOff, GracefulShutdown,
+	// ForceRestart, GracefulRestart, PowerCycle, Nmi, PushPowerButton) to
+	// shell commands; empty: power is not managed by msdav.
+	Reset map[string]string `toml:"reset"`
+	// PowerState is a command that prints On or Off; empty: unknown.
+	PowerState string `toml:"power_state"`
+}
+
+// ResetTypes are the ComputerSystem.Reset values redfish.reset may name.
+var ResetTypes = []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "PowerCycle", "ForceOn", "Nmi", "PushPowerButton"}
 
 // Fetch is downloading images from URLs (POST /api/images/fetch).
 type Fetch struct {
@@ -131,6 +155,8 @@ func Default() Config {
 			Root:         "./images",
 			RemountGrace: Duration{2 * time.Second},
 			PartTimeout:  Duration{2 * time.Second},
+			LeaseTTL:     Duration{2 * time.Minute},
+			Shared:       []string{},
 		},
 		Gadget: Gadget{
 			Mode:         ModeAuto,
@@ -143,6 +169,7 @@ func Default() Config {
 			Product:      "msdav virtual media",
 			Serial:       "msdav0",
 		},
+		Redfish: Redfish{Enabled: true},
 	}
 }
 
@@ -167,7 +194,7 @@ func Load(path string) (Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return c, fmt.Errorf("config %s: unknown key %s (known sections: server, storage, gadget, auth, fetch; see deploy/msdav.toml)",
+		return c, fmt.Errorf("config %s: unknown key %s (known sections: server, storage, gadget, auth, fetch, redfish; see deploy/msdav.toml)",
 			path, strings.Join(keys, ", "))
 	}
 	if err := c.Validate(); err != nil {
@@ -209,6 +236,14 @@ func (c Config) Validate() error {
 	if t := c.Storage.PartTimeout.Duration; t < 100*time.Millisecond || t > 5*time.Minute {
 		bad("storage.part_timeout = %s: want between 100ms and 5m", c.Storage.PartTimeout)
 	}
+	if t := c.Storage.LeaseTTL.Duration; t < 3*time.Second || t > time.Hour {
+		bad("storage.lease_ttl = %s: want between 3s and 1h", c.Storage.LeaseTTL)
+	}
+	for _, sh := range c.Storage.Shared {
+		if sh == "" || filepath.IsAbs(sh) || strings.Contains("/"+sh+"/", "/../") {
+			bad("storage.shared %q: name a folder inside storage.root, relative to it", sh)
+		}
+	}
 	switch c.Gadget.Mode {
 	case ModeAuto, ModeConfigfs, ModeDisabled:
 	default:
@@ -228,6 +263,14 @@ func (c Config) Validate() error {
 	}
 	if len(c.Gadget.Inquiry) > 24 {
 		bad("gadget.inquiry = %q: at most 24 characters (8 vendor + 16 product)", c.Gadget.Inquiry)
+	}
+	for k, v := range c.Redfish.Reset {
+		if !slices.Contains(ResetTypes, k) {
+			bad("redfish.reset.%s: not a ResetType (want one of %s)", k, strings.Join(ResetTypes, ", "))
+		}
+		if strings.TrimSpace(v) == "" {
+			bad("redfish.reset.%s is empty: give the command, or leave the key out", k)
+		}
 	}
 	if c.Auth.Htpasswd != "" {
 		if _, err := os.Stat(c.Auth.Htpasswd); err != nil {

@@ -131,3 +131,30 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestRedfishReset(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		body, says string
+	}{
+		{"[redfish.reset]\nOn = \"true\"\nForceOff = \"true\"\n", ""},
+		{"[redfish.reset]\nBoot = \"true\"\n", "not a ResetType"},
+		{"[redfish.reset]\nOn = \"  \"\n", "is empty"},
+		{"[redfish]\nenabled = false\nbogus = 1\n", "unknown key redfish.bogus"},
+	} {
+		p := filepath.Join(dir, "c.toml")
+		os.WriteFile(p, []byte(tc.body), 0o644)
+		c, err := Load(p)
+		switch {
+		case tc.says == "" && err != nil:
+			t.Errorf("%q: %v", tc.body, err)
+		case tc.says == "" && len(c.Redfish.Reset) != 2:
+			t.Errorf("%q: reset = %v", tc.body, c.Redfish.Reset)
+		case tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)):
+			t.Errorf("%q: %v, want %q", tc.body, err, tc.says)
+		}
+	}
+	if !Default().Redfish.Enabled {
+		t.Error("redfish is off by default")
+	}
+}

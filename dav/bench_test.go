@@ -57,6 +57,27 @@ func BenchmarkPropfindDepth1(b *testing.B) {
 	}
 }
 
+// A folder of 2,000 folders: every child is a collection with quota
+// properties, which made one mount-table read and part probe each.
+func BenchmarkPropfindFolders(b *testing.B) {
+	h, root := benchHandler(b)
+	dir := filepath.Join(root, "dirs")
+	os.Mkdir(dir, 0o755)
+	for i := 0; i < 2000; i++ {
+		os.Mkdir(filepath.Join(dir, fmt.Sprintf("folder-%04d", i)), 0o755)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := http.NewRequest("PROPFIND", "/dav/dirs/", strings.NewReader(""))
+		r.Header.Set("Depth", "1")
+		w := &discard{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.status != http.StatusMultiStatus || w.n < 2000*100 {
+			b.Fatalf("PROPFIND: %d, %d bytes", w.status, w.n)
+		}
+	}
+}
+
 func BenchmarkPut64M(b *testing.B) {
 	h, _ := benchHandler(b)
 	data := bytes.Repeat([]byte("0123456789abcdef"), 4<<20)
@@ -69,6 +90,23 @@ func BenchmarkPut64M(b *testing.B) {
 		h.ServeHTTP(w, r)
 		if w.status != http.StatusCreated && w.status != http.StatusNoContent {
 			b.Fatalf("PUT: %d", w.status)
+		}
+	}
+}
+
+// BenchmarkProbe404 is Explorer's desktop.ini probe, sent for every folder
+// it opens: it must cost about what a stat costs, not an error path.
+func BenchmarkProbe404(b *testing.B) {
+	h, root := benchHandler(b)
+	os.Mkdir(filepath.Join(root, "isos"), 0o755)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := http.NewRequest("PROPFIND", "/dav/isos/desktop.ini", nil)
+		r.Header.Set("Depth", "0")
+		w := &discard{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.status != http.StatusNotFound {
+			b.Fatalf("probe: %d", w.status)
 		}
 	}
 }

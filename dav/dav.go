@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,6 +130,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if r.Method == "MOVE" {
 			if err := h.mutable(name); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			// x/net/webdav answers a MOVE of nothing with the rename's 403;
+			// Finder moves a file's ._ companion whether or not it exists,
+			// and a 403 there fails the whole rename.
+			if _, err := h.fsys.Stat(r.Context(), name); err != nil {
 				h.fail(w, r, err)
 				return
 			}
@@ -309,20 +317,21 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 		http.Error(w, "precondition failed", http.StatusPreconditionFailed)
 		return
 	}
-	if r.ContentLength > 0 {
-		if part, err := h.store.Usage(r.Context(), rl); err == nil && uint64(r.ContentLength) > part.Free {
-			http.Error(w, fmt.Sprintf("not enough space: %d bytes announced, %d free on %s", r.ContentLength, part.Free, part.Path), http.StatusInsufficientStorage)
+	size := announced(r)
+	if size > 0 {
+		if part, err := h.store.Usage(r.Context(), rl); err == nil && uint64(size) > part.Free {
+			http.Error(w, fmt.Sprintf("not enough space: %d bytes announced, %d free on %s", size, part.Free, part.Path), http.StatusInsufficientStorage)
 			return
 		}
 	}
-	u, err := h.store.Create(r.Context(), rl, r.ContentLength)
+	u, err := h.store.Create(r.Context(), rl, size)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	n, err := u.ReadFrom(r.Body)
-	if err == nil && r.ContentLength >= 0 && n != r.ContentLength {
-		err = fmt.Errorf("body ended after %d of %d bytes", n, r.ContentLength)
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("body ended after %d of %d bytes", n, size)
 	}
 	if err != nil {
 		u.Abort()
@@ -330,7 +339,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 			h.fail(w, r, err)
 			return
 		}
-		h.log.Info("upload aborted", "path", rl, "received", n, "expected", r.ContentLength, "err", err)
+		h.log.Info("upload aborted", "path", rl, "received", n, "expected", size, "err", err)
 		http.Error(w, "upload incomplete: "+err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -338,7 +347,12 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 		h.fail(w, r, err)
 		return
 	}
-	h.fsys.props.remove(r.Context(), rl)
+	// RFC 4918 9.7.1: a PUT replaces the content, not the dead properties.
+	// Windows sets Win32CreationTime before the content arrives and never
+	// again; only a sidecar left by a file that is gone is stale.
+	if !existed {
+		h.fsys.props.remove(r.Context(), rl)
+	}
 	if fi, err := h.store.Root().Stat(rl); err == nil {
 		w.Header().Set("ETag", etag(fi))
 	}
@@ -347,6 +361,20 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 	} else {
 		w.WriteHeader(http.StatusCreated)
 	}
+}
+
+// announced is the size a PUT's body will have, -1 when unknown. macOS
+// Finder sends its bodies chunked, with the size only in
+// X-Expected-Entity-Length; it counts like Content-Length for the early
+// 507, the upload's progress, and the rule that a short body stores nothing.
+func announced(r *http.Request) int64 {
+	if r.ContentLength >= 0 {
+		return r.ContentLength
+	}
+	if v, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("X-Expected-Entity-Length")), 10, 64); err == nil && v >= 0 {
+		return v
+	}
+	return -1
 }
 
 // preconditionsHold applies If-Match and If-None-Match (RFC 9110 13.1) to a PUT.

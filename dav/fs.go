@@ -142,7 +142,7 @@ func (d *davFile) Readdir(count int) ([]os.FileInfo, error) {
 }
 
 func (d *davFile) DeadProps() (map[xml.Name]webdav.Property, error) {
-	return d.fs.props.deadProps(d.rel, d.isDir())
+	return d.fs.props.deadProps(d.rel, d.isDir(), nil)
 }
 
 func (d *davFile) Patch(p []webdav.Proppatch) ([]webdav.Propstat, error) {

@@ -34,6 +34,11 @@ type lockEntry struct {
 	shared  bool
 	expires time.Time // zero: never (not used: every lock is capped)
 	held    bool
+	// unlocked: UNLOCK came while a request held the lock; the first
+	// expire after that request ends removes it. A client that cancels an
+	// upload hangs up and UNLOCKs at once, before the server has seen the
+	// hang-up.
+	unlocked bool
 }
 
 func newLockSys() *lockSys { return &lockSys{locks: map[string]*lockEntry{}} }
@@ -59,7 +64,7 @@ func covers(root string, zeroDepth bool, name string) bool {
 
 func (l *lockSys) expire(now time.Time) {
 	for tok, e := range l.locks {
-		if !e.held && now.After(e.expires) {
+		if !e.held && (e.unlocked || now.After(e.expires)) {
 			delete(l.locks, tok)
 		}
 	}
@@ -118,7 +123,7 @@ func (l *lockSys) Confirm(now time.Time, name0, name1 string, conditions ...webd
 		var found *lockEntry
 		for _, c := range conditions {
 			e := l.locks[c.Token]
-			if e != nil && !e.held && covers(e.details.Root, e.details.ZeroDepth, name) {
+			if e != nil && !e.held && !e.unlocked && covers(e.details.Root, e.details.ZeroDepth, name) {
 				found = e
 				break
 			}
@@ -146,7 +151,7 @@ func (l *lockSys) Refresh(now time.Time, token string, d time.Duration) (webdav.
 	defer l.mu.Unlock()
 	l.expire(now)
 	e := l.locks[token]
-	if e == nil {
+	if e == nil || e.unlocked {
 		return webdav.LockDetails{}, webdav.ErrNoSuchLock
 	}
 	if e.held {
@@ -162,11 +167,12 @@ func (l *lockSys) Unlock(now time.Time, token string) error {
 	defer l.mu.Unlock()
 	l.expire(now)
 	e := l.locks[token]
-	if e == nil {
+	if e == nil || e.unlocked {
 		return webdav.ErrNoSuchLock
 	}
 	if e.held {
-		return webdav.ErrLocked
+		e.unlocked = true
+		return nil
 	}
 	delete(l.locks, token)
 	return nil

@@ -88,6 +88,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 	// about 2 MB, and building it is, after the stats, what costs.
 	b := make([]byte, 0, 80<<10)
 	b = append(b, `<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`...)
+	quota := h.store.NewQuota(r.Context())
 	for _, e := range entries {
 		base := e.name
 		if base == "" {
@@ -99,7 +100,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 			if e.name != "" {
 				erel = path.Join(rl, e.name)
 			}
-			if m, err := h.fsys.props.deadProps(erel, e.fi.IsDir()); err == nil {
+			if m, err := h.fsys.props.deadProps(erel, e.fi.IsDir(), quota); err == nil {
 				dead = m
 			}
 		}
@@ -116,36 +117,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 			}
 		}
 		b = append(b, "</D:href>"...)
-		var missing []xml.Name
-		okStarted := false
-		for _, pn := range want {
-			mark := len(b)
-			if !okStarted {
-				b = append(b, "<D:propstat><D:prop>"...)
-			}
-			var found bool
-			if p, ok := dead[pn]; ok {
-				b, found = appendProp(b, p), true
-			} else if pn.Space == "DAV:" {
-				b, found = appendLive(b, base, e.name == "" && rl == ".", e.fi, pn.Local)
-			}
-			if !found {
-				b = b[:mark]
-				missing = append(missing, pn)
-				continue
-			}
-			okStarted = true
-		}
-		if okStarted {
-			b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
-		}
-		if len(missing) > 0 {
-			b = append(b, "<D:propstat><D:prop>"...)
-			for _, pn := range missing {
-				b = appendProp(b, webdav.Property{XMLName: pn})
-			}
-			b = append(b, "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"...)
-		}
+		b = appendPropstats(b, want, dead, base, e.name == "" && rl == ".", e.fi)
 		b = append(b, "</D:response>"...)
 		if len(b) >= 64<<10 {
 			if _, err := w.Write(b); err != nil {
@@ -157,6 +129,43 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 	b = append(b, "</D:multistatus>"...)
 	w.Write(b)
 	return true
+}
+
+// appendPropstats appends the propstat elements of one response: the
+// properties in want that the resource has (dead ones first, then live),
+// with 200, and the rest with 404.
+func appendPropstats(b []byte, want []xml.Name, dead map[xml.Name]webdav.Property, base string, isRoot bool, fi os.FileInfo) []byte {
+	var missing []xml.Name
+	okStarted := false
+	for _, pn := range want {
+		mark := len(b)
+		if !okStarted {
+			b = append(b, "<D:propstat><D:prop>"...)
+		}
+		var found bool
+		if p, ok := dead[pn]; ok {
+			b, found = appendProp(b, p), true
+		} else if pn.Space == "DAV:" {
+			b, found = appendLive(b, base, isRoot, fi, pn.Local)
+		}
+		if !found {
+			b = b[:mark]
+			missing = append(missing, pn)
+			continue
+		}
+		okStarted = true
+	}
+	if okStarted {
+		b = append(b, "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"...)
+	}
+	if len(missing) > 0 {
+		b = append(b, "<D:propstat><D:prop>"...)
+		for _, pn := range missing {
+			b = appendProp(b, webdav.Property{XMLName: pn})
+		}
+		b = append(b, "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"...)
+	}
+	return b
 }
 
 // appendHref appends p, a path or one name, URL-escaped as x/net/webdav

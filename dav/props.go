@@ -68,14 +68,19 @@ func (p *propStore) load(rel string) (map[xml.Name]webdav.Property, error) {
 }
 
 // deadProps returns the stored properties, plus RFC 4331 quota on folders
-// (computed live from the part that holds the folder).
-func (p *propStore) deadProps(rel string, isDir bool) (map[xml.Name]webdav.Property, error) {
+// (computed live from the part that holds the folder, through q when a
+// request asks for many; nil asks the store itself).
+func (p *propStore) deadProps(rel string, isDir bool, q *fs.Quota) (map[xml.Name]webdav.Property, error) {
 	m, err := p.load(rel)
 	if err != nil {
 		return nil, err
 	}
 	if isDir {
-		if part, err := p.s.Usage(context.Background(), rel); err == nil {
+		usage := func(rel string) (fs.Part, error) { return p.s.Usage(context.Background(), rel) }
+		if q != nil {
+			usage = q.Usage
+		}
+		if part, err := usage(rel); err == nil {
 			m[quotaAvail] = webdav.Property{XMLName: quotaAvail, InnerXML: []byte(strconv.FormatUint(part.Free, 10))}
 			m[quotaUsed] = webdav.Property{XMLName: quotaUsed, InnerXML: []byte(strconv.FormatUint(part.Size-part.Free, 10))}
 		}

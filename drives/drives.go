@@ -56,6 +56,8 @@ type Manager struct {
 	seen  []State      // what subscribers were last told, nil before the first sync
 	bad   error        // the last error reading configfs, to log it once
 
+	renewed map[int]time.Time // when each drive's lease was last written
+
 	selMu sync.Mutex        // guards sel
 	sel   map[int]Selection // what each drive is to hold next
 }
@@ -70,7 +72,7 @@ func New(store *fs.Store, g *gadget.Gadget, gerr error, publish func(kind string
 	if publish == nil {
 		publish = func(string, any) {}
 	}
-	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}}
+	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}}
 	store.SetAttachments(m)
 	m.mu.Lock()
 	m.syncLocked()
@@ -234,6 +236,14 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 			return State{}, err
 		}
 	}
+	// In a folder other boxes share, this box's lease comes before the
+	// kernel opens the image: another box's live rw lease refuses it.
+	rel, inStore := m.store.Rel(abs)
+	if inStore {
+		if err := m.store.PutLease(i, rel, rw); err != nil {
+			return State{}, err
+		}
+	}
 	// The hold comes first: the kernel opens the file rw when "file" is
 	// written, and on a ro filesystem it silently falls back to ro.
 	var release func()
@@ -247,9 +257,13 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 		if release != nil {
 			release()
 		}
+		if inStore {
+			m.store.DropLease(i)
+		}
 		m.syncLocked()
 		return State{}, err
 	}
+	m.renewed[i] = time.Now()
 	if release != nil {
 		if old, ok := m.holds[i]; ok {
 			old.release()
@@ -298,6 +312,10 @@ func (m *Manager) ejectLocked(i int, before gadget.Drive, force bool) (State, er
 	if h, ok := m.holds[i]; ok && d.File == "" {
 		h.release()
 		delete(m.holds, i)
+	}
+	if d.File == "" {
+		m.store.DropLease(i)
+		delete(m.renewed, i)
 	}
 	return m.state(d), nil
 }
@@ -407,6 +425,7 @@ func (m *Manager) syncLocked() {
 			delete(m.holds, d.Index)
 		}
 	}
+	m.leasesLocked(ds)
 	states := make([]State, len(ds))
 	for i, d := range ds {
 		states[i] = m.state(d)
@@ -444,4 +463,31 @@ func (m *Manager) Select(i int, s Selection) {
 		m.sel = map[int]Selection{}
 	}
 	m.sel[i] = s
+}
+
+// DVD reports whether the kernel serves CD images over the CD limit as DVDs.
+func (m *Manager) DVD() bool { return m.g != nil && m.g.DVD() }
+
+// leasesLocked keeps this box's leases in step with the drives: renewed
+// every third of their life while attached (a restart reclaims its own at
+// the first sync), dropped when a drive is empty (the host ejected it).
+// Caller holds mu.
+func (m *Manager) leasesLocked(ds []gadget.Drive) {
+	every := m.store.LeaseTTL() / 3
+	for _, d := range ds {
+		rel, inStore := m.store.Rel(d.File)
+		switch {
+		case d.File == "" || !inStore:
+			if _, had := m.renewed[d.Index]; had || m.seen == nil {
+				m.store.DropLease(d.Index)
+				delete(m.renewed, d.Index)
+			}
+		case time.Since(m.renewed[d.Index]) >= every:
+			if err := m.store.PutLease(d.Index, rel, d.RW); err != nil {
+				m.log.Error("cannot renew the lease on a shared image", "drive", d.Index, "image", rel, "err", err)
+				continue
+			}
+			m.renewed[d.Index] = time.Now()
+		}
+	}
 }

@@ -192,3 +192,13 @@ func sameImage(a, b Image) bool {
 	return a.Path == b.Path && a.Size == b.Size && a.ModTime.Equal(b.ModTime) && a.Complete == b.Complete &&
 		a.Received == b.Received && a.Part == b.Part && slices.Equal(a.Attached, b.Attached)
 }
+
+// Image is the catalog entry of the complete image at rel, with its kind
+// and sha256 when known.
+func (s *Store) Image(rel string) (Image, bool) {
+	rel, err := Clean(rel)
+	if err != nil {
+		return Image{}, false
+	}
+	return s.imageEntry(rel)
+}

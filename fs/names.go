@@ -56,7 +56,7 @@ func junkName(name string) bool {
 // stale reports a temp file a crash can leave: an upload, or the copy or
 // parked old version of a move between parts.
 func stale(name string) bool {
-	for _, p := range []string{uploadPrefix, tempPrefix + "move-", tempPrefix + "old-"} {
+	for _, p := range []string{uploadPrefix, tempPrefix + "move-", tempPrefix + "old-", tempPrefix + "lease-tmp-"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

@@ -217,3 +217,32 @@ func TestGuardNoticesRemountBehindItsBack(t *testing.T) {
 		t.Errorf("drift counted %d times, want 1", s.guard.drift.Load())
 	}
 }
+
+// A quota batch answers what Usage answers, part by part.
+func TestQuotaBatchMatchesUsage(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	mountTmpfs(t, dir, 32)
+	mountTmpfs(t, filepath.Join(dir, "usb"), 8)
+	os.MkdirAll(filepath.Join(dir, "usb", "isos"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
+	s, err := Open(Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q := s.NewQuota(context.Background())
+	for _, rel := range []string{".", "a", "a/b", "usb", "usb/isos"} {
+		want, err1 := s.Usage(context.Background(), rel)
+		got, err2 := q.Usage(rel)
+		if err1 != nil || err2 != nil || got.Path != want.Path || got.Size != want.Size {
+			t.Errorf("%s: batch %+v %v, Usage %+v %v", rel, got, err2, want, err1)
+		}
+	}
+	if p, _ := q.Usage("usb/isos"); p.Path != "usb" || p.Size != 8<<20 {
+		t.Errorf("usb/isos is on part %q of %d bytes, want usb of 8 MiB", p.Path, p.Size)
+	}
+	if len(q.parts) != 2 {
+		t.Errorf("%d parts described for 5 questions, want 2", len(q.parts))
+	}
+}

@@ -183,3 +183,51 @@ func (s *Store) Usage(ctx context.Context, rel string) (Part, error) {
 	}
 	return p, nil
 }
+
+// Quota answers Usage for many paths at once, for one request: the mount
+// table is read once and each part described once. A PROPFIND of a folder
+// of 2,000 folders asked Usage 2,000 times, each reading
+// /proc/self/mountinfo and probing the part: 419 ms against nginx's 20 ms.
+type Quota struct {
+	s     *Store
+	ctx   context.Context
+	pms   []partMount
+	err   error
+	parts map[string]Part // by part path, as described once
+}
+
+// NewQuota starts a batch of Usage questions.
+func (s *Store) NewQuota(ctx context.Context) *Quota {
+	q := &Quota{s: s, ctx: ctx, parts: map[string]Part{}}
+	q.pms, q.err = s.partMounts()
+	return q
+}
+
+// Usage is Store.Usage from the batch's one look at the parts.
+func (q *Quota) Usage(rel string) (Part, error) {
+	if q == nil {
+		return Part{}, errors.New("no quota batch")
+	}
+	rel, err := Clean(rel)
+	if err != nil {
+		return Part{}, err
+	}
+	if q.err != nil {
+		return Part{}, q.err
+	}
+	best := q.pms[0]
+	for _, pm := range q.pms[1:] {
+		if under("/"+rel, "/"+pm.rel) && len(pm.rel) > len(best.rel) {
+			best = pm
+		}
+	}
+	p, ok := q.parts[best.rel]
+	if !ok {
+		p = q.s.describe(q.ctx, best)
+		q.parts[best.rel] = p
+	}
+	if !p.Available {
+		return p, fmt.Errorf("part %s: %s", p.Path, p.Reason)
+	}
+	return p, nil
+}

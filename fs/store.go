@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,12 @@ type Options struct {
 	// Publish, if set, is told of every change the store makes: kind
 	// "image" with an Image (uploads as they grow) or a Removed.
 	Publish func(kind string, v any)
+	// Shared folders (store-relative) other boxes serve too; NFS and CIFS
+	// parts are shared without being named. Box names this box in the
+	// leases it writes there, which live LeaseTTL unless renewed.
+	Shared   []string
+	Box      string
+	LeaseTTL time.Duration
 }
 
 // Attachments tells the store which drives hold an image, so attached images
@@ -50,9 +57,13 @@ var ErrBadName = errors.New("not a usable name")
 type LockedError struct {
 	Path  string // the attached image, store-relative
 	Drive int
+	Box   string // another box sharing the folder; "" for this one
 }
 
 func (e *LockedError) Error() string {
+	if e.Box != "" {
+		return fmt.Sprintf("%s is attached to drive %d of box %s, which shares this folder; eject it there first", e.Path, e.Drive, e.Box)
+	}
 	return fmt.Sprintf("%s is attached to drive %d; eject it first", e.Path, e.Drive)
 }
 
@@ -94,6 +105,20 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.PartTimeout <= 0 {
 		o.PartTimeout = 2 * time.Second
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 2 * time.Minute
+	}
+	if o.Box == "" {
+		o.Box, _ = os.Hostname()
+	}
+	o.Shared = slices.Clone(o.Shared)
+	for i, sh := range o.Shared {
+		c, err := Clean(sh)
+		if err != nil || c == "." {
+			return nil, fmt.Errorf("storage.shared %q: name a folder inside the store", sh)
+		}
+		o.Shared[i] = c
 	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
@@ -160,9 +185,15 @@ func (s *Store) sweep() error {
 		var found []string
 		err := s.probe.run(context.Background(), "sweep:"+pm.rel, func() {
 			s.walk(pm.rel, isPart, func(p string, fi os.FileInfo) {
-				if stale(fi.Name()) {
-					found = append(found, p)
+				if !stale(fi.Name()) {
+					return
 				}
+				// In a folder other boxes share, a young temp may be
+				// another box's upload in progress, not our leftover.
+				if _, shared := s.sharedRoot(p); shared && time.Since(fi.ModTime()) < sharedTempAge {
+					return
+				}
+				found = append(found, p)
 			})
 		})
 		switch {
@@ -198,6 +229,10 @@ func (s *Store) sweep() error {
 	}
 	return errors.Join(errs...)
 }
+
+// sharedTempAge is how old an upload temp in a shared folder must be to be
+// swept as a leftover: an upload in progress writes to it every second.
+const sharedTempAge = 10 * time.Minute
 
 // Close puts the store back to read-only (with remount on) and releases it.
 // Call it after the server stopped taking writes.
@@ -298,7 +333,7 @@ func (s *Store) Mutable(rel string) error {
 			return &LockedError{Path: img, Drive: drives[0]}
 		}
 	}
-	return nil
+	return s.leased(rel)
 }
 
 func (s *Store) attachedNow() (map[string][]int, error) {

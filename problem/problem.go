@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
 	"github.com/msdav/msdav/gadget"
@@ -66,6 +67,10 @@ var table = []rule{
 	{is(drives.ErrRefused), 422},
 	{is(diskimage.ErrSpec), 422},
 	{is(webdav.ErrConfirmationFailed), 412},
+	{is(fetch.ErrInvalid), 400},
+	{is(fetch.ErrExists), 409},
+	{is(fetch.ErrRefused), 422},
+	{is(fetch.ErrRemote), 502},
 	{is(context.Canceled), 503},
 	{is(context.DeadlineExceeded), 503},
 }

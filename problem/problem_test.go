@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
 	"github.com/msdav/msdav/gadget"
@@ -44,6 +45,10 @@ func TestStatus(t *testing.T) {
 		{wrap(drives.ErrRefused), 422},
 		{wrap(diskimage.ErrSpec), 422},
 		{wrap(webdav.ErrConfirmationFailed), 412},
+		{wrap(fetch.ErrInvalid), 400},
+		{wrap(fetch.ErrExists), 409},
+		{wrap(fetch.ErrRefused), 422},
+		{wrap(fetch.ErrRemote), 502},
 		{context.Canceled, 503},
 		{errors.New("something else"), 500},
 	} {

@@ -152,7 +152,8 @@ func viaServerOr(cfg conf.Config, remote func(*localClient) error, direct func()
 // openStore opens cfg's store for a CLI command acting on its own.
 func openStore(cfg conf.Config, log *slog.Logger) (*fs.Store, error) {
 	return fs.Open(fs.Options{Root: cfg.Storage.Root, Remount: cfg.Storage.Remount, Grace: 0,
-		PartTimeout: cfg.Storage.PartTimeout.Duration, Log: log})
+		PartTimeout: cfg.Storage.PartTimeout.Duration, Log: log,
+		Shared: cfg.Storage.Shared, Box: cfg.Storage.BoxName, LeaseTTL: cfg.Storage.LeaseTTL.Duration})
 }
 
 // closeStore closes a CLI command's store. A drive left attached rw keeps

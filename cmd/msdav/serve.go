@@ -27,6 +27,7 @@ import (
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/kvmd"
 	"github.com/msdav/msdav/metrics"
+	"github.com/msdav/msdav/redfish"
 )
 
 func init() {
@@ -122,6 +123,9 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		PartTimeout: cfg.Storage.PartTimeout.Duration,
 		Log:         log,
 		Publish:     hub.Publish,
+		Shared:      cfg.Storage.Shared,
+		Box:         cfg.Storage.BoxName,
+		LeaseTTL:    cfg.Storage.LeaseTTL.Duration,
 	})
 	if err != nil {
 		return err
@@ -235,8 +239,19 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 		return nil, err
 	}
 	davH := dav.New(store, dav.Options{Prefix: "/dav", Log: log})
+	// Windows' redirector asks the host's root before it maps /dav/.
+	r.Path("/").Methods(http.MethodOptions, "PROPFIND").Handler(guard.Wrap(davH.HostRoot()))
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
 	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
+	if cfg.Redfish.Enabled {
+		// It checks credentials itself: its root answers without, and
+		// sessions (X-Auth-Token) count as well as Basic.
+		var check redfish.Checker
+		if guard.Enabled() {
+			check = guard
+		}
+		r.PathPrefix("/redfish").Handler(redfish.New(store, dm, jobs, redfish.Options{Log: log, Auth: check, Conf: cfg.Redfish}))
+	}
 	// kvmd's Mass Storage API for drive 0, before the rest of /api/.
 	msd := guard.Wrap(kvmd.New(store, dm, jobs, log))
 	r.Path("/api/msd").Handler(msd)

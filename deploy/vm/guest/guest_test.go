@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,6 +130,8 @@ root = "/tmp/store"
 [gadget]
 mode = "configfs"
 drives = 2
+[fetch]
+allow_private = true
 `), 0o644)
 	startMsdav(t)
 	put(t, "/dav/test.iso", "/fixtures/test.iso")
@@ -279,6 +282,47 @@ drives = 2
 		if code, _ := call(t, "GET", "/api/drives/7", ""); code != 404 {
 			t.Errorf("drive 7: %d", code)
 		}
+	})
+	t.Run("kvmd API: set_params and set_connected show sr0", func(t *testing.T) {
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+		waitFor(t, "sr0 empty", 10*time.Second, func() bool { return deviceSize("/dev/sr0") == 0 })
+		for _, p := range []string{"/api/msd/set_params?image=test.iso&cdrom=1", "/api/msd/set_connected?connected=1"} {
+			if code, m := call(t, "POST", p, ""); code != 200 || m["ok"] != true {
+				t.Fatalf("POST %s: %d %v", p, code, m)
+			}
+		}
+		waitFor(t, "/dev/sr0 with test.iso", 20*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		if sum(t, "/dev/sr0", iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
+			t.Fatal("/dev/sr0 differs from test.iso")
+		}
+		if code, m := call(t, "POST", "/api/msd/set_connected?connected=0", ""); code != 200 {
+			t.Fatalf("disconnect: %d %v", code, m)
+		}
+	})
+	t.Run("redfish InsertMedia with a URL shows sr0", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.FileServer(http.Dir("/fixtures"))}
+		go srv.Serve(ln)
+		defer srv.Close()
+		url := "http://" + ln.Addr().String() + "/test.iso"
+		code, m := call(t, "POST", "/redfish/v1/Managers/bmc/VirtualMedia/0/Actions/VirtualMedia.InsertMedia", `{"Image":"`+url+`"}`)
+		if code != 204 {
+			t.Fatalf("InsertMedia: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 from the URL", 20*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		if sum(t, "/dev/sr0", iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
+			t.Fatal("/dev/sr0 differs from the ISO served by URL")
+		}
+		if code, m := call(t, "GET", "/redfish/v1/Managers/bmc/VirtualMedia/0", ""); code != 200 || m["Inserted"] != true || m["Image"] != url {
+			t.Errorf("VirtualMedia 0: %d %v", code, m)
+		}
+		if code, m := call(t, "POST", "/redfish/v1/Managers/bmc/VirtualMedia/0/Actions/VirtualMedia.EjectMedia", ""); code != 204 {
+			t.Fatalf("EjectMedia: %d %v", code, m)
+		}
+		waitFor(t, "sr0 empty after EjectMedia", 10*time.Second, func() bool { return deviceSize("/dev/sr0") == 0 })
 	})
 	t.Run("reconnect", func(t *testing.T) {
 		if code, m := call(t, "POST", "/api/usb/reconnect", ""); code != 200 {

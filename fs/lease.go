@@ -1,0 +1,217 @@
+package fs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Fleets: several boxes serve one library (an NFS export, a CIFS share, a
+// folder storage.shared names). A box that attaches an image there writes
+// a lease beside the library's root, naming itself, the drive and the
+// image, with an expiry it keeps pushing forward; every box refuses to
+// change an image another box's live lease covers. Leases are plain files
+// written with temp-and-rename, which NFS without locking (the manual's
+// nolock) and CIFS both do atomically; an expiry, not a lock, frees the
+// image of a box that died.
+
+// leasePrefix starts a lease's name, in the shared folder's root.
+const leasePrefix = tempPrefix + "lease-"
+
+// Lease is one box's hold on one image, as written to its lease file.
+type Lease struct {
+	Box     string    `json:"box"`
+	Drive   int       `json:"drive"`
+	Image   string    `json:"image"` // relative to the shared folder
+	RW      bool      `json:"rw"`
+	Expires time.Time `json:"expires"`
+}
+
+// sharedFSTypes are filesystems other boxes can mount too: a part of one
+// of these is shared without being listed in storage.shared.
+var sharedFSTypes = []string{"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs"}
+
+// sharedRoot names the shared folder holding rel: the innermost configured
+// shared folder or NFS/CIFS part above it; ok is false for a box's own.
+func (s *Store) sharedRoot(rel string) (string, bool) {
+	best, found := "", false
+	consider := func(root string) {
+		if (root == rel || under("/"+rel, "/"+root) || root == ".") && (!found || len(root) > len(best)) {
+			best, found = root, true
+		}
+	}
+	for _, sh := range s.opt.Shared {
+		consider(sh)
+	}
+	if pms, err := s.partMounts(); err == nil {
+		for _, pm := range pms {
+			if slices.Contains(sharedFSTypes, pm.FSType) {
+				consider(pm.rel)
+			}
+		}
+	}
+	return best, found
+}
+
+func leaseName(box string, drive int) string {
+	return leasePrefix + strings.NewReplacer("/", "_", "\x00", "_").Replace(box) + "-" + strconv.Itoa(drive) + ".json"
+}
+
+// PutLease writes (or renews) this box's lease on rel for drive, when rel
+// lives in a shared folder; it is a no-op elsewhere. It refuses, with a
+// *LockedError naming the other box, a rw lease over another box's live
+// lease, or any lease over another box's rw one.
+func (s *Store) PutLease(drive int, rel string, rw bool) error {
+	root, ok := s.sharedRoot(rel)
+	if !ok {
+		return nil
+	}
+	img := strings.TrimPrefix(strings.TrimPrefix(rel, root), "/")
+	if root == "." {
+		img = rel
+	}
+	for _, l := range s.leasesIn(root) {
+		if l.Box != s.opt.Box && l.Image == img && (rw || l.RW) {
+			return &LockedError{Path: rel, Drive: l.Drive, Box: l.Box}
+		}
+	}
+	b, _ := json.Marshal(Lease{Box: s.opt.Box, Drive: drive, Image: img, RW: rw, Expires: time.Now().Add(s.opt.LeaseTTL)})
+	name := path.Join(root, leaseName(s.opt.Box, drive))
+	tmp := path.Join(root, fmt.Sprintf("%slease-tmp-%d", tempPrefix, time.Now().UnixNano()))
+	if err := s.writeAtomic(tmp, name, b); err != nil {
+		return fmt.Errorf("lease on %s for drive %d: %w", rel, drive, err)
+	}
+	return nil
+}
+
+// DropLease removes this box's lease for drive, wherever it is.
+func (s *Store) DropLease(drive int) {
+	for _, root := range s.sharedRoots() {
+		name := path.Join(root, leaseName(s.opt.Box, drive))
+		if _, err := s.root.Lstat(name); err != nil {
+			continue
+		}
+		done, err := s.Write(context.Background(), "drop lease "+name)
+		if err != nil {
+			s.log.Warn("cannot drop a lease", "lease", name, "err", err)
+			continue
+		}
+		if err := s.root.Remove(name); err != nil {
+			s.log.Warn("cannot drop a lease", "lease", name, "err", err)
+		}
+		done()
+	}
+}
+
+// sharedRoots lists every shared folder of the store.
+func (s *Store) sharedRoots() []string {
+	roots := slices.Clone(s.opt.Shared)
+	if pms, err := s.partMounts(); err == nil {
+		for _, pm := range pms {
+			if slices.Contains(sharedFSTypes, pm.FSType) && !slices.Contains(roots, pm.rel) {
+				roots = append(roots, pm.rel)
+			}
+		}
+	}
+	return roots
+}
+
+// leasesIn reads the live leases of one shared folder. Expired ones are
+// skipped: their box stopped renewing them.
+func (s *Store) leasesIn(root string) []Lease {
+	d, err := s.root.Open(root)
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	var out []Lease
+	now := time.Now()
+	for _, n := range names {
+		if !strings.HasPrefix(n, leasePrefix) || !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		b, err := s.root.ReadFile(path.Join(root, n))
+		if err != nil {
+			continue
+		}
+		var l Lease
+		if json.Unmarshal(b, &l) != nil || now.After(l.Expires) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// leased reports another box's live lease on rel or below it.
+func (s *Store) leased(rel string) error {
+	if len(s.opt.Shared) == 0 && !s.hasSharedPart() {
+		return nil
+	}
+	for _, root := range s.sharedRoots() {
+		if !(root == "." || rel == "." || under("/"+rel, "/"+root) || under("/"+root, "/"+rel)) {
+			continue
+		}
+		for _, l := range s.leasesIn(root) {
+			if l.Box == s.opt.Box {
+				continue
+			}
+			img := path.Join(root, l.Image)
+			if rel == "." || under("/"+img, "/"+rel) {
+				return &LockedError{Path: img, Drive: l.Drive, Box: l.Box}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) hasSharedPart() bool {
+	pms, err := s.partMounts()
+	if err != nil {
+		return false
+	}
+	for _, pm := range pms {
+		if slices.Contains(sharedFSTypes, pm.FSType) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeAtomic writes b to tmp, syncs it and renames it over name.
+func (s *Store) writeAtomic(tmp, name string, b []byte) error {
+	done, err := s.Write(context.Background(), "lease "+name)
+	if err != nil {
+		return err
+	}
+	defer done()
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.root.Rename(tmp, name)
+	}
+	if err != nil {
+		s.root.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// LeaseTTL is how long a lease lives unless renewed.
+func (s *Store) LeaseTTL() time.Duration { return s.opt.LeaseTTL }

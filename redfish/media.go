@@ -1,0 +1,285 @@
+package redfish
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/msdav/msdav/fetch"
+	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/fs/imagekind"
+	"github.com/msdav/msdav/gadget"
+)
+
+// fetchFolder is where images inserted by URL are stored: a folder of
+// their own, so a fetch never replaces an image a person put in the store.
+const fetchFolder = "redfish"
+
+func (h *Handler) mediaCollection(base string) (int, any, error) {
+	var members []string
+	for i := 0; i < h.drives.Count(); i++ {
+		members = append(members, base+"/VirtualMedia/"+strconv.Itoa(i))
+	}
+	return 200, collection(base+"/VirtualMedia", "VirtualMediaCollection", "Virtual media", members...), nil
+}
+
+func (h *Handler) index(r *http.Request) (int, error) {
+	s := mux.Vars(r)["i"]
+	i, err := strconv.Atoi(s)
+	if err != nil || i < 0 || i >= h.drives.Count() || strconv.Itoa(i) != s {
+		return 0, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: fmt.Sprintf("no virtual media %q (members are 0 to %d)", s, h.drives.Count()-1)}
+	}
+	return i, nil
+}
+
+func (h *Handler) media(r *http.Request, base string) (int, any, error) {
+	i, err := h.index(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	self := base + "/VirtualMedia/" + strconv.Itoa(i)
+	v := map[string]any{
+		"@odata.type":          "#VirtualMedia.v1_3_0.VirtualMedia",
+		"@odata.id":            self,
+		"Id":                   strconv.Itoa(i),
+		"Name":                 fmt.Sprintf("Virtual media %d", i),
+		"MediaTypes":           []string{"CD", "DVD", "USBStick"},
+		"Image":                nil,
+		"ImageName":            nil,
+		"Inserted":             false,
+		"WriteProtected":       true,
+		"ConnectedVia":         "NotConnected",
+		"TransferMethod":       "Upload",
+		"TransferProtocolType": nil,
+		"UserName":             nil,
+		"Password":             nil,
+		"Actions": map[string]any{
+			"#VirtualMedia.InsertMedia": map[string]string{"target": self + "/Actions/VirtualMedia.InsertMedia"},
+			"#VirtualMedia.EjectMedia":  map[string]string{"target": self + "/Actions/VirtualMedia.EjectMedia"},
+		},
+		"Status": map[string]string{"State": "Enabled", "Health": "OK"},
+	}
+	d, err := h.drives.Drive(i)
+	if err != nil {
+		// Never a 5xx on a GET: say the drive cannot be read.
+		v["Status"] = map[string]string{"State": "UnavailableOffline", "Health": "Critical"}
+		v["Inserted"] = nil
+		return 200, v, nil
+	}
+	if d.Image == nil && d.File == "" {
+		return 200, v, nil
+	}
+	name := d.File
+	if d.Image != nil {
+		name = *d.Image
+	}
+	v["Inserted"] = true
+	v["WriteProtected"] = !d.RW
+	v["ImageName"] = path.Base(name)
+	v["Image"] = name
+	if d.CDROM {
+		v["MediaTypes"] = []string{"CD", "DVD"}
+	} else {
+		v["MediaTypes"] = []string{"USBStick"}
+	}
+	h.mu.Lock()
+	ins, ok := h.inserted[i]
+	h.mu.Unlock()
+	if ok && d.Image != nil && ins.path == *d.Image {
+		v["Image"] = ins.url
+		v["ConnectedVia"] = "URI"
+		if u, err := url.Parse(ins.url); err == nil {
+			v["TransferProtocolType"] = strings.ToUpper(u.Scheme)
+		}
+	}
+	return 200, v, nil
+}
+
+// insertRequest is InsertMedia's body (and PATCH's).
+type insertRequest struct {
+	Image                *string
+	Inserted             *bool
+	WriteProtected       *bool
+	TransferProtocolType *string
+	TransferMethod       *string
+	UserName             *string
+	Password             *string
+}
+
+func (h *Handler) insert(r *http.Request) (int, any, error) {
+	i, err := h.index(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req insertRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Image == nil || strings.TrimSpace(*req.Image) == "" {
+		return 0, nil, badRequest("ActionParameterMissing", "Image is missing: an http(s) URL to fetch, or a path in msdav's store")
+	}
+	if req.UserName != nil && *req.UserName != "" {
+		return 0, nil, badRequest("ActionParameterNotSupported", "UserName/Password for the image server are not supported; put credentials in the URL")
+	}
+	if req.TransferMethod != nil && *req.TransferMethod != "Upload" && *req.TransferMethod != "Stream" {
+		return 0, nil, badRequest("ActionParameterValueNotInList", "TransferMethod %q: want Upload", *req.TransferMethod)
+	}
+	inserted := req.Inserted == nil || *req.Inserted
+	wp := req.WriteProtected == nil || *req.WriteProtected
+	return h.doInsert(r.Context(), i, strings.TrimSpace(*req.Image), inserted, wp)
+}
+
+// doInsert fetches a URL into the store (or takes a store path) and, when
+// inserted, attaches it: as a CD/DVD unless the image is a disk or FAT
+// image, or too big for a CD on this kernel but hybrid (boots as flash).
+// It returns when the medium is in, or with the reason it is not.
+func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, writeProtected bool) (int, any, error) {
+	var rel, from string
+	if u, err := url.Parse(image); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		if h.jobs == nil {
+			return 0, nil, &Error{Status: 503, Code: "Base.1.8.ServiceTemporarilyUnavailable", Msg: "fetching images is not set up in this server"}
+		}
+		var err error
+		if rel, err = h.fetch(ctx, i, image); err != nil {
+			return 0, nil, err
+		}
+		from = image
+	} else {
+		var err error
+		if rel, err = fs.Clean(image); err != nil || rel == "." {
+			return 0, nil, badRequest("ActionParameterValueFormatError", "Image %q is neither an http(s) URL nor a path in the store", image)
+		}
+		if _, ok := h.store.Image(rel); !ok {
+			return 0, nil, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: fmt.Sprintf("no image %q in msdav's store", image)}
+		}
+	}
+	if !inserted {
+		return http.StatusNoContent, nil, nil
+	}
+	im, _ := h.store.Image(rel)
+	cdrom := true
+	switch imagekind.Kind(im.Kind) {
+	case imagekind.Disk, imagekind.FAT:
+		cdrom = false
+	case imagekind.Hybrid:
+		cdrom = im.Size <= gadget.CDMaxBytes || h.drives.DVD()
+	}
+	rw := !writeProtected && !cdrom
+	if _, err := h.drives.Attach(ctx, i, rel, cdrom, rw); err != nil {
+		return 0, nil, err
+	}
+	h.mu.Lock()
+	if from != "" {
+		h.inserted[i] = insertion{url: from, path: rel}
+	} else {
+		delete(h.inserted, i)
+	}
+	h.mu.Unlock()
+	return http.StatusNoContent, nil, nil
+}
+
+// fetch downloads url into the store's redfish folder and waits for it.
+// An earlier download of the same name is replaced, unless a drive holds it.
+func (h *Handler) fetch(ctx context.Context, i int, raw string) (string, error) {
+	u, _ := url.Parse(raw)
+	name := path.Base(u.Path)
+	if name == "." || name == "/" || name == "" || fs.Classify(name) != fs.Visible {
+		name = fmt.Sprintf("drive%d.iso", i)
+	}
+	rel := fetchFolder + "/" + name
+	if err := h.store.MkdirAll(ctx, fetchFolder); err != nil {
+		return "", err
+	}
+	if _, ok := h.store.Image(rel); ok {
+		// The same URL again (Ironic re-inserts on retries): fetch it
+		// anew, the server's copy may have changed. This drive's own copy
+		// goes out first; another drive's copy stays and is 423.
+		if d, err := h.drives.Drive(i); err == nil && d.Image != nil && *d.Image == rel {
+			if _, err := h.drives.Eject(ctx, i, false); err != nil {
+				return "", err
+			}
+		}
+		if err := h.store.RemoveAll(ctx, rel); err != nil {
+			return "", err
+		}
+	}
+	job, err := h.jobs.Start(fetch.Request{URL: raw, Path: rel})
+	if err != nil {
+		return "", err
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.jobs.Cancel(job.ID)
+			return "", ctx.Err()
+		case <-t.C:
+		}
+		j, ok := h.jobs.Get(job.ID)
+		if !ok {
+			return "", fmt.Errorf("the download of %s vanished", raw)
+		}
+		switch j.State {
+		case fetch.Done:
+			return j.Path, nil
+		case fetch.Failed, fetch.Canceled:
+			return "", &Error{Status: 400, Code: "Base.1.8.ActionParameterValueFormatError",
+				Msg: fmt.Sprintf("could not fetch %s: %s", raw, j.Error)}
+		}
+	}
+}
+
+func (h *Handler) eject(r *http.Request) (int, any, error) {
+	i, err := h.index(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var ignored map[string]any
+	if err := decode(r, &ignored); err != nil {
+		return 0, nil, err
+	}
+	if _, err := h.drives.Eject(r.Context(), i, false); err != nil {
+		return 0, nil, err
+	}
+	h.mu.Lock()
+	delete(h.inserted, i)
+	h.mu.Unlock()
+	return http.StatusNoContent, nil, nil
+}
+
+// patchMedia is the older clients' way: PATCH Image/Inserted/WriteProtected.
+func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
+	i, err := h.index(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req insertRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	eject := req.Inserted != nil && !*req.Inserted || req.Image != nil && *req.Image == ""
+	switch {
+	case eject:
+		if _, err := h.drives.Eject(r.Context(), i, false); err != nil {
+			return 0, nil, err
+		}
+		h.mu.Lock()
+		delete(h.inserted, i)
+		h.mu.Unlock()
+	case req.Image != nil:
+		wp := req.WriteProtected == nil || *req.WriteProtected
+		if _, _, err := h.doInsert(r.Context(), i, *req.Image, true, wp); err != nil {
+			return 0, nil, err
+		}
+	default:
+		return 0, nil, badRequest("PropertyMissing", "PATCH takes Image (and Inserted, WriteProtected)")
+	}
+	return h.media(r, managerURL)
+}

@@ -1,0 +1,272 @@
+// Package redfish is a DMTF Redfish service for fleet tools (OpenStack
+// Ironic through sushy, redfishtool): one System, one Manager, and a
+// VirtualMedia member per drive, acting through drives, fs and fetch.
+package redfish
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/fetch"
+	"github.com/msdav/msdav/fs"
+)
+
+// Fixed ids: there is one System and one Manager.
+const (
+	root       = "/redfish/v1"
+	systemID   = "0"
+	managerID  = "bmc"
+	systemPath = root + "/Systems/" + systemID
+	managerURL = root + "/Managers/" + managerID
+	sessions   = root + "/SessionService/Sessions"
+)
+
+// Checker says whether a user and password are valid (auth.Guard.Check).
+type Checker interface {
+	Check(user, password string) bool
+}
+
+// Options configure the service.
+type Options struct {
+	Log  *slog.Logger
+	Auth Checker // nil: no credentials needed, as with auth off
+	Conf conf.Redfish
+	// Run runs a configured power command; tests replace it.
+	Run func(cmd string) (string, error)
+}
+
+// Handler serves /redfish.
+type Handler struct {
+	store  *fs.Store
+	drives *drives.Manager
+	jobs   *fetch.Manager
+	o      Options
+	log    *slog.Logger
+	r      *mux.Router
+
+	mu       sync.Mutex         // guards the fields below
+	boot     bootOverride       // echoed back: a KVM box does not own the boot order
+	tokens   map[string]session // X-Auth-Token -> session
+	inserted map[int]insertion  // the URL each drive's image came from
+}
+
+type session struct {
+	id, user string
+	seen     time.Time
+}
+
+// insertion remembers the URL an image was fetched from, to show it as the
+// drive's Image while the drive still holds that image.
+type insertion struct {
+	url, path string
+}
+
+// sessionTimeout ends a session nobody used for this long.
+const sessionTimeout = 30 * time.Minute
+
+// New returns the service.
+func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *Handler {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Run == nil {
+		o.Run = runShell
+	}
+	h := &Handler{store: store, drives: dm, jobs: jobs, o: o, log: o.Log,
+		tokens: map[string]session{}, inserted: map[int]insertion{},
+		boot: bootOverride{Enabled: "Disabled", Target: "None", Mode: "UEFI"}}
+	r := mux.NewRouter().StrictSlash(false)
+	get := func(p string, f handlerFunc) {
+		r.Path(p).Methods("GET", "HEAD").Handler(h.serve(f))
+		r.Path(p+"/").Methods("GET", "HEAD").Handler(h.serve(f))
+	}
+	// The service root answers without credentials: clients read it first.
+	r.Path("/redfish").Methods("GET").Handler(h.open(func(*http.Request) (int, any, error) {
+		return 200, map[string]string{"v1": root + "/"}, nil
+	}))
+	r.Path(root).Methods("GET", "HEAD").Handler(h.open(h.serviceRoot))
+	r.Path(root+"/").Methods("GET", "HEAD").Handler(h.open(h.serviceRoot))
+	r.Path(root + "/odata").Methods("GET").Handler(h.open(h.odata))
+	get(root+"/Systems", h.systems)
+	get(systemPath, h.system)
+	r.Path(systemPath).Methods("PATCH").Handler(h.serve(h.patchSystem))
+	r.Path(systemPath + "/Actions/ComputerSystem.Reset").Methods("POST").Handler(h.serve(h.resetSystem))
+	get(root+"/Managers", h.managers)
+	get(managerURL, h.manager)
+	for _, base := range []string{managerURL, systemPath} {
+		b := base
+		get(b+"/VirtualMedia", func(r *http.Request) (int, any, error) { return h.mediaCollection(b) })
+		get(b+"/VirtualMedia/{i}", func(r *http.Request) (int, any, error) { return h.media(r, b) })
+		r.Path(b + "/VirtualMedia/{i}").Methods("PATCH").Handler(h.serve(h.patchMedia))
+		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.InsertMedia").Methods("POST").Handler(h.serve(h.insert))
+		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.EjectMedia").Methods("POST").Handler(h.serve(h.eject))
+	}
+	get(root+"/SessionService", h.sessionService)
+	get(sessions, h.listSessions)
+	r.Path(sessions).Methods("POST").Handler(h.open(h.login))
+	get(sessions+"/{id}", h.getSession)
+	r.Path(sessions + "/{id}").Methods("DELETE").Handler(h.serve(h.logout))
+	r.NotFoundHandler = h.open(func(r *http.Request) (int, any, error) {
+		return 0, nil, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: "no resource at " + r.URL.Path}
+	})
+	r.MethodNotAllowedHandler = h.open(func(r *http.Request) (int, any, error) {
+		return 0, nil, &Error{Status: 405, Code: "Base.1.8.ActionNotSupported", Msg: r.Method + " is not supported on " + r.URL.Path}
+	})
+	h.r = r
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("OData-Version", "4.0")
+	h.r.ServeHTTP(w, r)
+}
+
+// handlerFunc returns a status and a body, or an error to answer in
+// Redfish's error format; the answer is written once.
+type handlerFunc func(r *http.Request) (int, any, error)
+
+// withHeaders is a body that comes with headers of its own (a session's token).
+type withHeaders struct {
+	body any
+	hdr  map[string]string
+}
+
+// Error is a Redfish error: status, a message registry code, a message.
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func badRequest(code, format string, args ...any) *Error {
+	return &Error{Status: 400, Code: "Base.1.8." + code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// open answers without credentials.
+func (h *Handler) open(f handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.write(w, r, f) })
+}
+
+// serve needs credentials: Basic (or kvmd's headers, as the API) or a
+// session's X-Auth-Token.
+func (h *Handler) serve(f handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="msdav"`)
+			h.writeError(w, &Error{Status: 401, Code: "Base.1.8.NoValidSession", Msg: "credentials are needed: Basic auth or an X-Auth-Token from " + sessions})
+			return
+		}
+		h.write(w, r, f)
+	})
+}
+
+func (h *Handler) write(w http.ResponseWriter, r *http.Request, f handlerFunc) {
+	status, v, err := f(r)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = fromStore(err)
+		}
+		if r.Method == "GET" && e.Status >= 500 {
+			// sushy retries a 5xx GET for 30 s; nothing a GET reads here
+			// gets better by waiting.
+			e.Status = 400
+		}
+		h.writeError(w, e)
+		return
+	}
+	if wh, ok := v.(withHeaders); ok {
+		for k, val := range wh.hdr {
+			w.Header().Set(k, val)
+		}
+		v = wh.body
+	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	if r.Method != "HEAD" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+	}
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, e *Error) {
+	if e.Status >= 500 {
+		h.log.Error("redfish", "status", e.Status, "err", e.Msg)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(e.Status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"code":    e.Code,
+		"message": e.Msg,
+		"@Message.ExtendedInfo": []map[string]any{{
+			"@odata.type": "#Message.v1_1_1.Message",
+			"MessageId":   e.Code,
+			"Message":     e.Msg,
+			"Severity":    map[bool]string{true: "Critical", false: "Warning"}[e.Status >= 500],
+			"Resolution":  resolution(e),
+		}},
+	}})
+}
+
+func resolution(e *Error) string {
+	switch e.Status {
+	case 401:
+		return "Send Basic credentials or create a session."
+	case 404:
+		return "Check the URI; GET " + root + " lists the services."
+	case 409:
+		return "Eject the medium or wait for the operation in progress, then retry."
+	}
+	return "Correct the request and resubmit it."
+}
+
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.o.Auth == nil {
+		return true
+	}
+	if tok := r.Header.Get("X-Auth-Token"); tok != "" {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		s, ok := h.tokens[tok]
+		if !ok || time.Since(s.seen) > sessionTimeout {
+			delete(h.tokens, tok)
+			return false
+		}
+		s.seen = time.Now()
+		h.tokens[tok] = s
+		return true
+	}
+	user, pass, ok := r.BasicAuth()
+	if u := r.Header.Get("X-KVMD-User"); u != "" {
+		user, pass, ok = u, r.Header.Get("X-KVMD-Passwd"), true
+	}
+	return ok && h.o.Auth.Check(user, pass)
+}
+
+func link(p string) map[string]string { return map[string]string{"@odata.id": p} }
+
+func newToken() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func trimSlash(p string) string { return strings.TrimSuffix(p, "/") }
