@@ -535,6 +535,25 @@ func TestFetchHTTPS(t *testing.T) {
 	e.holds(map[string][]byte{"rescue.iso": img})
 }
 
+// Credentials in the URL are used, and never shown in the job.
+func TestFetchURLCredentials(t *testing.T) {
+	img := image(10 << 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "me" || p != "s3cret" {
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		w.Write(img)
+	}))
+	defer srv.Close()
+	e := newEnv(t, "", nil)
+	j := e.wait(start(t, e.m, Request{URL: strings.Replace(srv.URL, "http://", "http://me:s3cret@", 1) + "/p.img"}))
+	if j.State != Done || strings.Contains(j.URL, "s3cret") || !strings.Contains(j.URL, "me:xxxxx@") {
+		t.Errorf("job %+v", j)
+	}
+	e.holds(map[string][]byte{"p.img": img})
+}
+
 // The name comes from Content-Disposition when the server gives one.
 func TestFetchName(t *testing.T) {
 	img := image(100 << 10)

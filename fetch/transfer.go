@@ -42,7 +42,7 @@ func (m *Manager) Start(req Request) (Job, error) {
 		return Job{}, err
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	j := &job{j: Job{ID: newID(), Kind: "fetch", URL: u.String(), Path: rel, State: Running, Started: time.Now().UTC()},
+	j := &job{j: Job{ID: newID(), Kind: "fetch", URL: u.Redacted(), Path: rel, State: Running, Started: time.Now().UTC()},
 		cancel: cancel, done: make(chan struct{})}
 	m.add(j)
 	fail := func(err error) (Job, error) {
