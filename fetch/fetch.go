@@ -132,7 +132,8 @@ type Manager struct {
 
 // job is a Job and the live state behind it.
 type job struct {
-	j         Job // guarded by Manager.mu
+	j         Job  // guarded by Manager.mu
+	claimed   bool // j.Path is this job's; guarded by Manager.mu
 	journaled bool
 	received  atomic.Int64
 	upload    atomic.Pointer[fs.Upload]

@@ -83,12 +83,12 @@ func (m *Manager) Start(req Request) (Job, error) {
 	// together must not both pass and then overwrite each other.
 	var other string
 	for _, o := range m.jobs {
-		if o != j && o.j.State == Running && o.j.Path == rel {
+		if o != j && o.claimed && o.j.State == Running && o.j.Path == rel {
 			other = o.j.ID
 		}
 	}
 	if other == "" {
-		j.j.Path = rel
+		j.j.Path, j.claimed = rel, true
 	}
 	j.j.Compression = string(format)
 	if t.total >= 0 {
@@ -129,8 +129,6 @@ func (m *Manager) Start(req Request) (Job, error) {
 	j.upload.Store(up)
 	m.mu.Lock()
 	snap := j.snapshot()
-	m.mu.Unlock()
-	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		up.Abort()
