@@ -290,8 +290,10 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 		}
 		dec, err := unpack.Reader(src, format)
 		if err == nil {
-			_, err = up.ReadFrom(dec)
+			_, err = up.ReadFrom(damage{dec, format})
 			dec.Close()
+		} else {
+			err = &damagedError{format, err}
 		}
 		if t.restarted || errors.Is(err, errRestart) {
 			if err = up.Reset(); err == nil {
@@ -305,11 +307,11 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 		if err == nil {
 			got := up.Sum()
 			if wantSum != "" && got != wantSum && (raw == nil || hex.EncodeToString(raw.Sum(nil)) != wantSum) {
-				err = fmt.Errorf("sha256 mismatch: want %s, the image is %s", wantSum, got)
+				msg := fmt.Sprintf("sha256 mismatch: want %s, the image is %s", wantSum, got)
 				if raw != nil {
-					err = fmt.Errorf("%v and the download %s", err, hex.EncodeToString(raw.Sum(nil)))
+					msg += " and the download " + hex.EncodeToString(raw.Sum(nil))
 				}
-				err = fmt.Errorf("%w; nothing was kept", err)
+				err = errors.New(msg + "; nothing was kept")
 			}
 		}
 		if err != nil {
@@ -321,9 +323,6 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 				}
 				m.finish(j, Canceled, why, "")
 				return
-			}
-			if format != unpack.None && !errors.Is(err, ErrRemote) && !strings.HasPrefix(err.Error(), "sha256") && !fs.IsNoSpace(err) {
-				err = fmt.Errorf("%s data is damaged: %w", format, err)
 			}
 			if fs.IsNoSpace(err) {
 				err = fmt.Errorf("the store ran out of space after %d bytes: %w", up.Received(), plain(err))
@@ -340,6 +339,30 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 		return
 	}
 }
+
+// damage marks what the decoder itself reports (not the download's or the
+// disk's errors, which pass through it) as damaged compressed data.
+type damage struct {
+	r io.Reader
+	f unpack.Format
+}
+
+func (d damage) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, ErrRemote) && !errors.Is(err, errRestart) &&
+		!errors.Is(err, context.Canceled) && d.f != unpack.None {
+		err = &damagedError{d.f, err}
+	}
+	return n, err
+}
+
+type damagedError struct {
+	f   unpack.Format
+	err error
+}
+
+func (e *damagedError) Error() string { return fmt.Sprintf("%s data is damaged: %v", e.f, e.err) }
+func (e *damagedError) Unwrap() error { return e.err }
 
 // errRestart tells run that the server sent the whole file again (it
 // ignored Range, or the file changed): start over from the first byte.
