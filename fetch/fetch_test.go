@@ -725,3 +725,84 @@ func TestPlainErrors(t *testing.T) {
 		}
 	}
 }
+
+// With the remount guard, the store is rw only while a fetch writes: the
+// image, its checksum and the job's journal all land inside that window,
+// and a journal a crash left is cleared through the guard at the next start.
+func TestFetchRemountGuard(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs and remount it")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	img := image(2 << 20)
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		w.Write(img[:1<<20])
+		w.(http.Flusher).Flush()
+		<-hold
+		w.Write(img[1<<20:])
+	}))
+	defer srv.Close()
+	open := func() (*fs.Store, *Manager) {
+		s, err := fs.Open(fs.Options{Root: dir, Remount: true, Grace: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, New(s, Options{AllowPrivate: true, Stall: time.Minute})
+	}
+	ro := func() bool { r, _ := fs.IsReadOnly(dir); return r }
+	waitRO := func() {
+		t.Helper()
+		for i := 0; !ro(); i++ {
+			if i > 200 {
+				t.Fatal("store still rw after the fetch")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	s, m := open()
+	waitRO()
+	j, err := m.Start(Request{URL: srv.URL + "/g.img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro() {
+		t.Error("store ro while a fetch writes")
+	}
+	close(hold)
+	for cur, _ := m.Get(j.ID); cur.State == Running; cur, _ = m.Get(j.ID) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitRO()
+	if got, _ := os.ReadFile(filepath.Join(dir, "g.img")); !bytes.Equal(got, img) {
+		t.Error("image not stored whole")
+	}
+	if sum, _, _ := s.Checksum("g.img"); sum != hexSum(img) {
+		t.Errorf("sha256 %q after the fetch", sum)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".msdav-job-*")); len(left) != 0 {
+		t.Errorf("journal left: %v", left)
+	}
+	m.Close()
+	s.Close()
+
+	// A journal as a kill -9 leaves it.
+	exec.Command("mount", "-o", "remount,rw", dir).Run()
+	os.WriteFile(filepath.Join(dir, journalName("0123456789ab")), []byte(`{"id":"0123456789ab","kind":"fetch","url":"http://x/y.img","path":"y.img","state":"running"}`), 0o644)
+	s, m = open()
+	defer s.Close()
+	defer m.Close()
+	waitRO()
+	jj, ok := m.Get("0123456789ab")
+	if !ok || jj.State != Failed || !strings.Contains(jj.Error, "interrupted") {
+		t.Errorf("recovered job %+v", jj)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".msdav-job-*")); len(left) != 0 {
+		t.Errorf("journal not cleared through the guard: %v", left)
+	}
+}
