@@ -193,21 +193,30 @@ func (m *Manager) fits(ctx context.Context, self *job, rel string, total int64) 
 	if err != nil {
 		return nil // the write itself will tell
 	}
-	var promised int64
+	type claim struct {
+		path string
+		left int64
+	}
+	var others []claim
 	m.mu.Lock()
 	for _, j := range m.jobs {
 		if j == self || j.j.State != Running || j.j.Expected == nil || j.j.Compression != "" {
 			continue
 		}
-		if p, err := m.store.Usage(ctx, j.j.Path); err == nil && p.Path == part.Path {
-			w := int64(0)
-			if u := j.upload.Load(); u != nil {
-				w = u.Received()
-			}
-			promised += max(*j.j.Expected-w, 0)
+		w := int64(0)
+		if u := j.upload.Load(); u != nil {
+			w = u.Received()
 		}
+		others = append(others, claim{j.j.Path, max(*j.j.Expected-w, 0)})
 	}
 	m.mu.Unlock()
+	// Outside the lock: a part's statfs may take up to the part timeout.
+	var promised int64
+	for _, o := range others {
+		if p, err := m.store.Usage(ctx, o.path); err == nil && p.Path == part.Path {
+			promised += o.left
+		}
+	}
 	if uint64(total+promised) > part.Free {
 		msg := fmt.Sprintf("%s needs %d bytes and %s has %d free", rel, total, partName(part.Path), part.Free)
 		if promised > 0 {
