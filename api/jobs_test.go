@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -251,5 +252,43 @@ func TestTooBigAdvice(t *testing.T) {
 		if code != 422 || !strings.Contains(m["error"].(string), tc.says) {
 			t.Errorf("%s: %d %v, want 422 saying %q", tc.image, code, m, tc.says)
 		}
+	}
+}
+
+// An upload announcing more than the part holds is refused before a byte
+// is stored; one of unknown length that runs out of space leaves nothing.
+func TestUploadTooBig(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	e := newEnv(t, nil, errors.New("none"), fs.Options{Root: dir})
+	big := make([]byte, 3<<20)
+	req, _ := http.NewRequest("PUT", e.srv.URL+"/api/images/upload/big.img", bytes.NewReader(big))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Errorf("announced too big: %d, want 507", resp.StatusCode)
+	}
+	// Compressed: the body fits, the image does not.
+	req, _ = http.NewRequest("PUT", e.srv.URL+"/api/images/upload/big.img.gz", bytes.NewReader(gz(big)))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage || strings.Contains(string(b), ".msdav-") {
+		t.Errorf("decompressed too big: %d %s, want 507 naming no temp file", resp.StatusCode, b)
+	}
+	if got := storeFiles(t, dir); len(got) != 0 {
+		t.Errorf("store holds %v", got)
 	}
 }
