@@ -77,6 +77,14 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	}
 	build("", "build", "-o", filepath.Join(initrd, "msdav"), "./cmd/msdav")
 	build("", "test", "-c", "-tags", "vmguest", "-o", filepath.Join(initrd, "guest.test"), "./deploy/vm/guest")
+	// The NFS server for the fleet tests: a module of its own, so its
+	// dependencies stay out of msdav's.
+	nfsd := exec.Command("go", "build", "-o", filepath.Join(initrd, "nfsd"), ".")
+	nfsd.Dir = filepath.Join(root, "deploy", "vm", "nfsd")
+	nfsd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := nfsd.CombinedOutput(); err != nil {
+		t.Fatalf("build nfsd: %v\n%s", err, b)
+	}
 
 	// Modules in load order.
 	order, err := moduleOrder(modDir, append(modules, extraModules...))
@@ -114,6 +122,18 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	}
 
 	return kernel, img
+}
+
+// TestFleetVM runs two msdav boxes in the VM on one real NFS library.
+func TestFleetVM(t *testing.T) {
+	kernel, img := guestImage(t, t.TempDir(), initScript, "nfs", "nfsv3")
+	log, exit := boot(t, kernel, img, "msdav.run=^TestFleetOnNFS$")
+	if exit != 0 {
+		t.Fatalf("guest tests exited %d", exit)
+	}
+	if !strings.Contains(log, "--- PASS: TestFleetOnNFS") {
+		t.Fatal("the fleet test did not pass in the guest")
+	}
 }
 
 func TestVM(t *testing.T) {
@@ -221,7 +241,11 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 ifconfig lo 127.0.0.1 up
-for m in $(cat /modules/order); do insmod /modules/$m || echo "insmod $m failed"; done
+# dummy_hcd num=2: two UDCs, so two msdav boxes can run side by side.
+for m in $(cat /modules/order); do
+	case $m in dummy_hcd.ko) p=num=2;; *) p=;; esac
+	insmod /modules/$m $p || echo "insmod $m failed"
+done
 mount -t configfs none /sys/kernel/config
 echo "boot done after $(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
