@@ -109,6 +109,12 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	}
 	os.WriteFile(filepath.Join(isoSrc, "payload.bin"), big, 0o644)
 	must(t, "xorriso", "-as", "mkisofs", "-quiet", "-V", "MSDAVTEST", "-o", filepath.Join(initrd, "fixtures", "test.iso"), isoSrc)
+	// An exFAT stick image, for the parts tests (exfatprogs).
+	if _, err := exec.LookPath("mkfs.exfat"); err == nil {
+		exfat := filepath.Join(initrd, "fixtures", "exfat.img")
+		must(t, "truncate", "-s", "16M", exfat)
+		must(t, "mkfs.exfat", "-L", "STICK", exfat)
+	}
 	flash := filepath.Join(initrd, "fixtures", "flash.img")
 	must(t, "truncate", "-s", "64M", flash)
 	must(t, "mkfs.vfat", "-F", "32", "-n", "MSDAVFLASH", flash)
@@ -126,13 +132,15 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 
 // TestFleetVM runs two msdav boxes in the VM on one real NFS library.
 func TestFleetVM(t *testing.T) {
-	kernel, img := guestImage(t, t.TempDir(), initScript, "nfs", "nfsv3")
-	log, exit := boot(t, kernel, img, "msdav.run=^TestFleetOnNFS$")
+	kernel, img := guestImage(t, t.TempDir(), initScript, "nfs", "nfsv3", "exfat", "loop")
+	log, exit := boot(t, kernel, img, "msdav.run=^(TestFleetOnNFS|TestExfatPart)$")
 	if exit != 0 {
 		t.Fatalf("guest tests exited %d", exit)
 	}
-	if !strings.Contains(log, "--- PASS: TestFleetOnNFS") {
-		t.Fatal("the fleet test did not pass in the guest")
+	for _, name := range []string{"TestFleetOnNFS", "TestExfatPart"} {
+		if !strings.Contains(log, "--- PASS: "+name) {
+			t.Errorf("%s did not pass in the guest", name)
+		}
 	}
 }
 
