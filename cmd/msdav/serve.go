@@ -166,6 +166,15 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		// No ReadTimeout/WriteTimeout: a 8 GB upload or download may take an hour.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if !cfg.Server.HTTP2 {
+		// HTTP/1.1 only: Go's HTTP/2 sends a download in 16 KiB frames,
+		// each handed between goroutines and written on its own; measured
+		// here on a 1 GiB GET with curl, 2.27 s and 1.22 s of CPU against
+		// 0.94 s and 0.90 s over HTTP/1.1.
+		var p http.Protocols
+		p.SetHTTP1(true)
+		srv.Protocols = &p
+	}
 	srv.RegisterOnShutdown(hub.Close) // event streams end, or Shutdown would wait for them
 	local := &http.Server{
 		Handler:           api.New(store, dm, hub, api.Options{Log: log, Local: true}),

@@ -213,6 +213,28 @@ func TestTLS(t *testing.T) {
 	if resp, err := http.Get(strings.Replace(base, "https://", "http://", 1) + "/healthz"); err == nil && resp.StatusCode == 200 {
 		t.Error("plain HTTP answered on the TLS port")
 	}
+	// HTTP/1.1 only, unless server.http2 says otherwise; a download
+	// through TLS arrives whole.
+	os.WriteFile(filepath.Join(cfg.Storage.Root, "big.bin"), bytes.Repeat([]byte("tls!"), 1<<20), 0o644)
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
+	resp, err = h2.Get(base + "/dav/big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 || len(body) != 4<<20 || !bytes.Equal(body[:8], []byte("tls!tls!")) {
+		t.Errorf("TLS download: %s, %d bytes", resp.Proto, len(body))
+	}
+	cfg2 := testConfig(t)
+	cfg2.Server.TLSCert, cfg2.Server.TLSKey, cfg2.Server.HTTP2 = cert, key, true
+	base2, _ := startServe(t, cfg2)
+	resp, err = h2.Get(strings.Replace(base2, "http://", "https://", 1) + "/healthz")
+	if err != nil || resp.ProtoMajor != 2 {
+		t.Errorf("server.http2 = true: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 func writeSelfSigned(t *testing.T, certPath, keyPath string) {
