@@ -503,6 +503,16 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 			os.WriteFile(filepath.Join(dir, v.name), png, 0o644)
 		}
+		// The attach chooser at phone width, as it was left by the loop.
+		do(t, ctx, "open the attach chooser",
+			chromedp.Click(chromedp.CSS(`button[data-k="attach1"]`)),
+			chromedp.WaitVisible(chromedp.ID("attach-dlg")))
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot of the chooser: %v", err)
+		}
+		os.WriteFile(filepath.Join(dir, "console-attach-phone.png"), png, 0o644)
+		do(t, ctx, "close it with Escape", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.ID("attach-dlg")))
 	})
 }
 

@@ -366,7 +366,7 @@ function folderRow(p) {
     h('div', { class: 'name' },
       h('span', { class: 'icon', 'aria-hidden': 'true' }, '▸'),
       h('button', { type: 'button', class: 'link', 'data-k': 'open:' + p, onclick: () => openFolder(p) }, name + '/')),
-    h('div', { class: 'meta' }, part ? partSummary(part) : h('span', { class: 'muted' }, 'folder')),
+    h('div', { class: 'meta' + (part ? '' : ' plain') }, part ? partSummary(part) : h('span', { class: 'muted' }, 'folder')),
     h('div', { class: 'buttons' },
       h('button', { type: 'button', 'data-k': 'mv:' + p, onclick: () => move(p, true) }, 'Rename/move'),
       h('button', { type: 'button', class: 'danger', 'data-k': 'rm:' + p, onclick: () => remove(p, true) }, 'Delete')),
