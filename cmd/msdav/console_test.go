@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/msdav/msdav/conf"
@@ -278,8 +279,45 @@ func TestConsoleInBrowser(t *testing.T) {
 		waitFor(t, ctx, "the new image listed", `!!document.querySelector('li.file[data-path="upload.img"]')`, 5*time.Second)
 	})
 
+	t.Run("two files dropped from the desktop", func(t *testing.T) {
+		dir := t.TempDir()
+		want := map[string][]byte{"drop-a.img": make([]byte, 3<<20), "drop-b.iso": make([]byte, 5<<20)}
+		var paths []string
+		for name, b := range want {
+			rand.Read(b)
+			paths = append(paths, filepath.Join(dir, name))
+			os.WriteFile(paths[len(paths)-1], b, 0o644)
+		}
+		do(t, ctx, "open flash/", chromedp.Navigate(base+"/#flash"), chromedp.Reload())
+		waitFor(t, ctx, "the page ready", `document.body.dataset.ready === '1'`, 10*time.Second)
+		xy := eval[[]float64](t, ctx, `(() => { const r = document.getElementById('drop').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`)
+		data := &input.DragData{Files: paths, DragOperationsMask: 1}
+		for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+			if _, err := chromedp.Call(ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: xy[0], Y: xy[1], Data: data}); err != nil {
+				t.Fatalf("%s: %v", typ, err)
+			}
+		}
+		waitFor(t, ctx, "both uploads done", `['flash/drop-a.img', 'flash/drop-b.iso'].every(p => document.querySelector('li[data-upload="' + p + '"]')?.classList.contains('done'))`, 30*time.Second)
+		for name, b := range want {
+			if got, err := os.ReadFile(filepath.Join(root, "flash", name)); err != nil || !bytes.Equal(got, b) {
+				t.Errorf("%s dropped: %d bytes, %v", name, len(got), err)
+			}
+		}
+		// Download gives the same bytes back.
+		href := eval[string](t, ctx, `document.querySelector('li.file[data-path="flash/drop-a.img"] a').getAttribute('href')`)
+		resp, err := http.Get(base + href)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Equal(got, want["drop-a.img"]) {
+			t.Errorf("download link %s gave %d bytes, not the file", href, len(got))
+		}
+	})
+
 	t.Run("attach and eject from the page", func(t *testing.T) {
-		do(t, ctx, "open isos/", chromedp.Click(chromedp.CSS(`button[data-k="open:isos"]`)))
+		do(t, ctx, "open isos/", chromedp.Navigate(base+"/#isos"), chromedp.Reload())
 		waitFor(t, ctx, "isos/ listing", `!!document.querySelector('button[data-k="at:isos/win11.iso"]')`, 5*time.Second)
 		do(t, ctx, "attach win11.iso to drive 1",
 			chromedp.Click(chromedp.CSS(`button[data-k="at:isos/win11.iso"]`)),
