@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/gadget/gadgettest"
 	"github.com/msdav/msdav/web"
@@ -815,4 +818,66 @@ func TestConsoleUploadSpeed(t *testing.T) {
 	}
 	med := func(v []time.Duration) time.Duration { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
 	t.Logf("1 GiB upload, median of 3: page %s, curl %s, page/curl %.2f (page %v, curl %v)", med(page).Round(time.Millisecond), med(cli).Round(time.Millisecond), float64(med(page))/float64(med(cli)), page, cli)
+}
+
+// stuckFS is a part whose server stopped answering (an NFS server gone):
+// every call waits until the test ends.
+type stuckFS struct {
+	gofs.Inode
+	hang chan struct{}
+}
+
+func (s *stuckFS) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	<-s.hang
+	out.Mode = syscall.S_IFDIR | 0o755
+	return 0
+}
+
+func (s *stuckFS) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno { <-s.hang; return 0 }
+
+func (s *stuckFS) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	<-s.hang
+	return gofs.NewListDirStream(nil), 0
+}
+
+// A part that stopped answering shows as unavailable with the reason, and
+// the rest of the page (drives, the other images) keeps working.
+func TestConsoleDeadPart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts FUSE as a part of the store")
+	}
+	ctx := browser(t)
+	cfg := testConfig(t)
+	cfg.Storage.PartTimeout.Duration = 300 * time.Millisecond
+	cfg.Server.ShutdownGrace.Duration = time.Second // the page's listing of the stuck part never ends
+	cfg.Gadget = gadgettest.Bound(t, 1)
+	cfg.Gadget.Mode = conf.ModeConfigfs
+	os.WriteFile(filepath.Join(cfg.Storage.Root, "boot.iso"), make([]byte, 4096), 0o644)
+	nfs := filepath.Join(cfg.Storage.Root, "nfs")
+	os.Mkdir(nfs, 0o755)
+	zero := time.Duration(0)
+	st := &stuckFS{hang: make(chan struct{})}
+	srv, err := gofs.Mount(nfs, st, &gofs.Options{MountOptions: fuse.MountOptions{FsName: "stucknfs", Name: "fuse"}, AttrTimeout: &zero, EntryTimeout: &zero})
+	if err != nil {
+		t.Skipf("cannot mount FUSE here: %v", err)
+	}
+	t.Cleanup(func() {
+		close(st.hang)
+		if srv.Unmount() != nil {
+			exec.Command("umount", "-l", nfs).Run()
+		}
+	})
+	base, _ := startServe(t, cfg)
+	do(t, ctx, "open the console", chromedp.Navigate(base+"/"))
+	waitFor(t, ctx, "the stuck part shown unavailable, with msdav's reason", `(document.querySelector('li.part[data-part="nfs"]')?.textContent || '').includes('unavailable: did not answer')`, 10*time.Second)
+	t.Logf("the stuck part as shown: %q", eval[string](t, ctx, `document.querySelector('li.part[data-part="nfs"]').textContent`))
+	waitFor(t, ctx, "the other image listed", `!!document.querySelector('li.file[data-path="boot.iso"]')`, 5*time.Second)
+	do(t, ctx, "attach boot.iso",
+		chromedp.Click(chromedp.CSS(`button[data-k="at:boot.iso"]`)),
+		chromedp.WaitVisible(chromedp.ID("attach-dlg")),
+		chromedp.Click(chromedp.CSS(`#attach-dlg button.primary`)),
+		chromedp.WaitNotVisible(chromedp.ID("attach-dlg")))
+	if f := lunAttr(cfg.Gadget, 0, "file"); f != filepath.Join(cfg.Storage.Root, "boot.iso") {
+		t.Errorf("attach with a stuck part: file %q", f)
+	}
 }

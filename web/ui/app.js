@@ -102,6 +102,10 @@ async function loadImages() {
   } catch (e) {
     showError($('images-error'), 'Cannot read the image list: ' + e.message);
   }
+  // Show the catalog before the folder listing: a part that stopped
+  // answering must not hold the page up if the share's listing waits on it.
+  renderEntries();
+  renderParts();
   const cwd = S.cwd;
   try {
     const folders = await listFolders(cwd);
@@ -465,7 +469,7 @@ async function mkdir() {
 function partSummary(p) {
   const bits = [h('span', { class: 'badge' }, p.fstype)];
   if (!p.available) {
-    bits.push(h('span', { class: 'warn' }, 'unavailable: it did not answer in time; its images are hidden until it does'));
+    bits.push(h('span', { class: 'warn' }, `unavailable: ${p.reason || 'it did not answer in time'}; its images are hidden until it answers`));
     return bits;
   }
   bits.push(h('meter', { min: 0, max: p.size || 1, value: (p.size || 0) - (p.free || 0), high: (p.size || 1) * 0.9, 'aria-label': 'space used on ' + partName(p) }));
