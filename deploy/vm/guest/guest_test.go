@@ -324,6 +324,44 @@ allow_private = true
 		}
 		waitFor(t, "sr0 empty after EjectMedia", 10*time.Second, func() bool { return deviceSize("/dev/sr0") == 0 })
 	})
+	t.Run("the console's attach request shows sr0; another site's is refused", func(t *testing.T) {
+		// No browser runs in the VM: this is the request the page's
+		// attach dialog sends (app.js, api.js), with the headers a browser
+		// adds, against the real kernel.
+		if code, _ := call(t, "GET", "/", ""); code != 200 {
+			t.Fatalf("GET / (the console): %d", code)
+		}
+		req := func(site string) int {
+			r, _ := http.NewRequest("PUT", base+"/api/drives/0", strings.NewReader(`{"image":"test.iso","cdrom":true,"rw":false}`))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Sec-Fetch-Site", site)
+			if site == "same-origin" {
+				r.Header.Set("Origin", base)
+			} else {
+				r.Header.Set("Origin", "http://evil.example")
+			}
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+		waitFor(t, "sr0 empty", 10*time.Second, func() bool { return deviceSize("/dev/sr0") == 0 })
+		if code := req("cross-site"); code != 403 {
+			t.Errorf("cross-site attach: %d, want 403", code)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if deviceSize("/dev/sr0") != 0 {
+			t.Error("a cross-site request attached the image")
+		}
+		if code := req("same-origin"); code != 200 {
+			t.Fatalf("the console's attach: %d", code)
+		}
+		waitFor(t, "/dev/sr0 after the console's attach", 20*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		call(t, "DELETE", "/api/drives/0", "")
+	})
 	t.Run("reconnect", func(t *testing.T) {
 		if code, m := call(t, "POST", "/api/usb/reconnect", ""); code != 200 {
 			t.Fatalf("reconnect: %d %v", code, m)
