@@ -85,6 +85,10 @@ func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.r.ServeHT
 func (a *Server) serve(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		status, v, err := h(r)
+		if l, ok := v.(located); ok {
+			w.Header().Set("Location", l.at)
+			v = l.v
+		}
 		if err != nil {
 			var msg string
 			status, msg = problem.Of(err)
@@ -97,11 +101,11 @@ func (a *Server) serve(h handlerFunc) http.Handler {
 	})
 }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
-	WriteJSON(w, status, map[string]string{"error": problem.Message(errors.New(msg))})
+// located is an answer with a Location header: a job's address.
+type located struct {
+	v  any
+	at string
 }
-
-func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
 
 // WriteJSON writes v as the whole JSON answer.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

@@ -3,13 +3,10 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"net/http"
-	"os"
 	"path"
 	"strings"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fetch/unpack"
 	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/problem"
 )
 
 // SetJobs installs the fetch jobs behind /api/images/fetch and /api/jobs.
@@ -28,113 +26,89 @@ func (a *Server) SetJobs(m *fetch.Manager) {
 }
 
 func (a *Server) routeJobs(r *mux.Router) {
-	r.Path("/api/images/fetch").Methods("POST").HandlerFunc(a.fetchImage)
-	r.Path("/api/images/upload/{path:.+}").Methods("PUT").HandlerFunc(a.uploadImage)
-	r.Path("/api/jobs").Methods("GET").HandlerFunc(a.listJobs)
-	r.Path("/api/jobs/{id}").Methods("GET").HandlerFunc(a.getJob)
-	r.Path("/api/jobs/{id}").Methods("DELETE").HandlerFunc(a.cancelJob)
+	r.Path("/api/images/fetch").Methods("POST").Handler(a.serve(a.fetchImage))
+	r.Path("/api/images/upload/{path:.+}").Methods("PUT").Handler(a.serve(a.uploadImage))
+	r.Path("/api/jobs").Methods("GET").Handler(a.serve(a.listJobs))
+	r.Path("/api/jobs/{id}").Methods("GET").Handler(a.serve(a.getJob))
+	r.Path("/api/jobs/{id}").Methods("DELETE").Handler(a.serve(a.cancelJob))
 }
 
-func (a *Server) jobsOr503(w http.ResponseWriter) *fetch.Manager {
+func (a *Server) fetchJobs() (*fetch.Manager, error) {
 	a.mu.Lock()
-	m := a.jobs
-	a.mu.Unlock()
-	if m == nil {
-		writeError(w, http.StatusServiceUnavailable, "fetching images is not set up in this server")
+	defer a.mu.Unlock()
+	if a.jobs == nil {
+		return nil, problem.Errorf(http.StatusServiceUnavailable, "fetching images is not set up in this server")
 	}
-	return m
+	return a.jobs, nil
 }
 
-func (a *Server) fetchImage(w http.ResponseWriter, r *http.Request) {
-	m := a.jobsOr503(w)
-	if m == nil {
-		return
+func (a *Server) fetchImage(r *http.Request) (int, any, error) {
+	m, err := a.fetchJobs()
+	if err != nil {
+		return 0, nil, err
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
 	var req fetch.Request
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be JSON like {"url": "https://example.com/os.img.xz", "path": "os.img", "sha256": "...", "decompress": "auto"}: `+err.Error())
-		return
+	if err := decodeJSON(r.Body, &req, `{"url": "https://example.com/os.img.xz", "path": "os.img", "sha256": "...", "decompress": "auto"}`); err != nil {
+		return 0, nil, err
 	}
 	j, err := m.Start(req)
 	if err == nil {
-		w.Header().Set("Location", "/api/jobs/"+j.ID)
-		writeJSON(w, http.StatusAccepted, j)
-		return
+		return http.StatusAccepted, located{v: j, at: "/api/jobs/" + j.ID}, nil
 	}
-	var le *fs.LockedError
-	status := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, fetch.ErrInvalid):
-		status = http.StatusBadRequest
-	case errors.Is(err, fetch.ErrRefused):
-		status = http.StatusUnprocessableEntity
-	case errors.Is(err, fetch.ErrExists):
-		status = http.StatusConflict
-	case errors.As(err, &le):
-		status = http.StatusLocked
-	case fs.IsNoSpace(err):
-		status = http.StatusInsufficientStorage
-	case errors.Is(err, fetch.ErrRemote):
-		status = http.StatusBadGateway
-	}
-	body := map[string]any{"error": err.Error()}
+	status, msg := problem.Of(err)
+	body := map[string]any{"error": msg}
 	if j.ID != "" {
 		body["job"] = j // listed in /api/jobs too, failed, saying why
 	}
-	writeJSON(w, status, body)
+	return status, body, nil
 }
 
-func (a *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	m := a.jobsOr503(w)
-	if m == nil {
-		return
+func (a *Server) listJobs(r *http.Request) (int, any, error) {
+	m, err := a.fetchJobs()
+	if err != nil {
+		return 0, nil, err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": m.List()})
+	return http.StatusOK, map[string]any{"jobs": m.List()}, nil
 }
 
-func (a *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	m := a.jobsOr503(w)
-	if m == nil {
-		return
+func (a *Server) getJob(r *http.Request) (int, any, error) {
+	m, err := a.fetchJobs()
+	if err != nil {
+		return 0, nil, err
 	}
 	id := mux.Vars(r)["id"]
 	j, ok := m.Get(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no job %q (GET /api/jobs lists them)", id))
-		return
+		return 0, nil, problem.Errorf(http.StatusNotFound, "no job %q (GET /api/jobs lists them)", id)
 	}
-	writeJSON(w, http.StatusOK, j)
+	return http.StatusOK, j, nil
 }
 
 // cancelJob stops a running job (answering once nothing of it is left in
 // the store) and forgets a finished one.
-func (a *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	m := a.jobsOr503(w)
-	if m == nil {
-		return
+func (a *Server) cancelJob(r *http.Request) (int, any, error) {
+	m, err := a.fetchJobs()
+	if err != nil {
+		return 0, nil, err
 	}
 	id := mux.Vars(r)["id"]
 	before, ok := m.Get(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no job %q (GET /api/jobs lists them)", id))
-		return
+		return 0, nil, problem.Errorf(http.StatusNotFound, "no job %q (GET /api/jobs lists them)", id)
 	}
 	if err := m.Cancel(id); err != nil {
-		writeError(w, http.StatusNotFound, err.Error())
-		return
+		return 0, nil, problem.Errorf(http.StatusNotFound, "%v", err)
 	}
 	if after, ok := m.Get(id); ok {
 		before = after
 	}
-	writeJSON(w, http.StatusOK, before)
+	return http.StatusOK, before, nil
 }
 
 // uploadImage stores a raw request body as an image, decompressing it on
 // the way in unless ?decompress=none: the API's counterpart of a WebDAV
 // PUT for images published compressed (WebDAV stores what it is sent).
-func (a *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
+func (a *Server) uploadImage(r *http.Request) (int, any, error) {
 	name := mux.Vars(r)["path"]
 	q := r.URL.Query()
 	auto := true
@@ -143,42 +117,35 @@ func (a *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
 	case "none":
 		auto = false
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("decompress=%q: want auto or none", q.Get("decompress")))
-		return
+		return 0, nil, problem.Errorf(http.StatusBadRequest, "decompress=%q: want auto or none", q.Get("decompress"))
 	}
 	want := strings.ToLower(q.Get("sha256"))
 	if b, err := hex.DecodeString(want); want != "" && (err != nil || len(b) != 32) {
-		writeError(w, http.StatusBadRequest, "sha256 must be 64 hex digits")
-		return
+		return 0, nil, problem.Errorf(http.StatusBadRequest, "sha256 must be 64 hex digits")
 	}
 	rel, err := fs.Clean(name)
 	if err != nil || rel == "." || fs.Classify(rel) != fs.Visible {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a usable image name", name))
-		return
+		return 0, nil, problem.Errorf(http.StatusBadRequest, "%q is not a usable image name", name)
 	}
 	body := &counter{r: r.Body}
 	br, format, err := unpack.Peek(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
-		return
+		return 0, nil, problem.Errorf(http.StatusBadRequest, "reading the body: %v", err)
 	}
 	if !auto {
 		format = unpack.None
 	}
 	rel = unpack.Trim(rel, format)
 	if parent, err := a.store.Root().Stat(path.Dir(rel)); err != nil || !parent.IsDir() {
-		writeError(w, http.StatusConflict, fmt.Sprintf("folder %s does not exist in the store", path.Dir(rel)))
-		return
+		return 0, nil, problem.Errorf(http.StatusConflict, "folder %s does not exist in the store", path.Dir(rel))
 	}
 	if fi, err := a.store.Root().Stat(rel); err == nil && fi.IsDir() {
-		writeError(w, http.StatusConflict, rel+" is a folder")
-		return
+		return 0, nil, problem.Errorf(http.StatusConflict, "%s is a folder", rel)
 	}
 	if r.ContentLength > 0 {
 		// Compressed, the image is at least as big as the body.
 		if part, err := a.store.Usage(r.Context(), rel); err == nil && uint64(r.ContentLength) > part.Free {
-			writeError(w, http.StatusInsufficientStorage, fmt.Sprintf("not enough space: %d bytes announced, %d free on %s", r.ContentLength, part.Free, part.Path))
-			return
+			return 0, nil, problem.Errorf(http.StatusInsufficientStorage, "not enough space: %d bytes announced, %d free on %s", r.ContentLength, part.Free, part.Path)
 		}
 	}
 	expected := int64(-1)
@@ -187,8 +154,7 @@ func (a *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := a.store.Create(r.Context(), rel, expected)
 	if err != nil {
-		a.storeError(w, rel, err)
-		return
+		return 0, nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	var src io.Reader = br
 	var raw hash.Hash
@@ -206,26 +172,21 @@ func (a *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		u.Abort()
-		if fs.IsNoSpace(err) {
-			writeError(w, http.StatusInsufficientStorage, fmt.Sprintf("%s: the store ran out of space", rel))
-			return
+		switch {
+		case fs.IsNoSpace(err):
+			return 0, nil, problem.Errorf(http.StatusInsufficientStorage, "%s: the store ran out of space", rel)
+		case format != unpack.None:
+			return 0, nil, problem.Errorf(http.StatusBadRequest, "%s data is damaged or cut short: %v", format, err)
 		}
-		msg := "upload incomplete: " + err.Error()
-		if format != unpack.None {
-			msg = fmt.Sprintf("%s data is damaged or cut short: %v", format, err)
-		}
-		writeError(w, http.StatusBadRequest, msg)
-		return
+		return 0, nil, problem.Errorf(http.StatusBadRequest, "upload incomplete: %v", err)
 	}
 	sum := u.Sum()
 	if want != "" && want != sum && (raw == nil || hex.EncodeToString(raw.Sum(nil)) != want) {
 		u.Abort()
-		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("sha256 mismatch: want %s, the image is %s; nothing was kept", want, sum))
-		return
+		return 0, nil, problem.Errorf(http.StatusUnprocessableEntity, "sha256 mismatch: want %s, the image is %s; nothing was kept", want, sum)
 	}
 	if err := u.Commit(); err != nil {
-		a.storeError(w, rel, err)
-		return
+		return 0, nil, fmt.Errorf("%s: %w", rel, err)
 	}
 	out := map[string]any{"path": rel, "size": u.Received(), "sha256": sum, "received": body.n}
 	if format != unpack.None {
@@ -234,26 +195,7 @@ func (a *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
 	if _, kind, err := a.store.Checksum(rel); err == nil {
 		out["kind"] = kind
 	}
-	writeJSON(w, http.StatusCreated, out)
-}
-
-// storeError answers a store failure, naming the image, never a temp file.
-func (a *Server) storeError(w http.ResponseWriter, rel string, err error) {
-	var le *fs.LockedError
-	var pe *os.PathError
-	var lk *os.LinkError
-	switch {
-	case errors.As(err, &le):
-		writeError(w, http.StatusLocked, err.Error())
-	case fs.IsNoSpace(err):
-		writeError(w, http.StatusInsufficientStorage, rel+": the store ran out of space")
-	case errors.As(err, &pe):
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("%s: %v", rel, pe.Err))
-	case errors.As(err, &lk):
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("%s: %v", rel, lk.Err))
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
+	return http.StatusCreated, out, nil
 }
 
 // counter counts the bytes of a request body as they are read.
