@@ -20,38 +20,106 @@ func order(n, r int) []int {
 }
 
 // results keeps samples per row and server: wall time, and the CPU time
-// the server used for it.
+// the server used for it. A row compares msdav with one peer (nginx unless
+// said otherwise) and may carry a target for that ratio.
 type results struct {
-	rows  []string
-	cells map[string]map[string][]time.Duration
-	cpu   map[string]map[string][]time.Duration
-	raw   [][]string
+	rows   []string
+	cells  map[string]map[string][]time.Duration
+	cpu    map[string]map[string][]time.Duration
+	meta   map[string]rowMeta
+	failed map[string][]string // row -> "server: why", in the order they came
+	raw    [][]string
+}
+
+type rowMeta struct {
+	peer   string  // the column msdav is divided by
+	target float64 // the ratio msdav should stay at or below; 0: none
+}
+
+// compare sets the peer a row's ratio is taken against, and its target.
+func (r *results) compare(row, peer string, target float64) {
+	if r.meta == nil {
+		r.meta = map[string]rowMeta{}
+	}
+	r.meta[row] = rowMeta{peer, target}
+}
+
+func (r *results) peer(row string) string {
+	if p := r.meta[row].peer; p != "" {
+		return p
+	}
+	return "nginx"
 }
 
 // measure times one request and reads the server's CPU time around it.
 // do returns the wall time and any CPU time the client spent on the
 // server's behalf (the fsync a server left to it), charged to the server.
-func (r *results) measure(row string, s *server, do func() (time.Duration, time.Duration)) {
+// A request that failed is no sample: the row is marked failed, with why.
+func (r *results) measure(row string, s *server, do func() (time.Duration, time.Duration, error)) {
 	c0 := cpuTime(s)
-	d, charged := do()
-	c := cpuTime(s) - c0 + charged
-	r.add(row, s.name, d)
+	d, charged, err := do()
+	if err != nil {
+		r.fail(row, s.name, err)
+		return
+	}
+	r.sample(row, s.name, d, cpuTime(s)-c0+charged)
+}
+
+// sample records one wall and CPU time of a server or tool.
+func (r *results) sample(row, name string, d, c time.Duration) {
+	r.add(row, name, d)
 	if r.cpu == nil {
 		r.cpu = map[string]map[string][]time.Duration{}
 	}
 	if r.cpu[row] == nil {
 		r.cpu[row] = map[string][]time.Duration{}
 	}
-	r.cpu[row][s.name] = append(r.cpu[row][s.name], c)
-	r.raw = append(r.raw, []string{row, s.name, strconv.FormatInt(d.Microseconds(), 10), strconv.FormatInt(c.Microseconds(), 10)})
+	r.cpu[row][name] = append(r.cpu[row][name], c)
+	r.raw = append(r.raw, []string{row, name, strconv.FormatInt(d.Microseconds(), 10), strconv.FormatInt(c.Microseconds(), 10), ""})
 }
 
-func (r *results) writeRaw(path string) {
+// fail marks a row failed for one server; the report says so in its cell
+// and lists why, and the run ends with a non-zero status.
+func (r *results) fail(row, name string, err error) {
+	r.ensureRow(row)
+	if r.failed == nil {
+		r.failed = map[string][]string{}
+	}
+	r.failed[row] = append(r.failed[row], name+": "+err.Error())
+	r.raw = append(r.raw, []string{row, name, "", "", err.Error()})
+	fmt.Fprintf(os.Stderr, "bench: FAILED %s, %s: %v\n", row, name, err)
+}
+
+// failures lists every failed request, one line each.
+func (r *results) failures() []string {
+	var out []string
+	for _, row := range r.rows {
+		for _, f := range r.failed[row] {
+			out = append(out, row+", "+f)
+		}
+	}
+	return out
+}
+
+// failedFor says whether any request of name failed in row.
+func (r *results) failedFor(row, name string) bool {
+	for _, f := range r.failed[row] {
+		if strings.HasPrefix(f, name+": ") {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRaw writes every sample and failure of the tables to a CSV file.
+func writeRaw(path string, tables ...*results) {
 	f, err := os.Create(path)
 	must(err)
 	w := csv.NewWriter(f)
-	w.Write([]string{"measurement", "server", "wall_us", "cpu_us"})
-	w.WriteAll(r.raw)
+	w.Write([]string{"measurement", "server", "wall_us", "cpu_us", "error"})
+	for _, r := range tables {
+		w.WriteAll(r.raw)
+	}
 	must(f.Close())
 }
 
@@ -73,19 +141,16 @@ func trimmedMean(ds []time.Duration) time.Duration {
 // cpuMarkdown is the trimmed mean CPU time per request of each server: the
 // kernel's share (copies, page cache, sendfile) included, so it says what
 // each server costs a small box's processor.
-func (r *results) cpuMarkdown() string {
-	cols := []string{"msdav", "nginx", "apache", "rclone", "plain"}
+func (r *results) cpuMarkdown(cols []string) string {
 	var b strings.Builder
 	b.WriteString("| measurement | " + strings.Join(cols, " | ") + " | msdav/nginx |\n|---|" + strings.Repeat("---|", len(cols)+1) + "\n")
-	mean := trimmedMean
 	for _, row := range r.rows {
 		if r.cpu[row] == nil {
 			continue
 		}
-		writeCells(&b, row, r.cpu[row], cols, mean)
-		m, n := r.cpu[row]["msdav"], r.cpu[row]["nginx"]
-		if len(m) > 0 && len(n) > 0 && mean(n) > 0 {
-			fmt.Fprintf(&b, " **%.2f** |\n", float64(mean(m))/float64(mean(n)))
+		r.writeCells(&b, row, r.cpu[row], cols, trimmedMean)
+		if ratio, ok := meanRatio(r.cpu[row]["msdav"], r.cpu[row][r.peer(row)]); ok {
+			fmt.Fprintf(&b, " **%.2f** |\n", ratio)
 		} else {
 			b.WriteString(" |\n")
 		}
@@ -93,27 +158,47 @@ func (r *results) cpuMarkdown() string {
 	return b.String()
 }
 
+// meanRatio divides msdav's trimmed mean CPU time by the peer's.
+func meanRatio(m, n []time.Duration) (float64, bool) {
+	if len(m) == 0 || len(n) == 0 || trimmedMean(n) == 0 {
+		return 0, false
+	}
+	return float64(trimmedMean(m)) / float64(trimmedMean(n)), true
+}
+
+// writeCells writes the start of a table row: its name, then one summary
+// of each column's samples, empty where a server has none.
+func (r *results) writeCells(b *strings.Builder, row string, cells map[string][]time.Duration, cols []string, summary func([]time.Duration) time.Duration) {
+	b.WriteString("| " + row + " |")
+	for _, c := range cols {
+		b.WriteString(" " + r.cell(row, c, cells[c], summary) + " |")
+	}
+}
+
+// cell is one server's summary in a row, "failed" if any of its requests
+// failed there, empty if it has no samples.
+func (r *results) cell(row, name string, ds []time.Duration, summary func([]time.Duration) time.Duration) string {
+	switch {
+	case r.failedFor(row, name):
+		return "failed"
+	case len(ds) > 0:
+		return fmtDur(summary(ds))
+	}
+	return ""
+}
+
 func (r *results) add(row, server string, d time.Duration) {
+	r.ensureRow(row)
+	r.cells[row][server] = append(r.cells[row][server], d)
+}
+
+func (r *results) ensureRow(row string) {
 	if r.cells == nil {
 		r.cells = map[string]map[string][]time.Duration{}
 	}
 	if r.cells[row] == nil {
 		r.cells[row] = map[string][]time.Duration{}
 		r.rows = append(r.rows, row)
-	}
-	r.cells[row][server] = append(r.cells[row][server], d)
-}
-
-// writeCells writes the start of a table row: its name, then one summary
-// of each column's samples, empty where a server has none.
-func writeCells(b *strings.Builder, row string, cells map[string][]time.Duration, cols []string, summary func([]time.Duration) time.Duration) {
-	b.WriteString("| " + row + " |")
-	for _, c := range cols {
-		if ds := cells[c]; len(ds) > 0 {
-			b.WriteString(" " + fmtDur(summary(ds)) + " |")
-		} else {
-			b.WriteString(" |")
-		}
 	}
 }
 
@@ -123,17 +208,60 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func (r *results) markdown() string {
-	cols := []string{"msdav", "nginx", "apache", "rclone", "plain", "dd conv=fsync"}
+// ratioCells are the ratio, its spread over the rounds and the target of a
+// row: "failed" when a request of msdav or of its peer failed, empty when
+// the row has no peer.
+func (r *results) ratioCells(row string) string {
+	peer := r.peer(row)
+	if r.failedFor(row, "msdav") || r.failedFor(row, peer) {
+		return " failed | | " + verdict(0, r.meta[row].target, false) + " |"
+	}
+	mid, lo, hi, ok := pairedRatio(r.cells[row]["msdav"], r.cells[row][peer])
+	if !ok {
+		return " | | " + verdict(0, r.meta[row].target, false) + " |"
+	}
+	return fmt.Sprintf(" **%.2f** | %.2f–%.2f | %s |", mid, lo, hi, verdict(mid, r.meta[row].target, true))
+}
+
+// verdict says whether a ratio met its target: "≤ 1.10, met".
+func verdict(ratio, target float64, measured bool) string {
+	switch {
+	case target == 0:
+		return ""
+	case !measured:
+		return fmt.Sprintf("≤ %.2f", target)
+	case ratio <= target:
+		return fmt.Sprintf("≤ %.2f, met", target)
+	default:
+		return fmt.Sprintf("≤ %.2f, **missed**", target)
+	}
+}
+
+// markdown is the table of the servers side by side: each row's median
+// per server, and msdav/nginx.
+func (r *results) markdown(cols []string) string {
 	var b strings.Builder
-	b.WriteString("| measurement | " + strings.Join(cols, " | ") + " | msdav/nginx | per round |\n|---|" + strings.Repeat("---|", len(cols)+2) + "\n")
+	b.WriteString("| measurement | " + strings.Join(cols, " | ") + " | msdav/nginx | per round | target |\n|---|" + strings.Repeat("---|", len(cols)+3) + "\n")
 	for _, row := range r.rows {
-		writeCells(&b, row, r.cells[row], cols, median)
-		if mid, lo, hi, ok := pairedRatio(r.cells[row]["msdav"], r.cells[row]["nginx"]); ok {
-			fmt.Fprintf(&b, " **%.2f** | %.2f–%.2f |\n", mid, lo, hi)
-		} else {
-			b.WriteString(" | |\n")
-		}
+		r.writeCells(&b, row, r.cells[row], cols, median)
+		b.WriteString(r.ratioCells(row) + "\n")
+	}
+	return b.String()
+}
+
+// peerMarkdown is the table of rows where msdav's peer is a tool, not a
+// server (curl -o, xz -dc): msdav and the tool in the same round, their
+// medians, the paired ratio and each one's CPU time.
+func (r *results) peerMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| measurement | msdav | peer | peer's time | msdav/peer | per round | target | CPU msdav | CPU peer |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, row := range r.rows {
+		peer := r.peer(row)
+		cells, cpu := r.cells[row], r.cpu[row]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |%s %s | %s |\n", row,
+			r.cell(row, "msdav", cells["msdav"], median), peer, r.cell(row, peer, cells[peer], median),
+			r.ratioCells(row),
+			r.cell(row, "msdav", cpu["msdav"], trimmedMean), r.cell(row, peer, cpu[peer], trimmedMean))
 	}
 	return b.String()
 }
