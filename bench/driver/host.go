@@ -74,8 +74,12 @@ func prefault() (time.Duration, float64) {
 }
 
 // cpuTime is the user and system time the process has used so far, all
-// threads included, from /proc (clock ticks of 10 ms).
+// threads included, from /proc (clock ticks of 10 ms); 0 for a server not
+// started here.
 func cpuTime(s *server) time.Duration {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
 	if err != nil {
 		return 0

@@ -259,7 +259,7 @@ func (r *results) peerMarkdown() string {
 		peer := r.peer(row)
 		cells, cpu := r.cells[row], r.cpu[row]
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |%s %s | %s |\n", row,
-			r.cell(row, "msdav", cells["msdav"], median), peer, r.cell(row, peer, cells[peer], median),
+			r.cell(row, "msdav", cells["msdav"], median), strings.ReplaceAll(peer, "|", `\|`), r.cell(row, peer, cells[peer], median),
 			r.ratioCells(row),
 			r.cell(row, "msdav", cpu["msdav"], trimmedMean), r.cell(row, peer, cpu[peer], trimmedMean))
 	}
