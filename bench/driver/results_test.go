@@ -34,7 +34,9 @@ func TestFailedRow(t *testing.T) {
 	r.sample("TLS PUT", "nginx", 10*ms, 5*ms)
 	r.sample("TLS PUT", "msdav", 10*ms, 5*ms)
 	ok := &server{name: "msdav"}
-	r.measure("TLS PUT", ok, func() (time.Duration, time.Duration, error) { return 0, 0, errors.New("PUT tls.bin: 500 Internal Server Error") })
+	r.measure("TLS PUT", ok, func() (time.Duration, time.Duration, error) {
+		return 0, 0, errors.New("PUT tls.bin: 500 Internal Server Error")
+	})
 	r.sample("GET", "msdav", 30*ms, 0)
 	r.sample("GET", "nginx", 20*ms, 0)
 	md := r.markdown([]string{"msdav", "nginx"})
