@@ -28,6 +28,7 @@ var (
 	profile   = flag.String("profile", "", "also write CPU profiles of msdav alone, one per operation, to this `directory`")
 	quick     = flag.Bool("quick", os.Getenv("BENCH_QUICK") != "", "small sizes, for development")
 	out       = flag.String("out", "BENCHMARKS.md", "where to write the report")
+	vmlog     = flag.String("vmlog", "", "a log `file` of make vmtest whose attach-to-visible latencies the report cites")
 )
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8, DisableCompression: true, WriteBufferSize: 256 << 10, ReadBufferSize: 256 << 10}}
@@ -345,6 +346,13 @@ func (b *bench) aloneRows() {
 	} else {
 		b.alone = append(b.alone, fmt.Sprintf("Peak RSS (VmHWM) of a fresh msdav during four concurrent TLS uploads of %s (Go's client): %.1f MiB (target < %d MiB: %s).",
 			human(tlsSize), mib, rssTargetMiB, map[bool]string{true: "met", false: "**missed**"}[mib < rssTargetMiB]))
+	}
+	if *vmlog != "" {
+		if line, err := vmLine(*vmlog); err != nil {
+			b.errs = append(b.errs, err.Error())
+		} else {
+			b.alone = append(b.alone, line)
+		}
 	}
 	b.alone = append(b.alone, "Browser upload through the web console: not measured (the console is not on main yet).")
 }

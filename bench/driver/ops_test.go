@@ -311,3 +311,20 @@ func TestCachedImage(t *testing.T) {
 		t.Error("the cached archive was made again")
 	}
 }
+
+func TestVMLatencies(t *testing.T) {
+	log := []byte(`    vm_test.go:121:     guarded_test.go:76: rw flash visible after 146ms
+    vm_test.go:121:     guest_test.go:145: attach-to-visible latency (API call to /dev/sr0 readable at full size): 1.951s
+    vm_test.go:121:     guest_test.go:230: flash image visible as /dev/sda; attach-to-visible latency (no reconnect needed): 65ms
+`)
+	cd, flash, err := vmLatencies(log)
+	if err != nil || cd != 1951*time.Millisecond || flash != 65*time.Millisecond {
+		t.Errorf("vmLatencies = %v %v %v, want 1.951s 65ms", cd, flash, err)
+	}
+	if _, _, err := vmLatencies(log[:bytes.Index(log, []byte("flash image"))]); err == nil {
+		t.Error("a log without the flash line gave figures")
+	}
+	if _, _, err := vmLatencies([]byte("attach-to-visible latency (API call to /dev/sr0 readable): soon\n")); err == nil {
+		t.Error("a latency that is no duration passed")
+	}
+}
