@@ -241,6 +241,7 @@ func (a *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
 func (a *Server) storeError(w http.ResponseWriter, rel string, err error) {
 	var le *fs.LockedError
 	var pe *os.PathError
+	var lk *os.LinkError
 	switch {
 	case errors.As(err, &le):
 		writeError(w, http.StatusLocked, err.Error())
@@ -248,6 +249,8 @@ func (a *Server) storeError(w http.ResponseWriter, rel string, err error) {
 		writeError(w, http.StatusInsufficientStorage, rel+": the store ran out of space")
 	case errors.As(err, &pe):
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("%s: %v", rel, pe.Err))
+	case errors.As(err, &lk):
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("%s: %v", rel, lk.Err))
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

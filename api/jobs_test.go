@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -225,5 +226,69 @@ func TestUploadDecompress(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(e.store.Dir(), "os.img"))
 	if !bytes.Equal(b, img) {
 		t.Error("os.img is not the image")
+	}
+}
+
+// A CD over the kernel's limit: the refusal says whether the image boots
+// as flash instead, from its kind.
+func TestTooBigAdvice(t *testing.T) {
+	e := newEnv(t, fakeGadget(t), nil, fs.Options{})
+	iso := make([]byte, 64<<10)
+	copy(iso[16*2048+1:], "CD001")
+	hybrid := append([]byte(nil), iso...)
+	hybrid[510], hybrid[511] = 0x55, 0xAA
+	hybrid[446+4], hybrid[446+12] = 0x17, 0x40
+	for name, head := range map[string][]byte{"plain.iso": iso, "hybrid.iso": hybrid, "disk.img": make([]byte, 512)} {
+		p := filepath.Join(e.store.Dir(), name)
+		os.WriteFile(p, head, 0o644)
+		os.Truncate(p, 3<<30) // sparse, over the CD limit
+	}
+	for _, tc := range []struct{ image, says string }{
+		{"hybrid.iso", `hybrid ISO (it also carries a partition table), so it boots as a flash drive: attach it with "cdrom": false`},
+		{"plain.iso", "plain iso9660 disc image without a partition table, so as a flash drive the target would see it but not boot"},
+		{"disk.img", "attach it as a flash drive instead"},
+	} {
+		code, m := e.call(t, "PUT", "/api/drives/0", `{"image":"`+tc.image+`","cdrom":true}`)
+		if code != 422 || !strings.Contains(m["error"].(string), tc.says) {
+			t.Errorf("%s: %d %v, want 422 saying %q", tc.image, code, m, tc.says)
+		}
+	}
+}
+
+// An upload announcing more than the part holds is refused before a byte
+// is stored; one of unknown length that runs out of space leaves nothing.
+func TestUploadTooBig(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	e := newEnv(t, nil, errors.New("none"), fs.Options{Root: dir})
+	big := make([]byte, 3<<20)
+	req, _ := http.NewRequest("PUT", e.srv.URL+"/api/images/upload/big.img", bytes.NewReader(big))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Errorf("announced too big: %d, want 507", resp.StatusCode)
+	}
+	// Compressed: the body fits, the image does not.
+	req, _ = http.NewRequest("PUT", e.srv.URL+"/api/images/upload/big.img.gz", bytes.NewReader(gz(big)))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage || strings.Contains(string(b), ".msdav-") {
+		t.Errorf("decompressed too big: %d %s, want 507 naming no temp file", resp.StatusCode, b)
+	}
+	if got := storeFiles(t, dir); len(got) != 0 {
+		t.Errorf("store holds %v", got)
 	}
 }

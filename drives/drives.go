@@ -186,7 +186,8 @@ func (m *Manager) Attach(ctx context.Context, i int, rel string, cdrom, rw bool)
 	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
 		return State{}, fmt.Errorf("%q is not an image file: %w", img, os.ErrNotExist)
 	}
-	return m.attach(ctx, i, abs, cdrom, rw)
+	d, err := m.attach(ctx, i, abs, cdrom, rw)
+	return d, m.advise(rel, err)
 }
 
 // AttachFile puts any file into drive i, for the local CLI (msdav drive

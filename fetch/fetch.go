@@ -124,18 +124,21 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	jobs  map[string]*job
-	order []string // ids, oldest first
+	mu     sync.Mutex
+	jobs   map[string]*job
+	order  []string // ids, oldest first
+	closed bool     // no job starts after Close
 }
 
 // job is a Job and the live state behind it.
 type job struct {
-	j        Job // guarded by Manager.mu
-	received atomic.Int64
-	upload   atomic.Pointer[fs.Upload]
-	cancel   context.CancelFunc
-	done     chan struct{}
+	j         Job  // guarded by Manager.mu
+	claimed   bool // j.Path is this job's; guarded by Manager.mu
+	journaled bool
+	received  atomic.Int64
+	upload    atomic.Pointer[fs.Upload]
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // New returns a Manager for store. Jobs a crash interrupted (their journal
@@ -236,6 +239,9 @@ func (m *Manager) forget(id string) {
 
 // Close cancels every running job and waits until each has cleaned up.
 func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
 }
@@ -287,8 +293,10 @@ func (m *Manager) finish(j *job, state string, err error, sum string) {
 	m.mu.Unlock()
 	// Before anyone can see the final state: the job is over, whatever
 	// happens to msdav next.
-	if err := m.store.Root().Remove(journalName(id)); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-		m.o.Log.Warn("cannot remove the journal of a finished fetch", "job", id, "err", err)
+	if j.journaled {
+		if err := m.store.Root().Remove(journalName(id)); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			m.o.Log.Warn("cannot remove the journal of a finished fetch", "job", id, "err", err)
+		}
 	}
 	switch state {
 	case Failed:
@@ -333,11 +341,13 @@ func parseRequest(req Request) (*url.URL, bool, string, error) {
 // store's start-up sweep already removed its partial image).
 func journalName(id string) string { return ".msdav-job-" + id + ".json" }
 
-func (m *Manager) writeJournal(j Job) {
-	b, _ := json.Marshal(j)
-	if err := m.store.Root().WriteFile(journalName(j.ID), b, 0o644); err != nil {
-		m.o.Log.Warn("cannot keep a journal of a fetch; a crash would lose its record", "job", j.ID, "err", err)
+func (m *Manager) writeJournal(j *job, v Job) {
+	b, _ := json.Marshal(v)
+	if err := m.store.Root().WriteFile(journalName(v.ID), b, 0o644); err != nil {
+		m.o.Log.Warn("cannot keep a journal of a fetch; a crash would lose its record", "job", v.ID, "err", err)
+		return
 	}
+	j.journaled = true
 }
 
 func (m *Manager) recover() {

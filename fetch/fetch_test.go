@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,6 +199,32 @@ func TestFetchPlain(t *testing.T) {
 	e.holds(map[string][]byte{"debian-13.iso": img})
 }
 
+// A real ISO made by xorriso arrives byte-identical and the catalog knows
+// it for one.
+func TestFetchRealISO(t *testing.T) {
+	if _, err := exec.LookPath("xorriso"); err != nil {
+		t.Skip("xorriso not installed (Debian: xorriso)")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "readme.txt"), image(200<<10), 0o644)
+	iso := filepath.Join(dir, "rescue.iso")
+	if out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-o", iso, "-V", "RESCUE", dir).CombinedOutput(); err != nil {
+		t.Fatalf("xorriso: %v %s", err, out)
+	}
+	b, _ := os.ReadFile(iso)
+	srv := httptest.NewServer(serveFile(b))
+	defer srv.Close()
+	e := newEnv(t, "", nil)
+	j := e.wait(start(t, e.m, Request{URL: srv.URL + "/rescue.iso", SHA256: hexSum(b)}))
+	if j.State != Done || j.SHA256 != hexSum(b) {
+		t.Errorf("job %+v", j)
+	}
+	e.holds(map[string][]byte{"rescue.iso": b})
+	if sum, kind, _ := e.store.Checksum("rescue.iso"); sum != hexSum(b) || kind != "iso9660" {
+		t.Errorf("catalog: sha256 %q kind %q", sum, kind)
+	}
+}
+
 // Each compressed form, made by the real tool, is stored as the image
 // under the name without its suffix; "none" stores it as it comes.
 func TestFetchDecompress(t *testing.T) {
@@ -312,6 +339,56 @@ func TestFetchServerIgnoringRange(t *testing.T) {
 	e.holds(map[string][]byte{"c.img": img})
 }
 
+// What the server answers to a resume decides: a passing 503 is retried,
+// a 410 ends the job, and without ETag or Last-Modified nothing proves the
+// file is the same, so the download starts over.
+func TestFetchResumeAnswers(t *testing.T) {
+	img := image(2<<20 + 3)
+	for _, tc := range []struct {
+		name      string
+		second    int  // status of the first resume; 0: serve the file
+		validator bool // ETag on every response
+		state     string
+		says      string
+	}{
+		{"503 then resumed", 503, true, Done, ""},
+		{"410 Gone", 410, true, Failed, "resuming at byte 1048576: server answered 410 Gone"},
+		{"no validator", 0, false, Done, "no ETag or Last-Modified"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reqs atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := reqs.Add(1)
+				if tc.validator {
+					w.Header().Set("ETag", `"v1"`)
+				}
+				switch {
+				case n == 1:
+					w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+					w.Write(img[:1<<20])
+					hangUp(w)
+				case n == 2 && tc.second != 0:
+					w.WriteHeader(tc.second)
+				default:
+					http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(img))
+				}
+			}))
+			defer srv.Close()
+			e := newEnv(t, "", nil)
+			j := e.wait(start(t, e.m, Request{URL: srv.URL + "/g.img"}))
+			got := j.Error + j.Note
+			if j.State != tc.state || !strings.Contains(got, tc.says) {
+				t.Errorf("job %+v, want %s saying %q", j, tc.state, tc.says)
+			}
+			if tc.state == Done {
+				e.holds(map[string][]byte{"g.img": img})
+			} else {
+				e.holds(nil)
+			}
+		})
+	}
+}
+
 // A server that stops sending without hanging up: after Options.Stall the
 // connection is given up and the download resumed.
 func TestFetchResumesAfterStall(t *testing.T) {
@@ -423,9 +500,58 @@ func TestFetchCancel(t *testing.T) {
 	if _, ok := e.m.Get(j.ID); ok {
 		t.Error("finished job still listed after DELETE")
 	}
+	// Two fetches to one name at once: the second is refused, whether the
+	// first has its upload yet or not.
+	k := start(t, e.m, Request{URL: srv.URL + "/x/e.img"})
+	if _, err := e.m.Start(Request{URL: srv.URL + "/y/e.img"}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), k.ID) {
+		t.Errorf("second fetch to e.img: %v", err)
+	}
+	e.m.Cancel(k.ID)
 	if err := e.m.Cancel("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("cancel of an unknown job: %v", err)
 	}
+}
+
+// https with the system's roots: a server they do not vouch for fails the
+// job naming the certificate; with its CA trusted the image arrives, also
+// through a redirect, named after where it was redirected to.
+func TestFetchHTTPS(t *testing.T) {
+	img := image(300 << 10)
+	mux := http.NewServeMux()
+	mux.Handle("/files/rescue.iso", serveFile(img))
+	mux.Handle("/latest", http.RedirectHandler("/files/rescue.iso", http.StatusFound))
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	e := newEnv(t, "", nil)
+	j, err := e.m.Start(Request{URL: srv.URL + "/files/rescue.iso"})
+	if !errors.Is(err, ErrRemote) || !strings.Contains(j.Error, "certificate") {
+		t.Errorf("untrusted certificate: %v, job %+v", err, j)
+	}
+	e = newEnv(t, "", func(o *Options) { o.TLS = srv.Client().Transport.(*http.Transport).TLSClientConfig })
+	j = e.wait(start(t, e.m, Request{URL: srv.URL + "/latest"}))
+	if j.State != Done || j.Path != "rescue.iso" {
+		t.Errorf("https through a redirect: %+v", j)
+	}
+	e.holds(map[string][]byte{"rescue.iso": img})
+}
+
+// Credentials in the URL are used, and never shown in the job.
+func TestFetchURLCredentials(t *testing.T) {
+	img := image(10 << 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "me" || p != "s3cret" {
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		w.Write(img)
+	}))
+	defer srv.Close()
+	e := newEnv(t, "", nil)
+	j := e.wait(start(t, e.m, Request{URL: strings.Replace(srv.URL, "http://", "http://me:s3cret@", 1) + "/p.img"}))
+	if j.State != Done || strings.Contains(j.URL, "s3cret") || !strings.Contains(j.URL, "me:xxxxx@") {
+		t.Errorf("job %+v", j)
+	}
+	e.holds(map[string][]byte{"p.img": img})
 }
 
 // The name comes from Content-Disposition when the server gives one.
@@ -527,6 +653,35 @@ func TestFetchTooBig(t *testing.T) {
 	if !fs.IsNoSpace(err) || j.State != Failed || !strings.Contains(j.Error, "big.img needs 6291456 bytes and the store has") {
 		t.Errorf("Start: %v, job %+v", err, j)
 	}
+	// Two fetches that fit one at a time but not together: the second is
+	// refused while the first runs, counting what the first still needs.
+	hold := make(chan struct{})
+	part := image(2<<20 + 512<<10)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(part)))
+		w.Write(part[:1000])
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+			w.Write(part[1000:])
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	first := start(t, e.m, Request{URL: slow.URL + "/one.img"})
+	j, err = e.m.Start(Request{URL: slow.URL + "/two.img"})
+	if !fs.IsNoSpace(err) || !strings.Contains(j.Error, "promised to running fetches") {
+		t.Errorf("second fetch: %v, job %+v", err, j)
+	}
+	close(hold)
+	if j := e.wait(first); j.State != Done {
+		t.Errorf("first fetch: %+v", j)
+	}
+	e.holds(map[string][]byte{"one.img": part})
+	if err := e.store.RemoveAll(context.Background(), "one.img"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Unknown length: found out while writing, and cleaned up.
 	chunked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.(http.Flusher).Flush() // no Content-Length: chunked
@@ -557,4 +712,97 @@ func TestCloseCancels(t *testing.T) {
 		t.Errorf("job after Close: %+v", j)
 	}
 	e.holds(nil)
+}
+
+// Store errors reach the job without the temp file's name.
+func TestPlainErrors(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("upload x.img: rename: %w", &os.LinkError{Op: "rename", Old: ".msdav-upload-1-x.img", New: "x.img", Err: syscall.EXDEV}),
+		&os.PathError{Op: "openat", Path: ".msdav-upload-2-x.img", Err: syscall.ENOSPC},
+	} {
+		if got := plain(err).Error(); strings.Contains(got, ".msdav-") {
+			t.Errorf("plain(%v) = %q", err, got)
+		}
+	}
+}
+
+// With the remount guard, the store is rw only while a fetch writes: the
+// image, its checksum and the job's journal all land inside that window,
+// and a journal a crash left is cleared through the guard at the next start.
+func TestFetchRemountGuard(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs and remount it")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	img := image(2 << 20)
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		w.Write(img[:1<<20])
+		w.(http.Flusher).Flush()
+		<-hold
+		w.Write(img[1<<20:])
+	}))
+	defer srv.Close()
+	open := func() (*fs.Store, *Manager) {
+		s, err := fs.Open(fs.Options{Root: dir, Remount: true, Grace: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, New(s, Options{AllowPrivate: true, Stall: time.Minute})
+	}
+	ro := func() bool { r, _ := fs.IsReadOnly(dir); return r }
+	waitRO := func() {
+		t.Helper()
+		for i := 0; !ro(); i++ {
+			if i > 200 {
+				t.Fatal("store still rw after the fetch")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	s, m := open()
+	waitRO()
+	j, err := m.Start(Request{URL: srv.URL + "/g.img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro() {
+		t.Error("store ro while a fetch writes")
+	}
+	close(hold)
+	for cur, _ := m.Get(j.ID); cur.State == Running; cur, _ = m.Get(j.ID) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitRO()
+	if got, _ := os.ReadFile(filepath.Join(dir, "g.img")); !bytes.Equal(got, img) {
+		t.Error("image not stored whole")
+	}
+	if sum, _, _ := s.Checksum("g.img"); sum != hexSum(img) {
+		t.Errorf("sha256 %q after the fetch", sum)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".msdav-job-*")); len(left) != 0 {
+		t.Errorf("journal left: %v", left)
+	}
+	m.Close()
+	s.Close()
+
+	// A journal as a kill -9 leaves it.
+	exec.Command("mount", "-o", "remount,rw", dir).Run()
+	os.WriteFile(filepath.Join(dir, journalName("0123456789ab")), []byte(`{"id":"0123456789ab","kind":"fetch","url":"http://x/y.img","path":"y.img","state":"running"}`), 0o644)
+	s, m = open()
+	defer s.Close()
+	defer m.Close()
+	waitRO()
+	jj, ok := m.Get("0123456789ab")
+	if !ok || jj.State != Failed || !strings.Contains(jj.Error, "interrupted") {
+		t.Errorf("recovered job %+v", jj)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".msdav-job-*")); len(left) != 0 {
+		t.Errorf("journal not cleared through the guard: %v", left)
+	}
 }

@@ -42,7 +42,7 @@ func (m *Manager) Start(req Request) (Job, error) {
 		return Job{}, err
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	j := &job{j: Job{ID: newID(), Kind: "fetch", URL: u.String(), Path: rel, State: Running, Started: time.Now().UTC()},
+	j := &job{j: Job{ID: newID(), Kind: "fetch", URL: u.Redacted(), Path: rel, State: Running, Started: time.Now().UTC()},
 		cancel: cancel, done: make(chan struct{})}
 	m.add(j)
 	fail := func(err error) (Job, error) {
@@ -79,12 +79,27 @@ func (m *Manager) Start(req Request) (Job, error) {
 		}
 	}
 	m.mu.Lock()
-	j.j.Path, j.j.Compression = rel, string(format)
+	// Checked and claimed at once: two fetches to one name started
+	// together must not both pass and then overwrite each other.
+	var other string
+	for _, o := range m.jobs {
+		if o != j && o.claimed && o.j.State == Running && o.j.Path == rel {
+			other = o.j.ID
+		}
+	}
+	if other == "" {
+		j.j.Path, j.claimed = rel, true
+	}
+	j.j.Compression = string(format)
 	if t.total >= 0 {
 		e := t.total
 		j.j.Expected = &e
 	}
 	m.mu.Unlock()
+	if other != "" {
+		t.close()
+		return fail(fmt.Errorf("%s %w: job %s is fetching it right now", rel, ErrExists, other))
+	}
 
 	if err := m.vacant(rel); err != nil {
 		t.close()
@@ -114,9 +129,16 @@ func (m *Manager) Start(req Request) (Job, error) {
 	j.upload.Store(up)
 	m.mu.Lock()
 	snap := j.snapshot()
-	m.mu.Unlock()
-	m.writeJournal(snap)
+	if m.closed {
+		m.mu.Unlock()
+		up.Abort()
+		release()
+		t.close()
+		return fail(errors.New("msdav is stopping"))
+	}
 	m.wg.Add(1)
+	m.mu.Unlock()
+	m.writeJournal(j, snap)
 	go func() {
 		defer m.wg.Done()
 		defer close(j.done)
@@ -171,21 +193,30 @@ func (m *Manager) fits(ctx context.Context, self *job, rel string, total int64) 
 	if err != nil {
 		return nil // the write itself will tell
 	}
-	var promised int64
+	type claim struct {
+		path string
+		left int64
+	}
+	var others []claim
 	m.mu.Lock()
 	for _, j := range m.jobs {
 		if j == self || j.j.State != Running || j.j.Expected == nil || j.j.Compression != "" {
 			continue
 		}
-		if p, err := m.store.Usage(ctx, j.j.Path); err == nil && p.Path == part.Path {
-			w := int64(0)
-			if u := j.upload.Load(); u != nil {
-				w = u.Received()
-			}
-			promised += max(*j.j.Expected-w, 0)
+		w := int64(0)
+		if u := j.upload.Load(); u != nil {
+			w = u.Received()
 		}
+		others = append(others, claim{j.j.Path, max(*j.j.Expected-w, 0)})
 	}
 	m.mu.Unlock()
+	// Outside the lock: a part's statfs may take up to the part timeout.
+	var promised int64
+	for _, o := range others {
+		if p, err := m.store.Usage(ctx, o.path); err == nil && p.Path == part.Path {
+			promised += o.left
+		}
+	}
 	if uint64(total+promised) > part.Free {
 		msg := fmt.Sprintf("%s needs %d bytes and %s has %d free", rel, total, partName(part.Path), part.Free)
 		if promised > 0 {
@@ -203,12 +234,16 @@ func partName(p string) string {
 	return "part " + p
 }
 
-// plain drops the file name from an *os.PathError: it would name the
-// upload's temp file, which means nothing to a person.
+// plain drops the file names from an *os.PathError or *os.LinkError: they
+// would name the upload's temp file, which means nothing to a person.
 func plain(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
 	}
 	return err
 }
@@ -264,8 +299,10 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 		}
 		dec, err := unpack.Reader(src, format)
 		if err == nil {
-			_, err = up.ReadFrom(dec)
+			_, err = up.ReadFrom(damage{dec, format})
 			dec.Close()
+		} else {
+			err = &damagedError{format, err}
 		}
 		if t.restarted || errors.Is(err, errRestart) {
 			if err = up.Reset(); err == nil {
@@ -279,11 +316,11 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 		if err == nil {
 			got := up.Sum()
 			if wantSum != "" && got != wantSum && (raw == nil || hex.EncodeToString(raw.Sum(nil)) != wantSum) {
-				err = fmt.Errorf("sha256 mismatch: want %s, the image is %s", wantSum, got)
+				msg := fmt.Sprintf("sha256 mismatch: want %s, the image is %s", wantSum, got)
 				if raw != nil {
-					err = fmt.Errorf("%v and the download %s", err, hex.EncodeToString(raw.Sum(nil)))
+					msg += " and the download " + hex.EncodeToString(raw.Sum(nil))
 				}
-				err = fmt.Errorf("%w; nothing was kept", err)
+				err = errors.New(msg + "; nothing was kept")
 			}
 		}
 		if err != nil {
@@ -295,9 +332,6 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 				}
 				m.finish(j, Canceled, why, "")
 				return
-			}
-			if format != unpack.None && !errors.Is(err, ErrRemote) && !strings.HasPrefix(err.Error(), "sha256") && !fs.IsNoSpace(err) {
-				err = fmt.Errorf("%s data is damaged: %w", format, err)
 			}
 			if fs.IsNoSpace(err) {
 				err = fmt.Errorf("the store ran out of space after %d bytes: %w", up.Received(), plain(err))
@@ -314,6 +348,30 @@ func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format u
 		return
 	}
 }
+
+// damage marks what the decoder itself reports (not the download's or the
+// disk's errors, which pass through it) as damaged compressed data.
+type damage struct {
+	r io.Reader
+	f unpack.Format
+}
+
+func (d damage) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, ErrRemote) && !errors.Is(err, errRestart) &&
+		!errors.Is(err, context.Canceled) && d.f != unpack.None {
+		err = &damagedError{d.f, err}
+	}
+	return n, err
+}
+
+type damagedError struct {
+	f   unpack.Format
+	err error
+}
+
+func (e *damagedError) Error() string { return fmt.Sprintf("%s data is damaged: %v", e.f, e.err) }
+func (e *damagedError) Unwrap() error { return e.err }
 
 // errRestart tells run that the server sent the whole file again (it
 // ignored Range, or the file changed): start over from the first byte.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -190,5 +191,64 @@ func TestChecksumBypassAndReset(t *testing.T) {
 	}
 	if sum, _, _ := s.Checksum("restart.img"); sum != hexSum(got) {
 		t.Errorf("sha256 %s, want %s", sum, hexSum(got))
+	}
+}
+
+// slowReader hands out its data in pieces with a pause before the last.
+type slowReader struct {
+	parts [][]byte
+	pause time.Duration
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if len(r.parts) == 0 {
+		return 0, io.EOF
+	}
+	if len(r.parts) == 1 {
+		time.Sleep(r.pause)
+	}
+	n := copy(p, r.parts[0])
+	r.parts[0] = r.parts[0][n:]
+	if len(r.parts[0]) == 0 {
+		r.parts = r.parts[1:]
+	}
+	return n, nil
+}
+
+// ReadFrom, the path of every PUT and fetch, tells the event stream of its
+// progress as Write does.
+func TestReadFromPublishesProgress(t *testing.T) {
+	var mu sync.Mutex
+	var got []Image
+	s, err := Open(Options{Root: t.TempDir(), Publish: func(kind string, v any) {
+		if im, ok := v.(Image); ok && kind == "image" {
+			mu.Lock()
+			got = append(got, im)
+			mu.Unlock()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := s.Create(context.Background(), "p.img", 2<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &slowReader{parts: [][]byte{make([]byte, 1<<20), make([]byte, 1<<20)}, pause: progressEvery + 50*time.Millisecond}
+	if _, err := u.ReadFrom(r); err != nil {
+		t.Fatal(err)
+	}
+	u.Abort()
+	mu.Lock()
+	defer mu.Unlock()
+	progress := false
+	for _, im := range got {
+		if !im.Complete && im.Received > 0 {
+			progress = true
+		}
+	}
+	if !progress {
+		t.Errorf("no progress event from ReadFrom: %+v", got)
 	}
 }

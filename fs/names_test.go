@@ -155,11 +155,14 @@ func TestStoreEvents(t *testing.T) {
 	if err := u.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	// Start, progress at most every progressEvery (the third write came
+	// too soon after the second), complete. On a loaded machine the first
+	// write may come late enough for a progress event of its own.
 	ev := take()
-	if len(ev) != 3 {
-		t.Fatalf("upload events: %+v, want start, one progress, complete", ev)
+	if len(ev) < 3 || len(ev) > 4 {
+		t.Fatalf("upload events: %+v, want start, one or two progress, complete", ev)
 	}
-	start, prog, end := ev[0].(Image), ev[1].(Image), ev[2].(Image)
+	start, prog, end := ev[0].(Image), ev[len(ev)-2].(Image), ev[len(ev)-1].(Image)
 	if start.Complete || start.Received != 0 || start.Expected != 3<<20 {
 		t.Errorf("start: %+v", start)
 	}

@@ -597,6 +597,7 @@ func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 		if n > 0 {
 			w, werr := u.f.Write(buf[:n])
 			u.received.Add(int64(w))
+			u.progress()
 			total += int64(w)
 			full <- buf[:w]
 			if werr != nil {

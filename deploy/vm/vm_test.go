@@ -77,6 +77,14 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	}
 	build("", "build", "-o", filepath.Join(initrd, "msdav"), "./cmd/msdav")
 	build("", "test", "-c", "-tags", "vmguest", "-o", filepath.Join(initrd, "guest.test"), "./deploy/vm/guest")
+	// The NFS server for the fleet tests: a module of its own, so its
+	// dependencies stay out of msdav's.
+	nfsd := exec.Command("go", "build", "-o", filepath.Join(initrd, "nfsd"), ".")
+	nfsd.Dir = filepath.Join(root, "deploy", "vm", "nfsd")
+	nfsd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := nfsd.CombinedOutput(); err != nil {
+		t.Fatalf("build nfsd: %v\n%s", err, b)
+	}
 
 	// Modules in load order.
 	order, err := moduleOrder(modDir, append(modules, extraModules...))
@@ -101,6 +109,12 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	}
 	os.WriteFile(filepath.Join(isoSrc, "payload.bin"), big, 0o644)
 	must(t, "xorriso", "-as", "mkisofs", "-quiet", "-V", "MSDAVTEST", "-o", filepath.Join(initrd, "fixtures", "test.iso"), isoSrc)
+	// An exFAT stick image, for the parts tests (exfatprogs).
+	if _, err := exec.LookPath("mkfs.exfat"); err == nil {
+		exfat := filepath.Join(initrd, "fixtures", "exfat.img")
+		must(t, "truncate", "-s", "16M", exfat)
+		must(t, "mkfs.exfat", "-L", "STICK", exfat)
+	}
 	flash := filepath.Join(initrd, "fixtures", "flash.img")
 	must(t, "truncate", "-s", "64M", flash)
 	must(t, "mkfs.vfat", "-F", "32", "-n", "MSDAVFLASH", flash)
@@ -114,6 +128,20 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	}
 
 	return kernel, img
+}
+
+// TestFleetVM runs two msdav boxes in the VM on one real NFS library.
+func TestFleetVM(t *testing.T) {
+	kernel, img := guestImage(t, t.TempDir(), initScript, "nfs", "nfsv3", "exfat", "loop")
+	log, exit := boot(t, kernel, img, "msdav.run=^(TestFleetOnNFS|TestExfatPart)$")
+	if exit != 0 {
+		t.Fatalf("guest tests exited %d", exit)
+	}
+	for _, name := range []string{"TestFleetOnNFS", "TestExfatPart"} {
+		if !strings.Contains(log, "--- PASS: "+name) {
+			t.Errorf("%s did not pass in the guest", name)
+		}
+	}
 }
 
 func TestVM(t *testing.T) {
@@ -221,7 +249,11 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 ifconfig lo 127.0.0.1 up
-for m in $(cat /modules/order); do insmod /modules/$m || echo "insmod $m failed"; done
+# dummy_hcd num=2: two UDCs, so two msdav boxes can run side by side.
+for m in $(cat /modules/order); do
+	case $m in dummy_hcd.ko) p=num=2;; *) p=;; esac
+	insmod /modules/$m $p || echo "insmod $m failed"
+done
 mount -t configfs none /sys/kernel/config
 echo "boot done after $(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp

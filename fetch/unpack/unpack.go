@@ -52,17 +52,6 @@ func Sniff(head []byte) Format {
 	return None
 }
 
-// Mode is a request's "decompress" value.
-func Mode(s string) (auto bool, err error) {
-	switch s {
-	case "", "auto":
-		return true, nil
-	case "none":
-		return false, nil
-	}
-	return false, fmt.Errorf("decompress %q: want \"auto\" or \"none\"", s)
-}
-
 // Trim drops the suffix of format f from name ("os.img.xz" -> "os.img"),
 // and names the result after the format when nothing would be left.
 func Trim(name string, f Format) string {
@@ -96,6 +85,10 @@ func Reader(r io.Reader, f Format) (io.ReadCloser, error) {
 	case None:
 		return io.NopCloser(r), nil
 	case XZ:
+		// ulikunitz/xz is the limit on xz: about 2.2x the time of xz -dc
+		// here. therootcompany/xz (a port of xz-embedded) took 1.75x but
+		// has had no release since 2020; this one is kept up, security
+		// fixes included.
 		c := xz.ReaderConfig{SingleStream: false}
 		zr, err := c.NewReader(r)
 		if err != nil {
@@ -110,7 +103,10 @@ func Reader(r io.Reader, f Format) (io.ReadCloser, error) {
 		return zr, nil
 	case Zstd:
 		// Large windows are allowed: images are compressed with --long.
-		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(1<<31), zstd.WithDecoderConcurrency(2))
+		// One decoding goroutine measured fastest for 1 GiB here (1.20 s,
+		// against 1.64 s with 2 and 1.41 s with 4; zstd -dc 1.07 s): the
+		// hash and the disk already keep the second core busy.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(1<<31), zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
