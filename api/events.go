@@ -15,7 +15,7 @@ const keepalive = 15 * time.Second
 // state, then each change as it happens. A subscriber that falls too far
 // behind is cut off; EventSource reconnects and starts from the state again.
 func (a *Server) events(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
+	fl, ok := flusher(w)
 	if !ok {
 		WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "this connection cannot stream events"})
 		return
@@ -60,6 +60,21 @@ func (a *Server) events(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, ": keepalive\n\n")
 			fl.Flush()
 		}
+	}
+}
+
+// flusher finds the connection's Flush through wrappers that only Unwrap
+// (the metrics recorder around every route), as http.ResponseController does.
+func flusher(w http.ResponseWriter) (http.Flusher, bool) {
+	for {
+		if f, ok := w.(http.Flusher); ok {
+			return f, true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil, false
+		}
+		w = u.Unwrap()
 	}
 }
 

@@ -76,36 +76,51 @@ func (s *Store) PutLease(drive int, rel string, rw bool) error {
 	if root == "." {
 		img = rel
 	}
-	for _, l := range s.leasesIn(root) {
-		if l.Box != s.opt.Box && l.Image == img && (rw || l.RW) {
-			return &LockedError{Path: rel, Drive: l.Drive, Box: l.Box}
+	// A library whose server stopped answering must not hold the drive
+	// manager: every lease read and write is bounded by the part timeout.
+	var err error
+	perr := s.probe.run(context.Background(), "lease:"+root, func() {
+		for _, l := range s.leasesIn(root) {
+			if l.Box != s.opt.Box && l.Image == img && (rw || l.RW) {
+				err = &LockedError{Path: rel, Drive: l.Drive, Box: l.Box}
+				return
+			}
 		}
+		b, _ := json.Marshal(Lease{Box: s.opt.Box, Drive: drive, Image: img, RW: rw, Expires: time.Now().Add(s.opt.LeaseTTL)})
+		name := path.Join(root, leaseName(s.opt.Box, drive))
+		tmp := path.Join(root, fmt.Sprintf("%slease-tmp-%d", tempPrefix, time.Now().UnixNano()))
+		if werr := s.writeAtomic(tmp, name, b); werr != nil {
+			err = fmt.Errorf("lease on %s for drive %d: %w", rel, drive, werr)
+		}
+	})
+	if perr != nil {
+		return fmt.Errorf("lease on %s for drive %d: shared folder %s: %w", rel, drive, root, perr)
 	}
-	b, _ := json.Marshal(Lease{Box: s.opt.Box, Drive: drive, Image: img, RW: rw, Expires: time.Now().Add(s.opt.LeaseTTL)})
-	name := path.Join(root, leaseName(s.opt.Box, drive))
-	tmp := path.Join(root, fmt.Sprintf("%slease-tmp-%d", tempPrefix, time.Now().UnixNano()))
-	if err := s.writeAtomic(tmp, name, b); err != nil {
-		return fmt.Errorf("lease on %s for drive %d: %w", rel, drive, err)
-	}
-	return nil
+	return err
 }
 
 // DropLease removes this box's lease for drive, wherever it is.
 func (s *Store) DropLease(drive int) {
 	for _, root := range s.sharedRoots() {
 		name := path.Join(root, leaseName(s.opt.Box, drive))
-		if _, err := s.root.Lstat(name); err != nil {
-			continue
+		perr := s.probe.run(context.Background(), "lease:"+root, func() {
+			if _, err := s.root.Lstat(name); err != nil {
+				return
+			}
+			done, err := s.Write(context.Background(), "drop lease "+name)
+			if err != nil {
+				s.log.Warn("cannot drop a lease", "lease", name, "err", err)
+				return
+			}
+			if err := s.root.Remove(name); err != nil {
+				s.log.Warn("cannot drop a lease", "lease", name, "err", err)
+			}
+			done()
+		})
+		if perr != nil {
+			// It expires by itself; the other boxes see it end then.
+			s.log.Warn("cannot drop a lease", "lease", name, "err", perr)
 		}
-		done, err := s.Write(context.Background(), "drop lease "+name)
-		if err != nil {
-			s.log.Warn("cannot drop a lease", "lease", name, "err", err)
-			continue
-		}
-		if err := s.root.Remove(name); err != nil {
-			s.log.Warn("cannot drop a lease", "lease", name, "err", err)
-		}
-		done()
 	}
 }
 
@@ -159,7 +174,12 @@ func (s *Store) leased(rel string) error {
 		if !(root == "." || rel == "." || under("/"+rel, "/"+root) || under("/"+root, "/"+rel)) {
 			continue
 		}
-		for _, l := range s.leasesIn(root) {
+		var leases []Lease
+		if err := s.probe.run(context.Background(), "lease:"+root, func() { leases = s.leasesIn(root) }); err != nil {
+			// Fail closed: another box may hold what is under it.
+			return fmt.Errorf("%w: the leases of shared folder %s cannot be read: %v", ErrAttachUnknown, root, err)
+		}
+		for _, l := range leases {
 			if l.Box == s.opt.Box {
 				continue
 			}

@@ -249,3 +249,32 @@ func TestQuotaBatchMatchesUsage(t *testing.T) {
 		t.Errorf("%d parts described for 5 questions, want 2", len(q.parts))
 	}
 }
+
+// A part with a call stuck past its deadline answers every other kind of
+// call at once, leaves other parts alone, and recovers when the call ends.
+func TestProberStuckPartFailsFast(t *testing.T) {
+	p := &prober{timeout: 100 * time.Millisecond, stuck: map[string]bool{}}
+	release := make(chan struct{})
+	ctx := context.Background()
+	if err := p.run(ctx, "walk:nfs", func() { <-release }); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("stuck walk: %v", err)
+	}
+	start := time.Now()
+	if err := p.run(ctx, "statfs:nfs", func() {}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("statfs of a part with a stuck walk: %v", err)
+	}
+	if took := time.Since(start); took > 50*time.Millisecond {
+		t.Errorf("a stuck part cost another call %s", took)
+	}
+	if err := p.run(ctx, "statfs:usb", func() {}); err != nil {
+		t.Errorf("another part: %v", err)
+	}
+	close(release)
+	deadline := time.Now().Add(2 * time.Second)
+	for p.run(ctx, "statfs:nfs", func() {}) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the part stayed unavailable after its stuck call ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/msdav/msdav/kvmd"
 	"github.com/msdav/msdav/metrics"
 	"github.com/msdav/msdav/redfish"
+	"github.com/msdav/msdav/web"
 )
 
 func init() {
@@ -268,5 +269,10 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	a := api.New(store, dm, hub, api.Options{Log: log})
 	a.SetJobs(jobs)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))
-	return rec.Wrap(r), nil
+	// Only GET and HEAD on / are the console: other methods there belong to
+	// WebDAV clients (Windows sends OPTIONS and PROPFIND to /).
+	console := guard.Wrap(web.New())
+	r.Path("/").Methods(http.MethodGet, http.MethodHead).Handler(console)
+	r.PathPrefix(web.Prefix).Methods(http.MethodGet, http.MethodHead).Handler(console)
+	return rec.Wrap(web.SameOrigin(r)), nil
 }

@@ -77,6 +77,7 @@ func TestEveryRouteNeedsAuth(t *testing.T) {
 		{"PROPFIND", "/dav/"}, {"PROPPATCH", "/dav/a.iso"}, {"LOCK", "/dav/a.iso"}, {"UNLOCK", "/dav/a.iso"},
 		{"GET", "/api/images"}, {"GET", "/api/drives"}, {"GET", "/api/drives/0"}, {"PUT", "/api/drives/0"},
 		{"DELETE", "/api/drives/0"}, {"POST", "/api/usb/reconnect"}, {"POST", "/api/images"}, {"GET", "/api/nope"},
+		{"GET", "/"}, {"HEAD", "/"}, {"GET", "/ui/app.js"},
 	}
 	for _, rt := range routes {
 		req, _ := http.NewRequest(rt.method, base+rt.path, strings.NewReader("x"))

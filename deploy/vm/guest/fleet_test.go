@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,6 +75,23 @@ func (b *box) do(t *testing.T, method, path, body string, hdr ...string) (int, s
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(out)
 }
+
+// blockOnBus names the host's sr or sd device whose sysfs path runs
+// through the given USB bus (usb2: dummy_hcd.1, the second UDC's host).
+func blockOnBus(bus string) string {
+	ents, _ := os.ReadDir("/sys/block")
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "sr") && !strings.HasPrefix(e.Name(), "sd") {
+			continue
+		}
+		if p, err := os.Readlink("/sys/block/" + e.Name()); err == nil && strings.Contains(p, "/"+bus+"/") {
+			return "/dev/" + e.Name()
+		}
+	}
+	return ""
+}
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
 
 // Two boxes, each with its own store and gadget, mount one NFS export (a
 // real kernel NFS client, a userspace NFSv3 server) at nfs/ in their
@@ -180,6 +198,74 @@ func TestFleetOnNFS(t *testing.T) {
 	if _, out := b.do(t, "GET", "/api/images", ""); strings.Contains(out, ".msdav-") || strings.Contains(out, ".nfs") {
 		t.Errorf("B lists internal files: %s", out)
 	}
+
+	// The library's server dies with an image attached on B: the host's
+	// reads fail (no hang), B's catalog answers with the part marked
+	// unavailable, and uploads to B's own disk go on.
+	if code, out := b.do(t, "PUT", "/dav/nfs/dead.iso", string(iso)); code != 201 {
+		t.Fatalf("upload on B: %d %s", code, out)
+	}
+	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":true}`); code != 200 {
+		t.Fatalf("attach on B: %d %s", code, out)
+	}
+	dev := ""
+	waitFor(t, "B's CD on the host", 20*time.Second, func() bool {
+		dev = blockOnBus("usb2")
+		return dev != "" && deviceSize(dev) == int64(len(iso))
+	})
+	srv.Process.Kill()
+	srv.Wait()
+	killed = time.Now()
+	failed := make(chan error, 1)
+	go func() {
+		// O_DIRECT: the page cache may hold what the host read before.
+		f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			failed <- err
+			return
+		}
+		defer f.Close()
+		// One block a read: each is one SCSI READ, which f_mass_storage
+		// fails with a medium error when the NFS soft mount gives up.
+		buf := make([]byte, 2*4096)
+		al := buf[4096-int(uintptrOf(buf)%4096):][:4096]
+		for off := int64(0); ; off = (off + 1<<20) % int64(len(iso)-4096) {
+			if _, err := f.ReadAt(al, off); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	start = time.Now()
+	code, out := b.do(t, "GET", "/api/images", "")
+	t.Logf("B's catalog with the library down: %d in %s", code, time.Since(start).Round(time.Millisecond))
+	if code != 200 || !strings.Contains(out, `"path":"nfs"`) || !strings.Contains(out, "did not answer") {
+		t.Errorf("B's catalog with the library down: %d %s", code, out)
+	}
+	// Two part timeouts at most: the walk and the part's statfs.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("B's catalog took %s with the library down (part_timeout 2s)", took)
+	}
+	start = time.Now()
+	if code, _ := b.do(t, "PUT", "/dav/local.img", "still works"); code != 201 {
+		t.Errorf("upload to B's own disk with the library down: %d", code)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("upload to B's own disk took %s with the library down", took)
+	}
+	select {
+	case err := <-failed:
+		t.Logf("the host's reads failed %s after the library's server died: %v", time.Since(killed).Round(100*time.Millisecond), err)
+	case <-time.After(150 * time.Second):
+		// soft,timeo=30,retrans=2: each READ fails after about 9 s, and
+		// the host's SCSI layer retries; never forever.
+		t.Errorf("the host's reads of a dead library still hang after 150 s")
+	}
+	start = time.Now()
+	if code, out := b.do(t, "DELETE", "/api/drives/0?force=1", ""); code != 200 {
+		t.Errorf("eject of the dead library's image: %d %s", code, out)
+	}
+	t.Logf("eject with the library down took %s", time.Since(start).Round(time.Millisecond))
 	a.cmd = exec.Command("true")
 	a.cmd.Start()
 }
