@@ -66,6 +66,7 @@ func main() {
 	b.propfindRows()
 	b.fetchRows()
 	b.aloneRows()
+	b.browserRows()
 	if *profile != "" {
 		profiles(*profile)
 	}
@@ -355,7 +356,6 @@ func (b *bench) aloneRows() {
 			b.alone = append(b.alone, line)
 		}
 	}
-	b.alone = append(b.alone, "Browser upload through the web console: not measured (the console is not on main yet).")
 }
 
 var serverCols = []string{"msdav", "nginx", "apache", "rclone", "plain"}
