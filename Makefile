@@ -49,17 +49,19 @@ demo:
 		-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$(DEMO_PORT)-:8080
 
 # Side by side on loopback: msdav, nginx (dav + dav_ext), Apache mod_dav,
-# rclone serve webdav and plain x/net/webdav. Installs its peers; needs root
-# for the remount measurement; writes BENCHMARKS.md. BENCH_QUICK=1: small sizes;
+# rclone serve webdav and plain x/net/webdav, over HTTP and TLS, and msdav's
+# fetches against curl, xz and zstd. Installs its peers; needs root for the
+# remount measurement; writes BENCHMARKS.md. BENCH_QUICK=1: small sizes;
 # BENCH_PROFILE=dir: CPU profiles of msdav per operation, for go tool pprof;
-# BENCH_OUT=file: write the report elsewhere.
+# BENCH_OUT=file: write the report elsewhere; BENCH_VMLOG=file: cite the
+# attach-to-visible latencies of a make vmtest log (the bench boots no VM).
 BENCH_OUT ?= BENCHMARKS.md
 bench: build
-	@command -v nginx >/dev/null && command -v apache2 >/dev/null && command -v rclone >/dev/null && command -v curl >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-extras apache2 rclone curl >/dev/null)
+	@(for c in nginx apache2 rclone curl xz zstd openssl chromium; do command -v $$c >/dev/null || exit 1; done) || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-extras apache2 rclone curl xz-utils zstd openssl chromium >/dev/null)
 	CGO_ENABLED=0 $(GO) build -o bin/plain ./bench/plain
 	CGO_ENABLED=0 $(GO) build -o bin/bench ./bench/driver
-	./bin/bench -msdav bin/msdav -plain bin/plain -out $(BENCH_OUT) $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE))
+	./bin/bench -msdav bin/msdav -plain bin/plain -out $(BENCH_OUT) $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE)) $(if $(BENCH_VMLOG),-vmlog $(BENCH_VMLOG))
 
 # Binary, unit and sample config in the usual places; DESTDIR for packagers.
 # An existing /etc/msdav/msdav.toml is kept.

@@ -5,41 +5,21 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/csv"
 	"flag"
 	"fmt"
-	"io"
-	mathrand "math/rand"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
-type server struct {
-	name string
-	url  string // share root, trailing slash
-	root string // its directory on disk
-	cmd  *exec.Cmd
-}
-
 var (
-	work      = flag.String("work", "/var/tmp/msdav-bench", "work directory (on the disk to measure)")
+	work      = flag.String("work", "/var/tmp/msdav-bench", "work directory (on the disk to measure); its cache folder is kept across runs")
 	msdav     = flag.String("msdav", "bin/msdav", "msdav binary")
 	plain     = flag.String("plain", "bin/plain", "plain x/net/webdav binary")
 	rounds    = flag.Int("rounds", 5, "rounds per measurement (medians are reported)")
@@ -48,15 +28,68 @@ var (
 	profile   = flag.String("profile", "", "also write CPU profiles of msdav alone, one per operation, to this `directory`")
 	quick     = flag.Bool("quick", os.Getenv("BENCH_QUICK") != "", "small sizes, for development")
 	out       = flag.String("out", "BENCHMARKS.md", "where to write the report")
+	vmlog     = flag.String("vmlog", "", "a log `file` of make vmtest whose attach-to-visible latencies the report cites")
 )
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8, DisableCompression: true, WriteBufferSize: 256 << 10, ReadBufferSize: 256 << 10}}
 
+// Targets from issue 15, msdav/peer.
+const (
+	tlsTarget      = 1.1
+	propfindTarget = 1.0
+	fetchTarget    = 1.1
+	zstdTarget     = 1.2
+	xzTarget       = 2.0
+	rssTargetMiB   = 64
+)
+
+// bench is one run: its servers, and what it measured so far.
+type bench struct {
+	msdav, nginx       *server   // plain HTTP
+	msdavTLS, nginxTLS *server   // HTTPS, same certificate
+	peers              []*server // PUT and GET: msdav, nginx, rclone, plain
+	all                []*server // PROPFIND: the peers and Apache
+	table              *results  // the servers side by side
+	tools              *results  // msdav against a command-line tool
+	alone              []string  // lines of "msdav alone"
+	errs               []string  // failures outside the tables
+	loadBefore         string
+	reporting          string
+}
+
 func main() {
 	flag.Parse()
-	must(os.RemoveAll(*work))
-	must(os.MkdirAll(*work, 0o755))
+	b := setup()
 	defer stopAll()
+	b.transfers()
+	b.tlsRows()
+	b.propfindRows()
+	b.fetchRows()
+	b.aloneRows()
+	b.browserRows()
+	if *profile != "" {
+		profiles(*profile)
+	}
+	failed := b.report()
+	stopAll()
+	if failed {
+		fmt.Fprintln(os.Stderr, "bench: some requests failed; see the report's Failures")
+		os.Exit(1)
+	}
+}
+
+// size picks the full or the quick size of a row.
+func size(full, small int64) int64 {
+	if *quick {
+		return small
+	}
+	return full
+}
+
+// setup empties the work directory (but its cache), pauses page
+// reporting, makes the certificate and starts every server.
+func setup() *bench {
+	must(cleanWork(*work))
 	// Ctrl-C too stops the servers and puts page reporting back.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -65,35 +98,56 @@ func main() {
 		stopAll()
 		os.Exit(130)
 	}()
-	loadBefore := loadavg()
-	reporting := pausePageReporting()
-	fmt.Fprintln(os.Stderr, "bench: free page reporting:", reporting)
-	var servers []*server
-	servers = append(servers,
-		startMsdav("msdav", filepath.Join(*work, "msdav"), false),
-		startNginx(),
-		startRclone(),
-		startPlain(),
-	)
-	apache := startApache()
-	servers = append(servers, apache)
-	peers := servers[:4] // Apache only for PROPFIND, as in the issue
+	b := &bench{table: &results{}, tools: &results{}, loadBefore: loadavg()}
+	b.reporting = pausePageReporting()
+	fmt.Fprintln(os.Stderr, "bench: free page reporting:", b.reporting)
+	must(makeCert(*work))
+	b.msdav = startMsdav("msdav", filepath.Join(*work, "msdav"), msdavOpts{})
+	b.msdavTLS = startMsdav("msdav-tls", filepath.Join(*work, "msdav-tls"), msdavOpts{tls: true})
+	b.nginx, b.nginxTLS = startNginx()
+	b.peers = []*server{b.msdav, b.nginx, startRclone(), startPlain()}
+	b.all = append(b.peers, startApache()) // Apache only for PROPFIND, as in the issue
+	return b
+}
 
-	sizes := []int64{1 << 30, 4 << 30}
-	if *quick {
-		sizes = []int64{64 << 20, 256 << 20}
+// cleanWork empties dir but for its cache folder, whose archives take
+// minutes to make.
+func cleanWork(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
-	if *sizesFlag != "" {
-		sizes = nil
-		for _, f := range strings.Split(*sizesFlag, ",") {
-			mib, err := strconv.ParseInt(f, 10, 64)
-			must(err)
-			sizes = append(sizes, mib<<20)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == "cache" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
 		}
 	}
-	var report bytes.Buffer
-	table := &results{}
-	for _, size := range sizes {
+	return nil
+}
+
+func transferSizes() []int64 {
+	if *sizesFlag == "" {
+		return []int64{size(1<<30, 64<<20), size(4<<30, 256<<20)}
+	}
+	var sizes []int64
+	for _, f := range strings.Split(*sizesFlag, ",") {
+		mib, err := strconv.ParseInt(f, 10, 64)
+		must(err)
+		sizes = append(sizes, mib<<20)
+	}
+	return sizes
+}
+
+// transfers are the PUT and GET rows over plain HTTP, Go's client and curl.
+func (b *bench) transfers() {
+	peers, table := b.peers, b.table
+	for _, size := range transferSizes() {
 		src := filepath.Join(*work, fmt.Sprintf("src-%d.bin", size))
 		makeSource(src, size)
 		label := human(size)
@@ -101,10 +155,15 @@ func main() {
 		// state after the previous write weighs on whoever comes next.
 		for r := 0; r < *rounds; r++ {
 			for _, k := range order(len(peers)+1, r) {
+				row := "PUT " + label + " + fsync"
 				if k == len(peers) {
-					table.add("PUT "+label+" + fsync", "dd conv=fsync", ddTime(src, filepath.Join(*work, "dd.out")))
+					if d, err := ddTime(src, filepath.Join(*work, "dd.out")); err != nil {
+						table.fail(row, "dd conv=fsync", err)
+					} else {
+						table.add(row, "dd conv=fsync", d)
+					}
 				} else {
-					table.measure("PUT "+label+" + fsync", peers[k], func() (time.Duration, time.Duration) { return putTime(peers[k], "big.bin", src, size) })
+					table.measure(row, peers[k], func() (time.Duration, time.Duration, error) { return putTime(peers[k], "big.bin", src, size) })
 				}
 			}
 		}
@@ -117,15 +176,13 @@ func main() {
 				s := peers[k]
 				warm(filepath.Join(s.root, "big.bin"))
 				for k := 0; k < 3; k++ {
-					table.measure("GET "+label+" (warm)", s, func() (time.Duration, time.Duration) { return getTime(s, "big.bin", "", size), 0 })
+					table.measure("GET "+label+" (warm)", s, noCharge(func() (time.Duration, error) { return getTime(s, "big.bin", "", size) }))
 				}
-				table.measure("GET "+label+" (warm), curl", s, func() (time.Duration, time.Duration) { return curlTime(s, "big.bin", "", size), 0 })
+				table.measure("GET "+label+" (warm), curl", s, noCharge(func() (time.Duration, error) { return curlTime(s, "big.bin", "", size) }))
 				// A ranged GET is short, so it is sampled several times
 				// per round, at offsets spread over the file.
 				for _, rng := range rngs {
-					table.measure("GET "+label+" range "+human(n), s, func() (time.Duration, time.Duration) {
-						return getTime(s, "big.bin", rng, n), 0
-					})
+					table.measure("GET "+label+" range "+human(n), s, noCharge(func() (time.Duration, error) { return getTime(s, "big.bin", rng, n) }))
 				}
 			}
 		}
@@ -133,761 +190,207 @@ func main() {
 			os.Remove(filepath.Join(s.root, "big.bin"))
 		}
 	}
-	// PROPFIND Depth 1 of a folder with 10,000 entries.
-	for _, s := range servers {
-		makeFolder(filepath.Join(s.root, "many"))
+}
+
+// noCharge adapts a request the server does all the work of.
+func noCharge(f func() (time.Duration, error)) func() (time.Duration, time.Duration, error) {
+	return func() (time.Duration, time.Duration, error) {
+		d, err := f()
+		return d, 0, err
 	}
-	time.Sleep(2 * time.Second) // rclone's directory cache (1s) forgets the old listing
-	for _, s := range servers {
-		propfindTime(s, "many/") // dentries and inodes in cache for everyone
-	}
-	for r := 0; r < 4**rounds; r++ {
+}
+
+// tlsRows are PUT and GET by curl over TLS 1.3, msdav against nginx on the
+// same certificate: the configuration the README recommends.
+func (b *bench) tlsRows() {
+	size := size(1<<30, 64<<20)
+	src := filepath.Join(*work, "src-tls.bin")
+	makeSource(src, size)
+	defer os.Remove(src)
+	label := human(size)
+	put, get := "TLS PUT "+label+" + fsync, curl", "TLS GET "+label+" (warm), curl"
+	b.table.compare(put, "nginx", tlsTarget)
+	b.table.compare(get, "nginx", tlsTarget)
+	servers := []*server{b.msdavTLS, b.nginxTLS}
+	for r := 0; r < *rounds; r++ {
 		for _, k := range order(len(servers), r) {
 			s := servers[k]
-			table.measure("PROPFIND depth 1, 10,000 entries", s, func() (time.Duration, time.Duration) { return propfindTime(s, "many/"), 0 })
+			b.table.measure(put, s, func() (time.Duration, time.Duration, error) { return curlPutTime(s, "tls.bin", src, size) })
 		}
 	}
-	cycles, small := smallWrites()
-	// Two sizes, to show that memory does not follow the size of the image.
-	rssSizes := []int64{256 << 20, 1 << 30}
-	if *quick {
-		rssSizes = []int64{32 << 20, 128 << 20}
+	for r := 0; r < *rounds; r++ {
+		for _, k := range order(len(servers), r) {
+			s := servers[k]
+			if _, err := os.Stat(filepath.Join(s.root, "tls.bin")); err != nil {
+				b.table.fail(get, s.name, fmt.Errorf("nothing to GET: the TLS PUT left no file (%v)", err))
+				continue
+			}
+			warm(filepath.Join(s.root, "tls.bin"))
+			for k := 0; k < 3; k++ {
+				b.table.measure(get, s, noCharge(func() (time.Duration, error) { return curlTime(s, "tls.bin", "", size) }))
+			}
+		}
 	}
-	var rss []string
-	for _, size := range rssSizes {
-		rss = append(rss, fmt.Sprintf("%s with four %s uploads", peakRSS(size), human(size)))
+	for _, s := range servers {
+		os.Remove(filepath.Join(s.root, "tls.bin"))
 	}
-	if *profile != "" {
-		profiles(*profile)
-	}
+}
 
+// propfindRows list a folder of 10,000 files (named properties and
+// allprop) and a folder of 2,000 subfolders, at Depth 1, on every server.
+func (b *bench) propfindRows() {
+	for _, s := range b.all {
+		makeFolder(filepath.Join(s.root, "many"))
+		makeFolders(filepath.Join(s.root, "folders"), 2000)
+	}
+	time.Sleep(2 * time.Second) // rclone's directory cache (1s) forgets the old listing
+	rows := []struct {
+		row, dir, body, prefix string
+		want                   int
+		target                 float64
+	}{
+		{"PROPFIND depth 1, 10,000 entries", "many/", namedProps, "image-", 10000, propfindTarget},
+		{"PROPFIND depth 1, 10,000 entries, allprop", "many/", allProp, "image-", 10000, 0},
+		{"PROPFIND depth 1, 2,000 subfolders", "folders/", namedProps, "distro-", 2000, propfindTarget},
+	}
+	for _, row := range rows {
+		b.table.compare(row.row, "nginx", row.target)
+		for _, s := range b.all {
+			propfindTime(s, row.dir, row.body, row.prefix, row.want) // dentries and inodes in cache for everyone
+		}
+		for r := 0; r < 4**rounds; r++ {
+			for _, k := range order(len(b.all), r) {
+				s := b.all[k]
+				b.table.measure(row.row, s, noCharge(func() (time.Duration, error) {
+					return propfindTime(s, row.dir, row.body, row.prefix, row.want)
+				}))
+			}
+		}
+	}
+}
+
+// fetchRows have msdav fetch an image from nginx on loopback, as is and
+// compressed, against curl (and curl | xz -dc, curl | zstd -dc) writing the
+// same bytes to the same disk, synced.
+func (b *bench) fetchRows() {
+	size := size(1<<30, 64<<20)
+	img, xz, zst, err := cachedImage(filepath.Join(*work, "cache"), size)
+	if err != nil {
+		b.errs = append(b.errs, "fetch rows not measured: "+err.Error())
+		return
+	}
+	dir := filepath.Join(b.nginx.root, "fetch")
+	must(os.MkdirAll(dir, 0o755))
+	outDir := filepath.Join(*work, "tool-out")
+	must(os.MkdirAll(outDir, 0o755))
+	defer os.RemoveAll(outDir)
+	defer os.RemoveAll(dir)
+	label := human(size)
+	rows := []struct {
+		row, src, decompress, peer, pipeline string
+		target                               float64
+	}{
+		{"Fetch " + label + " over loopback", img, "none", "curl -o", "curl -sS --fail -o %[2]s %[1]s", fetchTarget},
+		{"Fetch " + label + ", zstd -3, unpacked", zst, "auto", "curl | zstd -dc", "curl -sS --fail %[1]s | zstd -dc > %[2]s", zstdTarget},
+		{"Fetch " + label + ", xz -T0 -3, unpacked", xz, "auto", "curl | xz -dc", "curl -sS --fail %[1]s | xz -dc > %[2]s", xzTarget},
+	}
+	for _, row := range rows {
+		// A hard link: nginx serves the cached archive without a copy.
+		name := filepath.Base(row.src)
+		must(os.Link(row.src, filepath.Join(dir, name)))
+		warm(row.src) // the source in the page cache for both: the disk is timed on the writing side
+		url := b.nginx.url + "fetch/" + name
+		out := filepath.Join(outDir, "fetched.img")
+		b.tools.compare(row.row, row.peer, row.target)
+		for r := 0; r < *rounds; r++ {
+			for _, k := range order(2, r) {
+				if k == 0 {
+					b.tools.measure(row.row, b.msdav, noCharge(func() (time.Duration, error) {
+						return fetchTime(b.msdav, url, "fetched.img", row.decompress, size)
+					}))
+					continue
+				}
+				if d, c, err := toolTime(fmt.Sprintf(row.pipeline, url, out), out, size); err != nil {
+					b.tools.fail(row.row, row.peer, err)
+				} else {
+					b.tools.sample(row.row, row.peer, d, c)
+				}
+			}
+		}
+		davDelete(b.msdav, "fetched.img")
+	}
+}
+
+// aloneRows are msdav's own figures: small writes with the remount guard,
+// and peak memory during concurrent uploads, plain and over TLS.
+func (b *bench) aloneRows() {
+	if line, err := smallWrites(); err != nil {
+		b.errs = append(b.errs, "small PUTs: "+err.Error())
+		b.alone = append(b.alone, "1,000 small PUTs (4 KiB, 4 clients) with `storage.remount = true` on a real tmpfs: failed.")
+	} else {
+		b.alone = append(b.alone, "1,000 small PUTs (4 KiB, 4 clients) with `storage.remount = true` on a real tmpfs: "+line+".")
+	}
+	// Two sizes, to show that memory does not follow the size of the image.
+	var rss []string
+	for _, size := range []int64{size(256<<20, 32<<20), size(1<<30, 128<<20)} {
+		if mib, err := peakRSS(size, false); err != nil {
+			b.errs = append(b.errs, fmt.Sprintf("peak RSS, four %s uploads: %v", human(size), err))
+			rss = append(rss, fmt.Sprintf("failed with four %s uploads", human(size)))
+		} else {
+			rss = append(rss, fmt.Sprintf("%.1f MiB with four %s uploads", mib, human(size)))
+		}
+	}
+	b.alone = append(b.alone, "Peak RSS (VmHWM) of a fresh msdav during four concurrent uploads: "+strings.Join(rss, ", ")+".")
+	tlsSize := size(256<<20, 32<<20)
+	if mib, err := peakRSS(tlsSize, true); err != nil {
+		b.errs = append(b.errs, fmt.Sprintf("peak RSS, four TLS uploads: %v", err))
+		b.alone = append(b.alone, "Peak RSS during four concurrent TLS uploads: failed.")
+	} else {
+		b.alone = append(b.alone, fmt.Sprintf("Peak RSS (VmHWM) of a fresh msdav during four concurrent TLS uploads of %s (Go's client): %.1f MiB (target < %d MiB: %s).",
+			human(tlsSize), mib, rssTargetMiB, map[bool]string{true: "met", false: "**missed**"}[mib < rssTargetMiB]))
+	}
+	if *vmlog != "" {
+		if line, err := vmLine(*vmlog); err != nil {
+			b.errs = append(b.errs, err.Error())
+		} else {
+			b.alone = append(b.alone, line)
+		}
+	}
+}
+
+var serverCols = []string{"msdav", "nginx", "apache", "rclone", "plain"}
+
+// report prints and writes the report, and every sample to the CSV. It
+// says whether anything failed.
+func (b *bench) report() bool {
+	var report bytes.Buffer
 	fmt.Fprintf(&report, "# msdav benchmarks\n\nWritten by `make bench` (bench/driver) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&report, "Machine: %s. Work directory %s on %s. Load before the run: %s. Free page reporting: %s. %d rounds, medians; servers interleaved, each on loopback.\n\n",
-		machine(), *work, fsType(*work), loadBefore, reporting, *rounds)
-	report.WriteString(table.markdown())
+		machine(), *work, fsType(*work), b.loadBefore, b.reporting, *rounds)
+	report.WriteString(b.table.markdown(append(slices.Clone(serverCols), "dd conv=fsync")))
 	fmt.Fprintf(&report, "\nCPU time per request: the server process's user + system time (/proc, ticks of 10 ms), mean of the samples without the lowest and highest fifth; for PUT plus the client's fsync of what the server wrote, which is server work left to the client (msdav syncs before it answers):\n\n")
-	report.WriteString(table.cpuMarkdown())
+	report.WriteString(b.table.cpuMarkdown(serverCols))
+	fmt.Fprintf(&report, "\n## msdav against the tools\n\nmsdav/peer as above, the tool in msdav's place in the same round. msdav fetching from nginx on loopback (POST /api/images/fetch, polling /api/jobs/{id} until done; the image is fsynced and its sha256 computed before the job is done) against curl writing the same bytes into the same disk, then an fsync; compressed images are unpacked by msdav (`decompress: auto`) and by `xz -dc` or `zstd -dc` after curl. The image is a stand-in for an OS image (a quarter zeros, a quarter random, half text), compressed once with `xz -T0 -3` and `zstd -3` and kept in %s. The console row uploads with the console's own code in headless Chromium. CPU: msdav's process, and the tool's pipeline with its fsync; in the console row both are msdav's, under the page and under curl:\n\n", filepath.Join(*work, "cache"))
+	report.WriteString(b.tools.peerMarkdown())
 	fmt.Fprintf(&report, "\n## msdav alone\n\n")
-	fmt.Fprintf(&report, "- 1,000 small PUTs (4 KiB, 4 clients) with `storage.remount = true` on a real tmpfs: %s, %s remount cycle(s).\n", small, cycles)
-	fmt.Fprintf(&report, "- Peak RSS (VmHWM) of a fresh msdav during four concurrent uploads: %s.\n", strings.Join(rss, ", "))
-	fmt.Fprintf(&report, "\nPUT times include an fsync of the written file by the client after the response, so every server is measured durable; msdav already fsynced before answering. msdav/nginx is the median of per-round ratios, msdav's time divided by nginx's measured next to it in the same round: below 1 is faster than nginx; the per-round column gives the lowest and highest of those ratios. GETs are preceded by a read of the file, so the page cache is warm for every server; the Go client reads into a 1 MiB buffer, curl as it does by default. Whole GETs are three per round and server, ranged GETs five, at offsets spread over the file. The order of the servers is shuffled in each round.\n")
+	for _, l := range b.alone {
+		fmt.Fprintf(&report, "- %s\n", l)
+	}
+	fmt.Fprintf(&report, "\nPUT times include an fsync of the written file by the client after the response, so every server is measured durable; msdav already fsynced before answering. msdav/nginx is the median of per-round ratios, msdav's time divided by nginx's measured next to it in the same round: below 1 is faster than nginx; the per-round column gives the lowest and highest of those ratios, and the target column the ratio issue 15 asks for. GETs are preceded by a read of the file, so the page cache is warm for every server; the Go client reads into a 1 MiB buffer, curl as it does by default. Whole GETs are three per round and server, ranged GETs five, at offsets spread over the file. The order of the servers is shuffled in each round. The TLS rows use one self-signed P-256 certificate for both servers, nginx with `ssl_protocols TLSv1.3` (userland TLS, no kTLS), msdav with its defaults (HTTP/1.1), curl with `--http1.1`. Every request's status and byte count is checked: a failed one is no sample, and its row says failed.\n")
+	fails := append(b.table.failures(), b.tools.failures()...)
+	fails = append(fails, b.errs...)
+	if len(fails) > 0 {
+		fmt.Fprintf(&report, "\n## Failures\n\n")
+		for _, f := range fails {
+			fmt.Fprintf(&report, "- %s\n", f)
+		}
+	}
 	fmt.Print(report.String())
 	must(os.WriteFile(*out, report.Bytes(), 0o644))
 	if *raw == "" {
 		*raw = filepath.Join(*work, "samples.csv")
 	}
-	table.writeRaw(*raw)
+	writeRaw(*raw, b.table, b.tools)
 	fmt.Fprintln(os.Stderr, "bench: every sample in", *raw)
-}
-
-// order is the order the servers take their turns in round r: shuffled,
-// with a fixed seed, so that no server always follows the same one (a
-// rotation made msdav always follow dd, and pay for what dd left behind).
-func order(n, r int) []int {
-	return mathrand.New(mathrand.NewSource(int64(r) + 1)).Perm(n)
-}
-
-// results keeps samples per row and server: wall time, and the CPU time
-// the server used for it.
-type results struct {
-	rows  []string
-	cells map[string]map[string][]time.Duration
-	cpu   map[string]map[string][]time.Duration
-	raw   [][]string
-}
-
-// measure times one request and reads the server's CPU time around it.
-// do returns the wall time and any CPU time the client spent on the
-// server's behalf (the fsync a server left to it), charged to the server.
-func (r *results) measure(row string, s *server, do func() (time.Duration, time.Duration)) {
-	c0 := cpuTime(s)
-	d, charged := do()
-	c := cpuTime(s) - c0 + charged
-	r.add(row, s.name, d)
-	if r.cpu == nil {
-		r.cpu = map[string]map[string][]time.Duration{}
-	}
-	if r.cpu[row] == nil {
-		r.cpu[row] = map[string][]time.Duration{}
-	}
-	r.cpu[row][s.name] = append(r.cpu[row][s.name], c)
-	r.raw = append(r.raw, []string{row, s.name, strconv.FormatInt(d.Microseconds(), 10), strconv.FormatInt(c.Microseconds(), 10)})
-}
-
-func (r *results) writeRaw(path string) {
-	f, err := os.Create(path)
-	must(err)
-	w := csv.NewWriter(f)
-	w.Write([]string{"measurement", "server", "wall_us", "cpu_us"})
-	w.WriteAll(r.raw)
-	must(f.Close())
-}
-
-// trimmedMean drops the lowest and highest fifth of the samples and
-// averages the rest: one stall of the VM made a mean of five PUTs 2x, and a
-// median of values in 10 ms ticks is too coarse for the short requests.
-func trimmedMean(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	cut := len(s) / 5
-	s = s[cut : len(s)-cut]
-	var t time.Duration
-	for _, d := range s {
-		t += d
-	}
-	return t / time.Duration(len(s))
-}
-
-// cpuMarkdown is the trimmed mean CPU time per request of each server: the
-// kernel's share (copies, page cache, sendfile) included, so it says what
-// each server costs a small box's processor.
-func (r *results) cpuMarkdown() string {
-	cols := []string{"msdav", "nginx", "apache", "rclone", "plain"}
-	var b strings.Builder
-	b.WriteString("| measurement | " + strings.Join(cols, " | ") + " | msdav/nginx |\n|---|" + strings.Repeat("---|", len(cols)+1) + "\n")
-	mean := trimmedMean
-	for _, row := range r.rows {
-		if r.cpu[row] == nil {
-			continue
-		}
-		writeCells(&b, row, r.cpu[row], cols, mean)
-		m, n := r.cpu[row]["msdav"], r.cpu[row]["nginx"]
-		if len(m) > 0 && len(n) > 0 && mean(n) > 0 {
-			fmt.Fprintf(&b, " **%.2f** |\n", float64(mean(m))/float64(mean(n)))
-		} else {
-			b.WriteString(" |\n")
-		}
-	}
-	return b.String()
-}
-
-func (r *results) add(row, server string, d time.Duration) {
-	if r.cells == nil {
-		r.cells = map[string]map[string][]time.Duration{}
-	}
-	if r.cells[row] == nil {
-		r.cells[row] = map[string][]time.Duration{}
-		r.rows = append(r.rows, row)
-	}
-	r.cells[row][server] = append(r.cells[row][server], d)
-}
-
-// writeCells writes the start of a table row: its name, then one summary
-// of each column's samples, empty where a server has none.
-func writeCells(b *strings.Builder, row string, cells map[string][]time.Duration, cols []string, summary func([]time.Duration) time.Duration) {
-	b.WriteString("| " + row + " |")
-	for _, c := range cols {
-		if ds := cells[c]; len(ds) > 0 {
-			b.WriteString(" " + fmtDur(summary(ds)) + " |")
-		} else {
-			b.WriteString(" |")
-		}
-	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-func (r *results) markdown() string {
-	cols := []string{"msdav", "nginx", "apache", "rclone", "plain", "dd conv=fsync"}
-	var b strings.Builder
-	b.WriteString("| measurement | " + strings.Join(cols, " | ") + " | msdav/nginx | per round |\n|---|" + strings.Repeat("---|", len(cols)+2) + "\n")
-	for _, row := range r.rows {
-		writeCells(&b, row, r.cells[row], cols, median)
-		if mid, lo, hi, ok := pairedRatio(r.cells[row]["msdav"], r.cells[row]["nginx"]); ok {
-			fmt.Fprintf(&b, " **%.2f** | %.2f–%.2f |\n", mid, lo, hi)
-		} else {
-			b.WriteString(" | |\n")
-		}
-	}
-	return b.String()
-}
-
-// pairedRatio divides each msdav sample by the nginx sample taken in the
-// same round, next to it in time, so that a slow moment of the machine
-// weighs on both; it gives the median and the extremes of those ratios.
-func pairedRatio(m, n []time.Duration) (mid, lo, hi float64, ok bool) {
-	if len(m) == 0 || len(m) != len(n) {
-		return 0, 0, 0, false
-	}
-	rs := make([]float64, len(m))
-	for i := range m {
-		rs[i] = float64(m[i]) / float64(n[i])
-	}
-	sort.Float64s(rs)
-	return rs[len(rs)/2], rs[0], rs[len(rs)-1], true
-}
-
-func fmtDur(d time.Duration) string {
-	if d < time.Second {
-		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
-	}
-	return fmt.Sprintf("%.2f s", d.Seconds())
-}
-
-func human(n int64) string {
-	if n >= 1<<30 {
-		return fmt.Sprintf("%d GiB", n>>30)
-	}
-	return fmt.Sprintf("%d MiB", n>>20)
-}
-
-var (
-	procMu  sync.Mutex
-	started []*exec.Cmd
-)
-
-// stopAll kills every server started, also when the run fails.
-func stopAll() {
-	procMu.Lock()
-	defer procMu.Unlock()
-	if restoreReporting != nil {
-		restoreReporting()
-		restoreReporting = nil
-	}
-	for _, c := range started {
-		if c.Process != nil {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}
-	started = nil
-}
-
-func must(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		stopAll()
-		os.Exit(1)
-	}
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitUp(url string) {
-	for i := 0; i < 200; i++ {
-		req, _ := http.NewRequest("OPTIONS", url, nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	must(fmt.Errorf("%s did not come up", url))
-}
-
-func start(name, root, url string, cmd *exec.Cmd) *server {
-	logf, _ := os.Create(filepath.Join(*work, name+".log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	must(cmd.Start())
-	procMu.Lock()
-	started = append(started, cmd)
-	procMu.Unlock()
-	waitUp(url)
-	return &server{name: name, url: url, root: root, cmd: cmd}
-}
-
-func startMsdav(name, root string, remount bool, flags ...string) *server {
-	must(os.MkdirAll(root, 0o755))
-	addr := freePort()
-	cfg := filepath.Join(*work, name+".toml")
-	must(os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\nlisten = %q\n[storage]\nroot = %q\nremount = %v\n[gadget]\nmode = \"disabled\"\n", addr, root, remount)), 0o644))
-	return start(name, root, "http://"+addr+"/dav/", exec.Command(*msdav, append([]string{"serve", "-config", cfg}, flags...)...))
-}
-
-func startNginx() *server {
-	root := filepath.Join(*work, "nginx")
-	for _, d := range []string{root, filepath.Join(*work, "nginx-tmp")} {
-		must(os.MkdirAll(d, 0o755))
-	}
-	addr := freePort()
-	conf := fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-daemon off; master_process off; worker_processes 1; user root;
-error_log %[1]s/nginx.err; pid %[1]s/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off; sendfile on; tcp_nopush on; client_max_body_size 0;
-  client_body_temp_path %[1]s/nginx-tmp; client_body_buffer_size 1m;
-  server { listen %[2]s; root %[3]s;
-    location / { dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on; } }
-}
-`, *work, addr, root)
-	p := filepath.Join(*work, "nginx.conf")
-	must(os.WriteFile(p, []byte(conf), 0o644))
-	return start("nginx", root, "http://"+addr+"/", exec.Command("nginx", "-c", p, "-p", *work))
-}
-
-func startApache() *server {
-	root := filepath.Join(*work, "apache")
-	lock := filepath.Join(*work, "apache-lock")
-	must(os.MkdirAll(root, 0o755))
-	must(os.MkdirAll(lock, 0o777))
-	os.Chmod(lock, 0o777)
-	addr := freePort()
-	m := "/usr/lib/apache2/modules/"
-	conf := fmt.Sprintf(`LoadModule mpm_event_module %[1]smod_mpm_event.so
-LoadModule authz_core_module %[1]smod_authz_core.so
-LoadModule unixd_module %[1]smod_unixd.so
-LoadModule dav_module %[1]smod_dav.so
-LoadModule dav_fs_module %[1]smod_dav_fs.so
-User www-data
-Group www-data
-ServerName localhost
-Listen %[2]s
-PidFile %[3]s/apache.pid
-ErrorLog %[3]s/apache.err
-DocumentRoot %[4]s
-DavLockDB %[5]s/lockdb
-<Directory %[4]s>
-  Dav On
-  Require all granted
-</Directory>
-`, m, addr, *work, root, lock)
-	p := filepath.Join(*work, "apache.conf")
-	must(os.WriteFile(p, []byte(conf), 0o644))
-	if _, err := os.Stat(m + "mod_unixd.so"); err != nil {
-		conf = strings.Replace(conf, "LoadModule unixd_module "+m+"mod_unixd.so\n", "", 1)
-		must(os.WriteFile(p, []byte(conf), 0o644))
-	}
-	cmd := exec.Command("apache2", "-X", "-f", p)
-	cmd.Env = append(os.Environ(), "APACHE_RUN_DIR="+*work)
-	return start("apache", root, "http://"+addr+"/", cmd)
-}
-
-func startRclone() *server {
-	root := filepath.Join(*work, "rclone")
-	must(os.MkdirAll(root, 0o755))
-	addr := freePort()
-	return start("rclone", root, "http://"+addr+"/", exec.Command("rclone", "serve", "webdav", root, "--addr", addr, "--dir-cache-time", "1s", "--config", filepath.Join(*work, "rclone.conf")))
-}
-
-func startPlain() *server {
-	root := filepath.Join(*work, "plain")
-	must(os.MkdirAll(root, 0o755))
-	addr := freePort()
-	return start("plain", root, "http://"+addr+"/", exec.Command(*plain, "-listen", addr, "-root", root))
-}
-
-func makeSource(path string, size int64) {
-	f, err := os.Create(path)
-	must(err)
-	buf := make([]byte, 4<<20)
-	rand.Read(buf)
-	for n := int64(0); n < size; n += int64(len(buf)) {
-		_, err := f.Write(buf[:min(int64(len(buf)), size-n)])
-		must(err)
-	}
-	must(f.Close())
-	exec.Command("sync").Run()
-}
-
-// ranges are the Range headers of the ranged GETs of a file of size: five
-// of n bytes each (64 MiB, or a quarter of a small file), from its start to
-// its end.
-func ranges(size int64) (rngs []string, n int64) {
-	n = min(int64(64<<20), size/4)
-	for k := int64(0); k < 5; k++ {
-		off := (size - n) * k / 4
-		rngs = append(rngs, fmt.Sprintf("bytes=%d-%d", off, off+n-1))
-	}
-	return rngs, n
-}
-
-// makeFolder fills dir with the 10,000 one-byte images PROPFIND is timed on.
-func makeFolder(dir string) {
-	must(os.MkdirAll(dir, 0o755))
-	for i := 0; i < 10000; i++ {
-		must(os.WriteFile(filepath.Join(dir, fmt.Sprintf("image-%05d.iso", i)), []byte("x"), 0o644))
-	}
-}
-
-// warm reads a file through the page cache, so a GET measures the server
-// and not the disk.
-func warm(path string) {
-	f, err := os.Open(path)
-	must(err)
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err := f.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-// dropCache evicts a file just written (and fsynced, so clean) from the
-// page cache. Otherwise each PUT leaves up to 4 GiB cached, and the next
-// one runs into reclaim when memory is full: a cost that depends on the
-// order of the rounds, not on the server being measured.
-func dropCache(f *os.File) {
-	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-}
-
-func ddTime(src, dst string) time.Duration {
-	os.Remove(dst) // as for the servers: a new file, nothing dirty before the clock starts
-	exec.Command("sync").Run()
-	start := time.Now()
-	out, err := exec.Command("dd", "if="+src, "of="+dst, "bs=4M", "conv=fsync", "status=none").CombinedOutput()
-	if err != nil {
-		must(fmt.Errorf("dd: %v %s", err, out))
-	}
-	d := time.Since(start)
-	if f, err := os.Open(dst); err == nil {
-		dropCache(f)
-		f.Close()
-	}
-	return d
-}
-
-// putTime uploads src and fsyncs what the server wrote. It returns the
-// wall time and the CPU time of that fsync: for a server that answered
-// before syncing, the client did part of its work.
-func putTime(s *server, name, src string, size int64) (time.Duration, time.Duration) {
-	os.Remove(filepath.Join(s.root, name))
-	exec.Command("sync").Run()
-	f, err := os.Open(src)
-	must(err)
-	defer f.Close()
-	start := time.Now()
-	req, _ := http.NewRequest("PUT", s.url+name, f)
-	req.ContentLength = size
-	resp, err := client.Do(req)
-	must(err)
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		must(fmt.Errorf("%s PUT: %s", s.name, resp.Status))
-	}
-	// Durable for everyone: fsync what the server wrote.
-	w, err := os.OpenFile(filepath.Join(s.root, name), os.O_RDWR, 0)
-	must(err)
-	runtime.LockOSThread()
-	c0 := threadCPU()
-	must(w.Sync())
-	d := time.Since(start)
-	fsyncCPU := threadCPU() - c0
-	runtime.UnlockOSThread()
-	dropCache(w)
-	w.Close()
-	return d, fsyncCPU
-}
-
-// threadCPU is the calling thread's user and system time.
-func threadCPU() time.Duration {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// getBuf is where GET bodies land. io.Copy to io.Discard reads 8 KiB at a
-// time: the client then costs more than the server and decides the result.
-var getBuf = make([]byte, 1<<20)
-
-func getTime(s *server, name, rng string, want int64) time.Duration {
-	req, _ := http.NewRequest("GET", s.url+name, nil)
-	if rng != "" {
-		req.Header.Set("Range", rng)
-	}
-	start := time.Now()
-	resp, err := client.Do(req)
-	must(err)
-	var n int64
-	for {
-		m, err := resp.Body.Read(getBuf)
-		n += int64(m)
-		if err != nil {
-			break
-		}
-	}
-	resp.Body.Close()
-	if n != want {
-		must(fmt.Errorf("%s GET %s: %d bytes, want %d (%s)", s.name, rng, n, want, resp.Status))
-	}
-	return time.Since(start)
-}
-
-// curlTime is a GET by curl, a client with other habits than Go's (16 KiB
-// reads): the servers do not rank the same under both.
-func curlTime(s *server, name, rng string, want int64) time.Duration {
-	args := []string{"-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"}
-	if rng != "" {
-		args = append(args, "-r", strings.TrimPrefix(rng, "bytes="))
-	}
-	start := time.Now()
-	out, err := exec.Command("curl", append(args, s.url+name)...).Output()
-	d := time.Since(start)
-	must(err)
-	var code int
-	var n int64
-	fmt.Sscan(string(out), &code, &n)
-	if n != want {
-		must(fmt.Errorf("%s curl GET %s: %d bytes, want %d (status %d)", s.name, rng, n, want, code))
-	}
-	return d
-}
-
-func propfindTime(s *server, dir string) time.Duration {
-	body := `<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getcontentlength/><getlastmodified/><resourcetype/></prop></propfind>`
-	req, _ := http.NewRequest("PROPFIND", s.url+dir, strings.NewReader(body))
-	req.Header.Set("Depth", "1")
-	req.Header.Set("Content-Type", "application/xml")
-	start := time.Now()
-	resp, err := client.Do(req)
-	must(err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	d := time.Since(start)
-	if resp.StatusCode != 207 || bytes.Count(b, []byte("image-")) < 10000 {
-		must(fmt.Errorf("%s PROPFIND: %s, %d entries", s.name, resp.Status, bytes.Count(b, []byte("image-"))))
-	}
-	return d
-}
-
-// smallWrites puts 1,000 small files into a msdav whose store is a real
-// tmpfs with the remount guard on, and reads the cycles from /metrics.
-func smallWrites() (cycles string, took string) {
-	if os.Geteuid() != 0 {
-		return "not measured (needs root to mount a tmpfs)", "-"
-	}
-	dir := filepath.Join(*work, "remount-store")
-	os.MkdirAll(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", dir).CombinedOutput(); err != nil {
-		return fmt.Sprintf("not measured (mount: %v %s)", err, out), "-"
-	}
-	defer exec.Command("umount", "-l", dir).Run()
-	s := startMsdav("msdav-remount", dir, true)
-	defer func() { s.cmd.Process.Kill(); s.cmd.Wait() }()
-	data := bytes.Repeat([]byte("x"), 4096)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < 250; i++ {
-				req, _ := http.NewRequest("PUT", fmt.Sprintf("%sf-%d-%d.txt", s.url, w, i), bytes.NewReader(data))
-				resp, err := client.Do(req)
-				must(err)
-				resp.Body.Close()
-			}
-		}(w)
-	}
-	wg.Wait()
-	took = time.Since(start).Round(time.Millisecond).String()
-	resp, err := client.Get(strings.TrimSuffix(s.url, "/dav/") + "/metrics")
-	must(err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`(?m)^msdav_remount_cycles_total (\d+)`).FindSubmatch(b)
-	if m == nil {
-		return "not found in /metrics", took
-	}
-	return string(m[1]), took
-}
-
-// peakRSS runs four concurrent uploads into a fresh msdav and reads VmHWM.
-func peakRSS(size int64) string {
-	src := filepath.Join(*work, "rss-src.bin")
-	makeSource(src, size)
-	defer os.Remove(src)
-	root := filepath.Join(*work, "msdav-rss")
-	os.RemoveAll(root)
-	defer os.RemoveAll(root)
-	s := startMsdav("msdav-rss", root, false)
-	defer func() { s.cmd.Process.Kill(); s.cmd.Wait() }()
-	var wg sync.WaitGroup
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			f, err := os.Open(src)
-			must(err)
-			defer f.Close()
-			req, _ := http.NewRequestWithContext(context.Background(), "PUT", fmt.Sprintf("%sup-%d.bin", s.url, i), f)
-			req.ContentLength = size
-			resp, err := client.Do(req)
-			must(err)
-			resp.Body.Close()
-		}(i)
-	}
-	wg.Wait()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	must(err)
-	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
-	if m == nil {
-		return "unknown"
-	}
-	kb, _ := strconv.Atoi(string(m[1]))
-	return fmt.Sprintf("%.1f MiB", float64(kb)/1024)
-}
-
-// profiles runs msdav alone under its -cpuprofile flag, one process per
-// operation, so each profile shows one kind of request.
-func profiles(dir string) {
-	must(os.MkdirAll(dir, 0o755))
-	size := int64(1 << 30)
-	if *quick {
-		size = 128 << 20
-	}
-	src := filepath.Join(*work, "profile-src.bin")
-	makeSource(src, size)
-	defer os.Remove(src)
-	run := func(op string, setup func(s *server), load func(s *server)) {
-		root := filepath.Join(*work, "msdav-profile-"+op)
-		out := filepath.Join(dir, op+".pprof")
-		s := startMsdav("msdav-profile-"+op, root, false, "-cpuprofile", out)
-		setup(s)
-		load(s)
-		must(s.cmd.Process.Signal(syscall.SIGTERM))
-		s.cmd.Wait()
-		os.RemoveAll(root)
-		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
-	}
-	none := func(*server) {}
-	run("put", none, func(s *server) {
-		for i := 0; i < 3; i++ {
-			putTime(s, "big.bin", src, size)
-		}
-	})
-	run("get", func(s *server) {
-		putTime(s, "big.bin", src, size)
-		warm(filepath.Join(s.root, "big.bin"))
-	}, func(s *server) {
-		for i := 0; i < 5; i++ {
-			getTime(s, "big.bin", "", size)
-		}
-		rngs, n := ranges(size)
-		for i := 0; i < 4; i++ {
-			for _, rng := range rngs {
-				getTime(s, "big.bin", rng, n)
-			}
-		}
-	})
-	run("propfind", func(s *server) {
-		makeFolder(filepath.Join(s.root, "many"))
-	}, func(s *server) {
-		for i := 0; i < 50; i++ {
-			propfindTime(s, "many/")
-		}
-	})
-}
-
-const reportingOrder = "/sys/module/page_reporting/parameters/page_reporting_order"
-
-var restoreReporting func()
-
-// pausePageReporting stops a VM guest from handing freed pages back to its
-// host for the run. With it on, every file a PUT replaces frees memory
-// that the next PUT faults back in from the host, at about 0.3 GiB/s
-// here, at random moments: dd of 1 GiB took from 0.25 s to 2.9 s. Real
-// hardware has no such thing. Orders above the largest (10) are never
-// reported. The old value comes back when the run ends.
-func pausePageReporting() string {
-	old, err := os.ReadFile(reportingOrder)
-	if err != nil {
-		return "not present (not a VM with free page reporting)"
-	}
-	if err := os.WriteFile(reportingOrder, []byte("11"), 0o644); err != nil {
-		return fmt.Sprintf("on (could not pause it: %v): expect noisy PUT times", err)
-	}
-	restoreReporting = func() { os.WriteFile(reportingOrder, old, 0o644) }
-	took, gib := prefault()
-	return fmt.Sprintf("paused for the run (page_reporting_order %s -> 11, restored after), and %.1f GiB of free memory faulted in from the host first (%.0f s)",
-		strings.TrimSpace(string(old)), gib, took.Seconds())
-}
-
-// prefault touches the guest's free memory once, so that pages the host
-// took back before the run are its own again. Otherwise the first server to
-// write pays for them: the first 4 GiB PUT of a run took 12.6 s, the next
-// ones 2.7-3.0 s.
-func prefault() (time.Duration, float64) {
-	var avail int64
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		if m := regexp.MustCompile(`MemAvailable:\s+(\d+) kB`).FindSubmatch(b); m != nil {
-			kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-			avail = kb << 10
-		}
-	}
-	start := time.Now()
-	const chunk = 256 << 20
-	var maps [][]byte
-	defer func() {
-		for _, m := range maps {
-			unix.Munmap(m)
-		}
-	}()
-	touched := int64(0)
-	for touched+chunk < avail-(1<<30) { // leave 1 GiB for everything else
-		m, err := unix.Mmap(-1, 0, chunk, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			break
-		}
-		for i := 0; i < len(m); i += 4096 {
-			m[i] = 1
-		}
-		maps = append(maps, m)
-		touched += chunk
-	}
-	return time.Since(start), float64(touched) / (1 << 30)
-}
-
-// cpuTime is the user and system time the process has used so far, all
-// threads included, from /proc (clock ticks of 10 ms).
-func cpuTime(s *server) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
-func machine() string {
-	var mem string
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		if m := regexp.MustCompile(`MemTotal:\s+(\d+) kB`).FindSubmatch(b); m != nil {
-			kb, _ := strconv.Atoi(string(m[1]))
-			mem = fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
-		}
-	}
-	kernel, _ := exec.Command("uname", "-r").Output()
-	cpu := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		if m := regexp.MustCompile(`model name\s+: (.*)`).FindSubmatch(b); m != nil {
-			cpu = string(m[1])
-		}
-	}
-	return fmt.Sprintf("%d cores (%s), %s, Linux %s, %s", runtime.NumCPU(), cpu, mem, strings.TrimSpace(string(kernel)), runtime.Version())
-}
-
-func fsType(dir string) string {
-	out, err := exec.Command("stat", "-f", "-c", "%T", dir).Output()
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
+	return len(fails) > 0
 }
