@@ -100,7 +100,7 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 			if e.name != "" {
 				erel = path.Join(rl, e.name)
 			}
-			if m, err := h.fsys.props.deadProps(erel, e.fi.IsDir(), quota); err == nil {
+			if m, err := h.fsys.props.deadPropsKnown(erel, e.fi.IsDir(), e.sidecars, quota); err == nil {
 				dead = m
 			}
 		}

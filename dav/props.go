@@ -71,9 +71,19 @@ func (p *propStore) load(rel string) (map[xml.Name]webdav.Property, error) {
 // (computed live from the part that holds the folder, through q when a
 // request asks for many; nil asks the store itself).
 func (p *propStore) deadProps(rel string, isDir bool, q *fs.Quota) (map[xml.Name]webdav.Property, error) {
-	m, err := p.load(rel)
-	if err != nil {
-		return nil, err
+	return p.deadPropsKnown(rel, isDir, true, q)
+}
+
+// deadPropsKnown is deadProps for a caller that listed the folder and knows
+// whether rel has a sidecar: without one nothing is read. A PROPFIND of
+// 2,000 subfolders spent 59 % of its CPU opening sidecars that were not there.
+func (p *propStore) deadPropsKnown(rel string, isDir, hasSidecar bool, q *fs.Quota) (map[xml.Name]webdav.Property, error) {
+	m := map[xml.Name]webdav.Property{}
+	if hasSidecar {
+		var err error
+		if m, err = p.load(rel); err != nil {
+			return nil, err
+		}
 	}
 	if isDir {
 		usage := func(rel string) (fs.Part, error) { return p.s.Usage(context.Background(), rel) }
