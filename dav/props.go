@@ -71,6 +71,9 @@ func (p *propStore) load(rel string) (map[xml.Name]webdav.Property, error) {
 // (computed live from the part that holds the folder, through q when a
 // request asks for many; nil asks the store itself).
 func (p *propStore) deadProps(rel string, isDir bool, q *fs.Quota) (map[xml.Name]webdav.Property, error) {
+	if q == nil && isDir {
+		q = p.s.NewQuota(context.Background())
+	}
 	return p.deadPropsKnown(rel, isDir, true, q)
 }
 
@@ -85,12 +88,8 @@ func (p *propStore) deadPropsKnown(rel string, isDir, hasSidecar bool, q *fs.Quo
 			return nil, err
 		}
 	}
-	if isDir {
-		usage := func(rel string) (fs.Part, error) { return p.s.Usage(context.Background(), rel) }
-		if q != nil {
-			usage = q.Usage
-		}
-		if part, err := usage(rel); err == nil {
+	if isDir && q != nil {
+		if part, err := q.Usage(rel); err == nil {
 			m[quotaAvail] = webdav.Property{XMLName: quotaAvail, InnerXML: []byte(strconv.FormatUint(part.Free, 10))}
 			m[quotaUsed] = webdav.Property{XMLName: quotaUsed, InnerXML: []byte(strconv.FormatUint(part.Size-part.Free, 10))}
 		}
