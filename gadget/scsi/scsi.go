@@ -348,9 +348,15 @@ func doRead(l *LUN, cdb []byte, x Xfer) error {
 	bs := l.blockSize()
 	off, left := lba*bs, n*bs
 	buf := make([]byte, min(left, chunk))
+	// The data phase runs unlocked: a host that stops reading must not
+	// hold up the API's eject. An image ejected meanwhile is closed, and
+	// the read ends in a medium error.
+	med := l.med
+	l.mu.Unlock()
+	defer l.mu.Lock()
 	for left > 0 {
 		b := buf[:min(left, chunk)]
-		if _, err := l.med.ReadAt(b, off); err != nil {
+		if _, err := med.ReadAt(b, off); err != nil {
 			return check(MediumError)
 		}
 		if err := x.Send(b); err != nil {
@@ -373,12 +379,15 @@ func doWrite(l *LUN, cdb []byte, x Xfer) error {
 	bs := l.blockSize()
 	off, left := lba*bs, n*bs
 	buf := make([]byte, min(left, chunk))
+	med := l.med // unlocked as in doRead
+	l.mu.Unlock()
+	defer l.mu.Lock()
 	for left > 0 {
 		b := buf[:min(left, chunk)]
 		if err := x.Recv(b); err != nil {
 			return err
 		}
-		if _, err := l.med.WriteAt(b, off); err != nil {
+		if _, err := med.WriteAt(b, off); err != nil {
 			return check(WriteError)
 		}
 		off += int64(len(b))
@@ -386,7 +395,7 @@ func doWrite(l *LUN, cdb []byte, x Xfer) error {
 	}
 	// FUA: the host wants the blocks on the medium before GOOD.
 	if cdb[0] != 0x0A && cdb[1]&0x08 != 0 {
-		if err := l.med.Sync(); err != nil {
+		if err := med.Sync(); err != nil {
 			return check(WriteError)
 		}
 	}
