@@ -94,13 +94,6 @@ func NewLUN(cd bool, inq Inquiry, serial string) *LUN {
 	if inq.Vendor == "" {
 		inq.Vendor = "msdav"
 	}
-	if inq.Product == "" {
-		if cd {
-			inq.Product = "Virtual DVD-ROM"
-		} else {
-			inq.Product = "Virtual Flash"
-		}
-	}
 	if inq.Revision == "" {
 		inq.Revision = "1.00"
 	}
@@ -445,7 +438,15 @@ func doInquiry(l *LUN, cdb []byte, x Xfer) error {
 	}
 	b := []byte{l.devType(), 0x80, 0x05, 0x02, 31, 0, 0, 0}
 	b = append(b, padded(l.inq.Vendor, 8)...)
-	b = append(b, padded(l.inq.Product, 16)...)
+	product := l.inq.Product
+	if product == "" {
+		// The drive changes type with what it holds; so does its default name.
+		product = "Virtual Flash"
+		if l.cd {
+			product = "Virtual DVD-ROM"
+		}
+	}
+	b = append(b, padded(product, 16)...)
 	b = append(b, padded(l.inq.Revision, 4)...)
 	return x.Send(b)
 }

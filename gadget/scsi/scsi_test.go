@@ -188,7 +188,7 @@ func TestCommands(t *testing.T) {
 			}},
 		{name: "INQUIRY disk", s: disk, cdb: alloc(0x12, 3, 36, 6), hostLen: 36, in: true,
 			check: func(t *testing.T, r result, l *LUN, m *mem) {
-				if len(r.data) != 36 || r.data[0] != 0 || r.data[1] != 0x80 || string(r.data[8:13]) != "msdav" {
+				if len(r.data) != 36 || r.data[0] != 0 || r.data[1] != 0x80 || string(r.data[8:13]) != "msdav" || string(r.data[16:29]) != "Virtual Flash" {
 					t.Errorf("inquiry %q", r.data)
 				}
 			}},
@@ -196,6 +196,10 @@ func TestCommands(t *testing.T) {
 			check: func(t *testing.T, r result, l *LUN, m *mem) {
 				if len(r.data) != 5 || r.data[0] != 5 {
 					t.Errorf("inquiry %x", r.data)
+				}
+				l.SetCD(true)
+				if r2 := do(t, l, alloc(0x12, 3, 36, 6), 36, true, nil); string(r2.data[16:31]) != "Virtual DVD-ROM" {
+					t.Errorf("product of a CD drive %q", r2.data[16:32])
 				}
 			}},
 		{name: "INQUIRY host asks more: residue, IN stalled", s: disk, cdb: alloc(0x12, 3, 96, 6), hostLen: 96, in: true,
