@@ -87,6 +87,16 @@ type LUN struct {
 	// onHostEject is told when the host ejects the medium itself (START
 	// STOP UNIT with LoEj), so the drive's owner can let go of the image.
 	onHostEject func(Medium)
+	// buf is the data buffer of READ and WRITE, kept between commands
+	// (one Serve loop runs a LUN's commands one at a time).
+	buf []byte
+}
+
+func (l *LUN) buffer(n int64) []byte {
+	if int64(cap(l.buf)) < n {
+		l.buf = make([]byte, n)
+	}
+	return l.buf[:n]
 }
 
 // NewLUN returns an empty drive that shows itself as a CD/DVD drive when cd.
@@ -340,7 +350,7 @@ func doRead(l *LUN, cdb []byte, x Xfer) error {
 	}
 	bs := l.blockSize()
 	off, left := lba*bs, n*bs
-	buf := make([]byte, min(left, chunk))
+	buf := l.buffer(min(left, chunk))
 	// The data phase runs unlocked: a host that stops reading must not
 	// hold up the API's eject. An image ejected meanwhile is closed, and
 	// the read ends in a medium error.
@@ -371,7 +381,7 @@ func doWrite(l *LUN, cdb []byte, x Xfer) error {
 	}
 	bs := l.blockSize()
 	off, left := lba*bs, n*bs
-	buf := make([]byte, min(left, chunk))
+	buf := l.buffer(min(left, chunk))
 	med := l.med // unlocked as in doRead
 	l.mu.Unlock()
 	defer l.mu.Lock()

@@ -101,14 +101,23 @@ func do(t *testing.T, l *LUN, cdb []byte, hostLen uint32, in bool, out []byte) r
 	if len(p.in) == 0 {
 		t.Fatalf("%x: no CSW", cdb)
 	}
-	csw := p.in[len(p.in)-1]
-	if len(csw) != CSWSize || binary.LittleEndian.Uint32(csw) != cswSig || binary.LittleEndian.Uint32(csw[4:]) != 7 {
+	// The host sees packets: the CSW may share the last transfer with the
+	// data, but only after whole packets that fill its data length.
+	var stream []byte
+	for _, b := range p.in {
+		stream = append(stream, b...)
+	}
+	if last := p.in[len(p.in)-1]; len(last) > CSWSize {
+		if (len(last)-CSWSize)%512 != 0 || uint32(len(stream)-CSWSize) != hostLen {
+			t.Fatalf("%x: data of %d bytes joined to the CSW, host asked %d", cdb, len(last)-CSWSize, hostLen)
+		}
+	}
+	csw := stream[len(stream)-CSWSize:]
+	if binary.LittleEndian.Uint32(csw) != cswSig || binary.LittleEndian.Uint32(csw[4:]) != 7 {
 		t.Fatalf("%x: bad CSW %x", cdb, csw)
 	}
 	r := result{status: csw[12], residue: binary.LittleEndian.Uint32(csw[8:]), p: p}
-	for _, b := range p.in[:len(p.in)-1] {
-		r.data = append(r.data, b...)
-	}
+	r.data = stream[:len(stream)-CSWSize]
 	r.sense = l.sense
 	return r
 }
@@ -241,6 +250,18 @@ func TestCommands(t *testing.T) {
 			check: func(t *testing.T, r result, l *LUN, m *mem) {
 				if !bytes.Equal(r.data, m.b[1024:2560]) {
 					t.Error("read(10) data differ")
+				}
+			}},
+		{name: "READ in whole packets goes out with its CSW in one transfer", s: disk, cdb: cdb10(0x28, 0, 4), hostLen: 2048, in: true,
+			check: func(t *testing.T, r result, l *LUN, m *mem) {
+				if len(r.p.in) != 1 || !bytes.Equal(r.data, m.b[:2048]) {
+					t.Errorf("%d transfers", len(r.p.in))
+				}
+			}},
+		{name: "READ with a residue keeps its CSW apart", s: disk, cdb: cdb10(0x28, 0, 4), hostLen: 4096, in: true,
+			check: func(t *testing.T, r result, l *LUN, m *mem) {
+				if len(r.p.in) != 2 || r.residue != 2048 || r.p.haltIn != 1 {
+					t.Errorf("%d transfers, residue %d, halts %d", len(r.p.in), r.residue, r.p.haltIn)
 				}
 			}},
 		{name: "READ(6)", s: disk, cdb: []byte{0x08, 0, 0, 1, 1, 0}, hostLen: 512, in: true,
@@ -673,11 +694,14 @@ func FuzzCBW(f *testing.F) {
 				continue // the scripted host ran out of data to send
 			}
 			var moved int
-			for _, b := range p.in[:len(p.in)-1] {
+			for _, b := range p.in {
 				moved += len(b)
 			}
-			if moved > int(c.Length) || len(p.in[len(p.in)-1]) != CSWSize {
-				t.Fatalf("moved %d of %d, CSW %x", moved, c.Length, p.in[len(p.in)-1])
+			moved -= CSWSize
+			csw := p.in[len(p.in)-1]
+			csw = csw[len(csw)-CSWSize:]
+			if moved > int(c.Length) || binary.LittleEndian.Uint32(csw) != cswSig {
+				t.Fatalf("moved %d of %d, CSW %x", moved, c.Length, csw)
 			}
 		}
 	})
