@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/gadget/scsi"
 )
 
 // CDMaxBytes is the largest image upstream f_mass_storage serves whole as a
@@ -27,6 +28,8 @@ var (
 	ErrMediumLocked = errors.New("the host has locked the medium (it is mounted or in use there)")
 	// ErrBusy: the drive holds another image; eject it first.
 	ErrBusy = errors.New("the drive holds an image; eject it first")
+	// ErrNeedsUserspace: only msdav's own drives can serve a URL.
+	ErrNeedsUserspace = errors.New(`images from a URL need gadget.backend = "userspace"`)
 	// ErrNoDrive: there is no drive with that index.
 	ErrNoDrive = errors.New("no such drive")
 )
@@ -38,6 +41,9 @@ type Drive struct {
 	CDROM bool
 	RW    bool
 	Media string // cd, dvd, flash or none
+	// URL is set for an image served from a URL (File holds it too, so a
+	// drive with one is never mistaken for an empty one).
+	URL string
 }
 
 // Gadget owns the mass-storage drives of one USB gadget.
@@ -302,6 +308,25 @@ func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 		return cur, errors.New("a CD/DVD cannot be writable: attach it read-only, or as a flash drive")
 	}
 	return g.be.attach(i, abs, cdrom, rw)
+}
+
+// AttachURL puts m, an image read from url, into drive i, read-only. Only
+// the userspace backend can: f_mass_storage reads files.
+func (g *Gadget) AttachURL(i int, url string, m scsi.Medium, cdrom bool) (Drive, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, err := g.Drive(i)
+	if err != nil {
+		return cur, err
+	}
+	if cur.File != "" {
+		return cur, fmt.Errorf("drive %d holds %s: %w", i, cur.File, ErrBusy)
+	}
+	u, ok := g.be.(*userspace)
+	if !ok {
+		return cur, ErrNeedsUserspace
+	}
+	return u.attachMedium(i, url, m, cdrom)
 }
 
 // Eject empties drive i. If the host locked the medium it is refused with

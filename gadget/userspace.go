@@ -182,14 +182,54 @@ func (u *userspace) serve(i int, d *usDrive) {
 
 // hostEjected lets go of an image the host ejected (START STOP UNIT).
 func (u *userspace) hostEjected(i int, m scsi.Medium) {
-	fm, ok := m.(*fileMedium)
-	if !ok {
-		return
+	u.release(i, m)
+	u.g.log.Info("the host ejected the medium", "drive", i, "image", mediumName(m))
+}
+
+// urlMedium is a medium read from a URL (gadget/remote).
+type urlMedium interface {
+	scsi.Medium
+	URL() string
+	Close() error
+}
+
+func mediumName(m scsi.Medium) string {
+	switch m := m.(type) {
+	case *fileMedium:
+		return m.path
+	case urlMedium:
+		return m.URL()
 	}
-	if err := fm.release(); err != nil {
-		u.g.log.Warn("cannot flush an ejected image", "drive", i, "image", fm.path, "err", err)
+	return ""
+}
+
+// release flushes and closes a medium taken out of drive i.
+func (u *userspace) release(i int, m scsi.Medium) {
+	var err error
+	switch m := m.(type) {
+	case *fileMedium:
+		err = m.release()
+	case urlMedium:
+		err = m.Close()
 	}
-	u.g.log.Info("the host ejected the medium", "drive", i, "image", fm.path)
+	if err != nil {
+		u.g.log.Warn("cannot flush an ejected image", "drive", i, "image", mediumName(m), "err", err)
+	}
+}
+
+func (u *userspace) attachMedium(i int, url string, m scsi.Medium, cdrom bool) (Drive, error) {
+	d := u.drives[i]
+	retype := d.lun.CD() != cdrom
+	d.lun.SetCD(cdrom)
+	d.lun.Insert(m, true)
+	out, _ := u.drive(i)
+	u.g.log.Info("attached", "drive", i, "url", url, "cdrom", cdrom, "media", out.Media)
+	if retype {
+		if err := u.g.reconnect(); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 func (u *userspace) drive(i int) (Drive, error) {
@@ -201,8 +241,11 @@ func (u *userspace) drive(i int) (Drive, error) {
 		out.RW = false
 		return out, nil
 	}
-	if fm, ok := m.(*fileMedium); ok {
-		out.File = fm.path
+	switch m := m.(type) {
+	case *fileMedium:
+		out.File = m.path
+	case urlMedium:
+		out.File, out.URL = m.URL(), m.URL()
 	}
 	out.Media = "flash"
 	if cd {
@@ -249,10 +292,8 @@ func (u *userspace) eject(i int, cur Drive, force bool) (Drive, error) {
 	if errors.Is(err, scsi.ErrLocked) {
 		return cur, fmt.Errorf("drive %d: %w", i, ErrMediumLocked)
 	}
-	if fm, ok := m.(*fileMedium); ok {
-		if err := fm.release(); err != nil {
-			u.g.log.Warn("cannot flush an ejected image", "drive", i, "image", fm.path, "err", err)
-		}
+	if m != nil {
+		u.release(i, m)
 	}
 	u.g.log.Info("ejected", "drive", i, "image", cur.File, "forced", force)
 	return u.drive(i)

@@ -21,7 +21,7 @@ type Options struct {
 	Block     int64         // bytes per request and cache entry; 1 MiB
 	CacheSize int           // blocks kept; 64 (64 MiB)
 	ReadAhead int           // blocks fetched ahead of a sequential reader; 8
-	GiveUp    time.Duration // a block not fetched within this fails the read; 20s
+	GiveUp    time.Duration // a block not fetched within this fails the read; 10s
 	Backoff   time.Duration // first wait between tries, doubled up to 2s; 100ms
 	Log       *slog.Logger
 }
@@ -42,7 +42,7 @@ func (o *Options) defaults() {
 		o.ReadAhead = o.CacheSize / 2
 	}
 	if o.GiveUp <= 0 {
-		o.GiveUp = 20 * time.Second
+		o.GiveUp = 10 * time.Second
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 100 * time.Millisecond
