@@ -37,6 +37,9 @@ type State struct {
 	Media string  `json:"media"`          // cd, dvd, flash or none
 	File  string  `json:"file,omitempty"` // absolute, only for a file outside the store (msdav drive)
 	URL   string  `json:"url,omitempty"`  // an image served from a URL (userspace backend)
+	// MediumError says why the host's reads fail now (the URL's server is
+	// gone); it clears when reads work again.
+	MediumError string `json:"medium_error,omitempty"`
 }
 
 // hold keeps the store rw for one drive attached rw.
@@ -127,7 +130,7 @@ func (m *Manager) Attached() (map[string][]int, error) {
 func (m *Manager) state(d gadget.Drive) State {
 	s := State{Index: d.Index, CDROM: d.CDROM, RW: d.RW, Media: d.Media}
 	if d.URL != "" {
-		s.URL = d.URL
+		s.URL, s.MediumError = d.URL, d.MediumError
 		return s
 	}
 	if d.File != "" {

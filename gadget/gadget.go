@@ -44,6 +44,9 @@ type Drive struct {
 	// URL is set for an image served from a URL (File holds it too, so a
 	// drive with one is never mistaken for an empty one).
 	URL string
+	// MediumError is why the medium cannot be read now (a URL's server
+	// gone), "" when it can.
+	MediumError string
 }
 
 // Gadget owns the mass-storage drives of one USB gadget.

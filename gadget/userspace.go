@@ -191,6 +191,7 @@ type urlMedium interface {
 	scsi.Medium
 	URL() string
 	Close() error
+	Err() error // the last read failure, nil once reads work again
 }
 
 func mediumName(m scsi.Medium) string {
@@ -246,6 +247,9 @@ func (u *userspace) drive(i int) (Drive, error) {
 		out.File = m.path
 	case urlMedium:
 		out.File, out.URL = m.URL(), m.URL()
+		if err := m.Err(); err != nil {
+			out.MediumError = err.Error()
+		}
 	}
 	out.Media = "flash"
 	if cd {

@@ -177,3 +177,59 @@ func (h *hostData) Recv(p []byte) error {
 	h.out = h.out[len(p):]
 	return nil
 }
+
+// fakeURL is a medium read from a URL.
+type fakeURL struct {
+	size   int64
+	err    error
+	closed bool
+}
+
+func (f *fakeURL) ReadAt(p []byte, off int64) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	clear(p)
+	return len(p), nil
+}
+func (f *fakeURL) WriteAt([]byte, int64) (int, error) { return 0, errors.New("read-only") }
+func (f *fakeURL) Size() int64                        { return f.size }
+func (f *fakeURL) Sync() error                        { return nil }
+func (f *fakeURL) URL() string                        { return "http://example.com/x.iso" }
+func (f *fakeURL) Close() error                       { f.closed = true; return nil }
+func (f *fakeURL) Err() error                         { return f.err }
+
+func TestUserspaceURL(t *testing.T) {
+	g, u := userspaceGadget(t, 1)
+	m := &fakeURL{size: 3 << 30}
+	d, err := g.AttachURL(0, m.URL(), m, true)
+	if err != nil || d.URL != m.URL() || d.File != m.URL() || d.Media != "dvd" || d.RW {
+		t.Fatalf("attach URL: %+v %v", d, err)
+	}
+	if _, err := g.AttachURL(0, m.URL(), m, true); !errors.Is(err, ErrBusy) {
+		t.Errorf("URL into a full drive: %v", err)
+	}
+	m.err = errors.New("server gone")
+	l := u.drives[0].lun
+	l.Exec([]byte{0, 0, 0, 0, 0, 0}, nil)
+	var ce *scsi.CheckError
+	if err := l.Exec([]byte{0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0}, &hostData{}); !errors.As(err, &ce) || ce.Sense != scsi.MediumError {
+		t.Fatalf("read with the server gone: %v, want MEDIUM ERROR", err)
+	}
+	if d, _ := g.Drive(0); d.MediumError != "server gone" {
+		t.Errorf("the drive does not report the failure: %+v", d)
+	}
+	if d, err := g.Eject(0, false); err != nil || d.URL != "" || !m.closed {
+		t.Fatalf("eject: %+v %v closed=%v", d, err, m.closed)
+	}
+}
+
+func TestKernelRefusesURL(t *testing.T) {
+	g, err := Open(fakeConfigfs(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.AttachURL(0, "http://x/y.iso", &fakeURL{size: 4096}, true); !errors.Is(err, ErrNeedsUserspace) {
+		t.Fatalf("URL on the kernel backend: %v", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -76,6 +78,8 @@ root = "/tmp/store"
 mode = "configfs"
 backend = "`+backend+`"
 drives = 2
+[fetch]
+allow_private = true
 `), 0o644)
 	}
 	// The same read on both backends in this VM: the last 64 MiB of the
@@ -256,6 +260,52 @@ drives = 2
 		img, err := os.ReadFile("/tmp/store/blank.img")
 		if err != nil || !bytes.Contains(img, []byte(marker)) || !bytes.Contains(img, []byte("HOSTMADE")) {
 			t.Fatalf("the host's filesystem and file are not in the image (%v)", err)
+		}
+	})
+	t.Run("a DVD served from a URL; the server gone gives I/O errors, not a hang", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.FileServer(http.Dir("/tmp/store"))}
+		go srv.Serve(ln)
+		defer srv.Close()
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+		url := "http://" + ln.Addr().String() + "/dvd.iso"
+		code, m := call(t, "PUT", "/api/drives/0", `{"url":"`+url+`","cdrom":true}`)
+		if code != 200 || m["url"] != url || m["media"] != "dvd" {
+			t.Fatalf("attach URL: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 at 3 GiB from the URL", 30*time.Second, func() bool { return deviceSize("/dev/sr0") == dvdSize })
+		const tail = 16 << 20
+		t0 := time.Now()
+		if sumTail(t, "/dev/sr0", dvdSize, tail) != sumTail(t, "/tmp/store/dvd.iso", dvdSize, tail) {
+			t.Fatal("the last 16 MiB of /dev/sr0 differ from the image served by URL")
+		}
+		t.Logf("URL-READ-MBPS %.1f (16 MiB)", 16/time.Since(t0).Seconds())
+		srv.Close() // the server is gone
+		// A direct read far from anything cached must fail within the
+		// limit (10 s) plus the host's handling, not hang.
+		fd, err := unix.Open("/dev/sr0", unix.O_RDONLY|unix.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		buf, _ := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { _, err := unix.Pread(fd, buf, 1<<30); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("a read with the server gone succeeded")
+			}
+			t.Logf("read with the server gone failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+		case <-time.After(90 * time.Second):
+			t.Fatal("a read with the server gone hung for 90 s")
+		}
+		if code, m := call(t, "DELETE", "/api/drives/0?force=1", ""); code != 200 {
+			t.Fatalf("eject the URL drive: %d %v", code, m)
 		}
 	})
 	t.Run("attached image is 423 on the share", func(t *testing.T) {
