@@ -172,10 +172,10 @@ func (u *userspace) serve(i int, d *usDrive) {
 		})
 		u.g.log.Error("drive stopped answering control requests", "drive", i, "err", err)
 	}()
-	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: reset}
+	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: reset, Log: u.g.log.With("drive", i)}
 	for {
 		err := t.Serve(context.Background())
-		u.g.log.Debug("bulk-only transport ended; waiting for the host", "drive", i, "err", err)
+		u.g.log.Info("bulk-only transport ended; waiting for the host", "drive", i, "err", err)
 		time.Sleep(20 * time.Millisecond)
 	}
 }

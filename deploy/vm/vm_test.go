@@ -133,7 +133,11 @@ func TestVM(t *testing.T) {
 // over FunctionFS (gadget.backend = "userspace") in the same VM.
 func TestUserspaceVM(t *testing.T) {
 	kernel, img := guestImage(t, t.TempDir(), initScript)
-	log, exit := boot(t, kernel, img, "msdav.run=^TestUserspace$")
+	run := "^TestUserspace$"
+	if r := os.Getenv("MSDAV_VM_RUN"); r != "" {
+		run = r // one subtest while working on it, e.g. ^TestUserspace$/URL
+	}
+	log, exit := boot(t, kernel, img, "msdav.run="+run)
 	if exit != 0 {
 		t.Fatalf("guest tests exited %d", exit)
 	}

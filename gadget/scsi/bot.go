@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // USB Mass Storage Bulk-Only Transport: a 31-byte CBW on bulk OUT, the data
@@ -102,6 +103,18 @@ type Target struct {
 	Reset chan struct{}
 
 	join []byte // the last data chunk and the CSW, sent as one transfer
+
+	// Log, if set, hears of phase errors and failed reads and writes:
+	// what a host reports as an I/O error.
+	Log *slog.Logger
+}
+
+func isReadWrite(op byte) bool {
+	switch op {
+	case 0x08, 0x28, 0xa8, 0x88, 0x0a, 0x2a, 0xaa, 0x8a:
+		return true
+	}
+	return false
 }
 
 // Serve reads and answers CBWs until ctx ends or the pipes fail (the host
@@ -239,6 +252,9 @@ func (t *Target) Handle(cbw CBW) error {
 	if devDir != None && (hostDir != devDir || hostLen < devLen) {
 		// Cases 2, 3, 7, 8, 10, 13: the host cannot take what the command
 		// means to move.
+		if t.Log != nil {
+			t.Log.Warn("phase error", "cdb", fmt.Sprintf("%x", cbw.CDB), "host_in", cbw.In, "host_len", hostLen, "device_len", devLen)
+		}
 		halt()
 		return csw(hostLen, StatusPhase)
 	}
@@ -266,6 +282,9 @@ func (t *Target) Handle(cbw CBW) error {
 		halt()
 	}
 	if ce != nil {
+		if t.Log != nil && isReadWrite(cbw.CDB[0]) {
+			t.Log.Warn("read or write failed", "cdb", fmt.Sprintf("%x", cbw.CDB), "sense", fmt.Sprintf("%02x/%02x/%02x", ce.Sense.Key, ce.Sense.ASC, ce.Sense.ASCQ))
+		}
 		return csw(residue, StatusFailed)
 	}
 	return csw(residue, StatusGood)
