@@ -308,6 +308,23 @@ allow_private = true
 			t.Fatalf("eject the URL drive: %d %v", code, m)
 		}
 	})
+	t.Run("after a kill -9 and restart the drives come back, empty, and work", func(t *testing.T) {
+		server.Process.Signal(syscall.SIGKILL)
+		server.Wait()
+		startMsdav(t)
+		code, m := call(t, "GET", "/api/drives/0", "")
+		if code != 200 || m["image"] != nil || m["url"] != nil {
+			t.Fatalf("drive 0 after restart: %d %v", code, m)
+		}
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
+			t.Fatalf("attach after restart: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 with test.iso after the restart", 30*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		if sum(t, "/dev/sr0", iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
+			t.Fatal("/dev/sr0 differs from test.iso after the restart")
+		}
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+	})
 	t.Run("attached image is 423 on the share", func(t *testing.T) {
 		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
 			t.Fatalf("attach: %d %v", code, m)
