@@ -30,6 +30,8 @@ var (
 	ErrBusy = errors.New("the drive holds an image; eject it first")
 	// ErrNeedsUserspace: only msdav's own drives can serve a URL.
 	ErrNeedsUserspace = errors.New(`images from a URL need gadget.backend = "userspace"`)
+	// ErrTooSmall: the image is smaller than one block of the drive.
+	ErrTooSmall = errors.New("the image is too small for a drive")
 	// ErrNoDrive: there is no drive with that index.
 	ErrNoDrive = errors.New("no such drive")
 )

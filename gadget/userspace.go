@@ -218,7 +218,23 @@ func (u *userspace) release(i int, m scsi.Medium) {
 	}
 }
 
+// oneBlock refuses an image smaller than one block: its capacity would be
+// nothing, and READ CAPACITY cannot say so.
+func oneBlock(name string, size int64, cdrom bool) error {
+	bs := int64(scsi.DiskBlock)
+	if cdrom {
+		bs = scsi.CDBlock
+	}
+	if size < bs {
+		return fmt.Errorf("attach %s: %d bytes is less than one block of %d; the host would see no medium: %w", name, size, bs, ErrTooSmall)
+	}
+	return nil
+}
+
 func (u *userspace) attachMedium(i int, url string, m scsi.Medium, cdrom bool) (Drive, error) {
+	if err := oneBlock(url, m.Size(), cdrom); err != nil {
+		return Drive{Index: i, Media: "none"}, err
+	}
 	d := u.drives[i]
 	retype := d.lun.CD() != cdrom
 	d.lun.SetCD(cdrom)
@@ -275,6 +291,10 @@ func (u *userspace) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
 		return Drive{Index: i, Media: "none"}, fmt.Errorf("attach %s: not a regular file", abs)
+	}
+	if err := oneBlock(abs, fi.Size(), cdrom); err != nil {
+		f.Close()
+		return Drive{Index: i, Media: "none"}, err
 	}
 	retype := d.lun.CD() != cdrom
 	d.lun.SetCD(cdrom)

@@ -63,6 +63,9 @@ func TestUserspaceAttachEject(t *testing.T) {
 	if _, err := g.Attach(1, filepath.Join(t.TempDir(), "missing"), false, false); err == nil {
 		t.Error("attached a missing file")
 	}
+	if _, err := g.Attach(1, image(t, 1000), true, false); !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "less than one block") {
+		t.Errorf("attached a CD image smaller than a block: %v", err)
+	}
 	if _, err := g.Attach(1, t.TempDir(), false, false); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("attached a directory: %v", err)
 	}
