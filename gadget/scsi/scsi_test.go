@@ -683,8 +683,11 @@ func FuzzCBW(f *testing.F) {
 		}
 		// Whatever a valid CBW asks, the target answers with one CSW
 		// and never moves more than the host allowed.
-		for _, cd := range []bool{false, true} {
-			l, _ := ready(cd, 64*CDBlock, false)
+		for _, v := range []struct{ cd, empty bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+			l, _ := ready(v.cd, 64*CDBlock, false)
+			if v.empty {
+				l.Eject(true)
+			}
 			p := &pipes{out: [][]byte{make([]byte, min(int(c.Length), 1<<16))}}
 			tg := &Target{LUN: l, Pipes: p}
 			if c.Length > 1<<16 {
