@@ -188,6 +188,14 @@ func (g *Gadget) create(cfg conf.Gadget) error {
 			return err
 		}
 	}
+	// A userspace-backend run left FunctionFS functions in the
+	// configuration; with no process behind them the gadget cannot bind.
+	stale, _ := filepath.Glob(filepath.Join(g.dir, "configs", "c.1", "ffs.*"))
+	for _, l := range stale {
+		if err := os.Remove(l); err != nil {
+			return fmt.Errorf("take the userspace backend's drive %s out of the gadget: %w", filepath.Base(l), err)
+		}
+	}
 	steps := []struct{ path, value string }{
 		{"idVendor", fmt.Sprintf("0x%04x", cfg.VendorID)},
 		{"idProduct", fmt.Sprintf("0x%04x", cfg.ProductID)},

@@ -236,3 +236,27 @@ func TestKernelRefusesURL(t *testing.T) {
 		t.Fatalf("URL on the kernel backend: %v", err)
 	}
 }
+
+// Back to the kernel backend after a userspace run: the FunctionFS
+// functions leave the configuration, or the gadget could not bind.
+func TestKernelAfterUserspace(t *testing.T) {
+	cfg := fakeConfigfs(t)
+	dir := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name)
+	os.MkdirAll(filepath.Join(dir, "configs", "c.1", "strings", "0x409"), 0o755)
+	os.WriteFile(filepath.Join(dir, "configs", "c.1", "strings", "0x409", "configuration"), []byte("msdav\n"), 0o644)
+	fn := filepath.Join(dir, "functions", "ffs.msdav0")
+	os.MkdirAll(fn, 0o755)
+	link := filepath.Join(dir, "configs", "c.1", "ffs.msdav0")
+	if err := os.Symlink(fn, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(link); err == nil {
+		t.Fatal("the userspace backend's function is still in the configuration")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "configs", "c.1", "mass_storage.usb0")); err != nil {
+		t.Fatalf("no kernel drive linked: %v", err)
+	}
+}
