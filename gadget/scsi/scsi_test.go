@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // mem is an in-memory medium: its first MiB is in b, the rest (for DVD
@@ -57,9 +59,17 @@ type pipes struct {
 	in      [][]byte
 	haltIn  int
 	haltOut int
+	// reading and overlaps catch two reads of bulk OUT at once: the
+	// host's data would go to whichever was queued first.
+	reading, overlaps atomic.Int32
 }
 
 func (p *pipes) Read(b []byte) (int, error) {
+	if p.reading.Add(1) > 1 {
+		p.overlaps.Add(1)
+	}
+	defer p.reading.Add(-1)
+	time.Sleep(time.Millisecond) // a window for an overlapping read to show
 	if len(p.out) == 0 {
 		return 0, errors.New("host sends nothing more")
 	}
@@ -726,5 +736,36 @@ func TestServeInvalidCBW(t *testing.T) {
 	}
 	if len(p.in) != 1 || binary.LittleEndian.Uint32(p.in[0][4:]) != 9 {
 		t.Fatalf("after reset: %x", p.in)
+	}
+}
+
+// Under Serve the next CBW's read is queued early, but never while the
+// host may still send data: a WRITE's data is not taken for a CBW.
+func TestServeWriteThenCommand(t *testing.T) {
+	l, m := ready(false, 4096, false)
+	data := bytes.Repeat([]byte{0x5a}, 512)
+	p := &pipes{out: [][]byte{
+		CBW{Tag: 1, Length: 512, CDB: cdb10(0x2a, 2, 1)}.Bytes(),
+		data,
+		CBW{Tag: 2, Length: 512, In: true, CDB: cdb10(0x28, 2, 1)}.Bytes(),
+	}}
+	tg := &Target{LUN: l, Pipes: p}
+	if err := tg.Serve(t.Context()); err == nil {
+		t.Fatal("serve ended without error")
+	}
+	if n := p.overlaps.Load(); n > 0 {
+		t.Fatalf("%d reads of bulk OUT overlapped", n)
+	}
+	if !bytes.Equal(m.b[1024:1536], data) {
+		t.Fatal("the WRITE's data is not in the medium")
+	}
+	if len(p.in) != 3 || !bytes.Equal(p.in[1], data) {
+		t.Fatalf("host got %d transfers", len(p.in))
+	}
+	for i, want := range []uint32{1, 2} {
+		csw := p.in[[]int{0, 2}[i]]
+		if binary.LittleEndian.Uint32(csw[4:]) != want || csw[12] != StatusGood {
+			t.Errorf("CSW %d: %x", i, csw)
+		}
 	}
 }
