@@ -102,8 +102,6 @@ type Target struct {
 	// Reset; after an invalid CBW the target waits for it.
 	Reset chan struct{}
 
-	join []byte // the last data chunk and the CSW, sent as one transfer
-
 	pending chan cbwRead // the queued read of the next CBW
 	early   bool         // Handle runs under Serve: queue the next CBW read early
 
@@ -187,30 +185,16 @@ func (t *Target) readCBW() {
 
 // xfer moves one command's data within the agreed length.
 type xfer struct {
-	p       Pipes
-	hostLen int64
-	limit   int64 // bytes the command may move: min(host, device)
-	moved   int64
-	// last is the final chunk of a data-in phase that fills the host's
-	// length exactly in whole packets, held back to go out in one transfer
-	// with the CSW: the host reads it as the end of its data and then the
-	// CSW's short packet, and the device saves a round trip per command.
-	last []byte
+	p     Pipes
+	limit int64 // bytes the command may move: min(host, device)
+	moved int64
 }
-
-// joinPacket is a multiple of every bulk max packet size (64, 512, 1024).
-const joinPacket = 1024
 
 func (x *xfer) Send(b []byte) error {
 	if n := x.limit - x.moved; int64(len(b)) > n {
 		b = b[:n]
 	}
 	if len(b) == 0 {
-		return nil
-	}
-	if x.moved+int64(len(b)) == x.hostLen && len(b)%joinPacket == 0 {
-		x.last = b
-		x.moved += int64(len(b))
 		return nil
 	}
 	n, err := x.p.Write(b)
@@ -264,18 +248,7 @@ func (t *Target) Handle(cbw CBW) error {
 		}
 		return nil
 	}
-	// flush sends held-back data on its own: the command failed after it.
-	flush := func(x *xfer) error {
-		if x.last == nil {
-			return nil
-		}
-		b := x.last
-		x.last = nil
-		if _, err := t.Pipes.Write(b); err != nil {
-			return fmt.Errorf("send data: %w", err)
-		}
-		return nil
-	}
+
 	// The bulk OUT pipe is free for the next CBW once no data can come on
 	// it: at once unless the host sends data, else after the data phase
 	// and its stall. (Stalling OUT while a read is queued on it would
@@ -308,33 +281,17 @@ func (t *Target) Handle(cbw CBW) error {
 		next()
 		return csw(hostLen, StatusPhase)
 	}
-	x := &xfer{p: t.Pipes, hostLen: hostLen, limit: min(hostLen, devLen)}
+	x := &xfer{p: t.Pipes, limit: min(hostLen, devLen)}
 	err := t.LUN.Exec(cbw.CDB, x)
 	var ce *CheckError
 	if err != nil && !errors.As(err, &ce) {
 		return err
 	}
 	residue := hostLen - x.moved
-	if hostDir == Out && residue > 0 {
+	if residue > 0 {
 		halt()
 	}
-	next()
-	if ce == nil && residue == 0 && x.last != nil {
-		t.join = append(append(t.join[:0], x.last...), CSW(cbw.Tag, 0, StatusGood)...)
-		if _, err := t.Pipes.Write(t.join); err != nil {
-			return fmt.Errorf("send data and CSW: %w", err)
-		}
-		if cap(t.join) > 4*chunk {
-			t.join = nil // one huge command should not pin its buffer
-		}
-		return nil
-	}
-	if err := flush(x); err != nil {
-		return err
-	}
-	if hostDir == In && residue > 0 {
-		halt()
-	}
+	next() // for data-out commands: after the data and OUT's stall
 	if ce != nil {
 		if t.Log != nil && isReadWrite(cbw.CDB[0]) {
 			t.Log.Warn("read or write failed", "cdb", fmt.Sprintf("%x", cbw.CDB), "sense", fmt.Sprintf("%02x/%02x/%02x", ce.Sense.Key, ce.Sense.ASC, ce.Sense.ASCQ))
