@@ -19,6 +19,7 @@ import (
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
+	"github.com/msdav/msdav/gadget/remote"
 	"github.com/msdav/msdav/problem"
 )
 
@@ -163,6 +164,7 @@ func (a *Server) drive(r *http.Request) (int, any, error) {
 type attachRequest struct {
 	Image *string `json:"image"`
 	File  *string `json:"file"` // local socket only: an absolute path anywhere
+	URL   *string `json:"url"`  // served from there (userspace backend)
 	CDROM *bool   `json:"cdrom"`
 	RW    *bool   `json:"rw"`
 }
@@ -172,6 +174,15 @@ func decodeAttach(body io.Reader) (attachRequest, error) {
 	var req attachRequest
 	if err := decodeJSON(body, &req, `{"image": "win.iso", "cdrom": true, "rw": false}`); err != nil {
 		return req, err
+	}
+	if req.URL != nil && *req.URL != "" {
+		if req.RW != nil && *req.RW {
+			return req, problem.Errorf(http.StatusBadRequest, "an image served from a URL is read-only: set rw to false")
+		}
+		if (req.Image != nil && *req.Image != "") || (req.File != nil && *req.File != "") {
+			return req, problem.Errorf(http.StatusBadRequest, `name either "url" or "image", not both`)
+		}
+		return req, nil
 	}
 	if (req.Image == nil || *req.Image == "") && (req.File == nil || *req.File == "") {
 		return req, problem.Errorf(http.StatusBadRequest, `"image" is missing: name an image from GET /api/images`)
@@ -204,7 +215,9 @@ func (a *Server) attach(r *http.Request) (int, any, error) {
 	}
 	cdrom, rw := req.CDROM != nil && *req.CDROM, req.RW != nil && *req.RW
 	var d drives.State
-	if req.File != nil && *req.File != "" {
+	if req.URL != nil && *req.URL != "" {
+		d, err = a.attachURL(r, i, *req.URL, cdrom)
+	} else if req.File != nil && *req.File != "" {
 		if !a.local {
 			return 0, nil, problem.Errorf(http.StatusBadRequest, `"file" is for the local msdav drive command; name a store image in "image"`)
 		}
@@ -299,4 +312,32 @@ func (a *Server) remount(r *http.Request) (int, any, error) {
 		return http.StatusOK, map[string]string{"mount": mnt, "mode": "ro"}, nil
 	}
 	return 0, nil, problem.Errorf(http.StatusBadRequest, `"mode" must be "rw" or "ro"`)
+}
+
+// attachURL serves the image at raw in drive i, reading it with Range
+// requests through the same guard as fetch (no local addresses unless
+// fetch.allow_private).
+func (a *Server) attachURL(r *http.Request, i int, raw string, cdrom bool) (drives.State, error) {
+	a.mu.Lock()
+	jobs := a.jobs
+	a.mu.Unlock()
+	if jobs == nil {
+		return drives.State{}, problem.Errorf(http.StatusServiceUnavailable, "images from a URL are not set up in this server")
+	}
+	if err := a.drives.Available(); err != nil {
+		return drives.State{}, err
+	}
+	u, client, err := jobs.Guarded(r.Context(), raw)
+	if err != nil {
+		return drives.State{}, err
+	}
+	med, err := remote.Open(r.Context(), client, u.String(), remote.Options{})
+	if err != nil {
+		return drives.State{}, problem.Errorf(http.StatusBadGateway, "%v", err)
+	}
+	d, err := a.drives.AttachURL(r.Context(), i, u.String(), med, cdrom)
+	if err != nil {
+		med.Close()
+	}
+	return d, err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/events"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/gadget/gadgettest"
@@ -257,14 +258,52 @@ func TestRWDriveHoldsRemountGuard(t *testing.T) {
 	}
 }
 
+// PUT /api/drives/{i} with a URL: refused where it cannot work, with the
+// reason; the VM test proves a URL drive on the userspace backend.
+func TestAttachURLRefusals(t *testing.T) {
+	e := newEnv(t, fakeGadget(t), nil, fs.Options{})
+	ts := httptest.NewServer(http.FileServer(http.Dir(t.TempDir())))
+	defer ts.Close()
+	body := `{"url":"` + ts.URL + `/x.iso","cdrom":true}`
+	if code, m := e.call(t, "PUT", "/api/drives/0", body); code != 503 || !strings.Contains(m["error"].(string), "not set up") {
+		t.Errorf("without fetch set up: %d %v", code, m)
+	}
+	e.api.SetJobs(fetch.New(e.store, fetch.Options{}))
+	for _, tc := range []struct {
+		body string
+		want int
+		says string
+	}{
+		{body, 422, "allow_private"},
+		{`{"url":"ftp://example.com/x.iso"}`, 400, "http and https"},
+		{`{"url":"` + ts.URL + `/x.iso","rw":true}`, 400, "read-only"},
+		{`{"url":"` + ts.URL + `/x.iso","image":"a.iso"}`, 400, "not both"},
+	} {
+		if code, m := e.call(t, "PUT", "/api/drives/0", tc.body); code != tc.want || !strings.Contains(m["error"].(string), tc.says) {
+			t.Errorf("%s: %d %v, want %d %q", tc.body, code, m, tc.want, tc.says)
+		}
+	}
+	e.api.SetJobs(fetch.New(e.store, fetch.Options{AllowPrivate: true}))
+	if code, m := e.call(t, "PUT", "/api/drives/0", body); code != 502 || !strings.Contains(m["error"].(string), "404") {
+		t.Errorf("missing file at the URL: %d %v", code, m)
+	}
+	os.WriteFile(filepath.Join(e.store.Dir(), "x.iso"), make([]byte, 4096), 0o644)
+	ts2 := httptest.NewServer(http.FileServer(http.Dir(e.store.Dir())))
+	defer ts2.Close()
+	if code, m := e.call(t, "PUT", "/api/drives/0", `{"url":"`+ts2.URL+`/x.iso","cdrom":true}`); code != 422 || !strings.Contains(m["error"].(string), "userspace") {
+		t.Errorf("URL on the kernel backend: %d %v", code, m)
+	}
+}
+
 func FuzzDecodeAttach(f *testing.F) {
 	for _, s := range []string{`{"image":"a.iso","cdrom":true,"rw":false}`, `{"image":""}`, `{"image":"a","cdrom":true,"rw":true}`, `[]`, `{"image":"a","x":1}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := decodeAttach(strings.NewReader(body))
-		noImage := (req.Image == nil || *req.Image == "") && (req.File == nil || *req.File == "")
-		if err == nil && (noImage || req.CDROM != nil && req.RW != nil && *req.CDROM && *req.RW) {
+		noImage := (req.Image == nil || *req.Image == "") && (req.File == nil || *req.File == "") && (req.URL == nil || *req.URL == "")
+		urlRW := req.URL != nil && *req.URL != "" && req.RW != nil && *req.RW
+		if err == nil && (noImage || urlRW || req.CDROM != nil && req.RW != nil && *req.CDROM && *req.RW) {
 			t.Fatalf("accepted %q: %+v", body, req)
 		}
 	})

@@ -69,8 +69,11 @@ type Storage struct {
 
 // Gadget is the USB mass-storage side.
 type Gadget struct {
-	Mode     string `toml:"mode"` // auto | configfs | disabled
-	UDC      string `toml:"udc"`  // empty: first entry of /sys/class/udc
+	Mode string `toml:"mode"` // auto | configfs | disabled
+	// Backend serves the drives: "kernel" (f_mass_storage) or "userspace"
+	// (msdav's own target over FunctionFS: any-size DVDs on a stock kernel).
+	Backend  string `toml:"backend"`
+	UDC      string `toml:"udc"` // empty: first entry of /sys/class/udc
 	Drives   int    `toml:"drives"`
 	Configfs string `toml:"configfs"` // where configfs is mounted
 	// Name is the gadget directory under usb_gadget. If it exists and was not
@@ -139,6 +142,12 @@ const (
 	ModeDisabled = "disabled"
 )
 
+// Values of gadget.backend.
+const (
+	BackendKernel    = "kernel"
+	BackendUserspace = "userspace"
+)
+
 // MaxDrives is the most drives one gadget may ask for: the kernel's
 // mass_storage function has at most 16 LUNs, and every extra function costs
 // endpoints the UDC may not have.
@@ -163,6 +172,7 @@ func Default() Config {
 		},
 		Gadget: Gadget{
 			Mode:         ModeAuto,
+			Backend:      BackendKernel,
 			Drives:       1,
 			Configfs:     "/sys/kernel/config",
 			Name:         "msdav",
@@ -251,6 +261,11 @@ func (c Config) Validate() error {
 	case ModeAuto, ModeConfigfs, ModeDisabled:
 	default:
 		bad("gadget.mode = %q: want \"auto\", \"configfs\" or \"disabled\"", c.Gadget.Mode)
+	}
+	switch c.Gadget.Backend {
+	case BackendKernel, BackendUserspace:
+	default:
+		bad("gadget.backend = %q: want \"kernel\" (f_mass_storage) or \"userspace\" (msdav's own drives over FunctionFS, usb_f_fs)", c.Gadget.Backend)
 	}
 	if c.Gadget.Drives < 1 || c.Gadget.Drives > MaxDrives {
 		bad("gadget.drives = %d: want 1 to %d (drive 0 is the main one)", c.Gadget.Drives, MaxDrives)

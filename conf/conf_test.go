@@ -35,13 +35,17 @@ remount = true
 remount_grace = "500ms"
 [gadget]
 mode = "disabled"
+backend = "userspace"
 drives = 3
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Listen != ":9000" || !c.Storage.Remount || c.Storage.RemountGrace.Milliseconds() != 500 || c.Gadget.Drives != 3 {
+	if c.Server.Listen != ":9000" || !c.Storage.Remount || c.Storage.RemountGrace.Milliseconds() != 500 || c.Gadget.Drives != 3 || c.Gadget.Backend != "userspace" {
 		t.Errorf("loaded: %+v", c)
+	}
+	if d, _ := Load(""); d.Gadget.Backend != "kernel" {
+		t.Errorf("default gadget.backend = %q, want kernel", d.Gadget.Backend)
 	}
 	// Keys not in the file keep their defaults.
 	if c.Storage.PartTimeout.Seconds() != 2 || c.Gadget.Configfs != "/sys/kernel/config" {
@@ -70,6 +74,8 @@ func TestLoadErrors(t *testing.T) {
 		{"[storage]\nremount_grace = \"-1s\"", "want between 0s and 10m"},
 		{"[storage]\npart_timeout = \"1ms\"", "want between 100ms and 5m"},
 		{"[gadget]\nmode = \"usb\"", `want "auto", "configfs" or "disabled"`},
+		{"[gadget]\nbackend = \"fuse\"", `gadget.backend = "fuse": want "kernel"`},
+		{"[gadget]\nbackend = \"\"", `gadget.backend = "": want "kernel"`},
 		{"[gadget]\ndrives = 0", "want 1 to 16"},
 		{"[gadget]\ndrives = 17", "want 1 to 16"},
 		{"[gadget]\nname = \"a/b\"", "plain directory name"},

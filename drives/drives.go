@@ -15,6 +15,7 @@ import (
 
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/gadget/scsi"
 )
 
 // Errors with a meaning for the caller (problem maps them to statuses).
@@ -35,6 +36,10 @@ type State struct {
 	RW    bool    `json:"rw"`
 	Media string  `json:"media"`          // cd, dvd, flash or none
 	File  string  `json:"file,omitempty"` // absolute, only for a file outside the store (msdav drive)
+	URL   string  `json:"url,omitempty"`  // an image served from a URL (userspace backend)
+	// MediumError says why the host's reads fail now (the URL's server is
+	// gone); it clears when reads work again.
+	MediumError string `json:"medium_error,omitempty"`
 }
 
 // hold keeps the store rw for one drive attached rw.
@@ -124,6 +129,10 @@ func (m *Manager) Attached() (map[string][]int, error) {
 
 func (m *Manager) state(d gadget.Drive) State {
 	s := State{Index: d.Index, CDROM: d.CDROM, RW: d.RW, Media: d.Media}
+	if d.URL != "" {
+		s.URL, s.MediumError = d.URL, d.MediumError
+		return s
+	}
 	if d.File != "" {
 		if rel, ok := m.store.Rel(d.File); ok {
 			s.Image = &rel
@@ -271,6 +280,35 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 		m.holds[i] = hold{release: release, file: abs}
 	}
 	m.syncLocked()
+	return m.state(d), nil
+}
+
+// AttachURL puts med, an image read from url, into drive i read-only (the
+// userspace backend only). What the drive held goes out first. The caller
+// closes med when this fails.
+func (m *Manager) AttachURL(ctx context.Context, i int, url string, med scsi.Medium, cdrom bool) (State, error) {
+	if err := m.Available(); err != nil {
+		return State{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ds, err := m.g.Drives()
+	if err != nil {
+		return State{}, err
+	}
+	if i < 0 || i >= len(ds) {
+		return State{}, fmt.Errorf("drive %d: %w (drives are 0 to %d)", i, gadget.ErrNoDrive, len(ds)-1)
+	}
+	if cur := ds[i]; cur.File != "" {
+		if _, err := m.ejectLocked(i, cur, false); err != nil {
+			return State{}, err
+		}
+	}
+	d, err := m.g.AttachURL(i, url, med, cdrom)
+	m.syncLocked()
+	if err != nil {
+		return State{}, err
+	}
 	return m.state(d), nil
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"syscall"
 )
 
@@ -130,4 +132,19 @@ func (m *Manager) dial(ctx context.Context, network, addr string) (net.Conn, err
 		return nil, fmt.Errorf("%s has no address", host)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// Guarded checks raw as fetch would (http or https, and no local address
+// unless fetch.allow_private) and returns it with the client whose dialer
+// checks every connection again, for code that reads a URL itself (a
+// drive served from a URL).
+func (m *Manager) Guarded(ctx context.Context, raw string) (*url.URL, *http.Client, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || raw == "" {
+		return nil, nil, fmt.Errorf("%w: \"url\" must be an http or https URL, like https://example.com/os.iso", ErrInvalid)
+	}
+	if err := m.checkURL(ctx, u); err != nil {
+		return nil, nil, err
+	}
+	return u, m.client, nil
 }

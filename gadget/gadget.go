@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/gadget/scsi"
 )
 
 // CDMaxBytes is the largest image upstream f_mass_storage serves whole as a
@@ -27,6 +28,10 @@ var (
 	ErrMediumLocked = errors.New("the host has locked the medium (it is mounted or in use there)")
 	// ErrBusy: the drive holds another image; eject it first.
 	ErrBusy = errors.New("the drive holds an image; eject it first")
+	// ErrNeedsUserspace: only msdav's own drives can serve a URL.
+	ErrNeedsUserspace = errors.New(`images from a URL need gadget.backend = "userspace"`)
+	// ErrTooSmall: the image is smaller than one block of the drive.
+	ErrTooSmall = errors.New("the image is too small for a drive")
 	// ErrNoDrive: there is no drive with that index.
 	ErrNoDrive = errors.New("no such drive")
 )
@@ -38,6 +43,12 @@ type Drive struct {
 	CDROM bool
 	RW    bool
 	Media string // cd, dvd, flash or none
+	// URL is set for an image served from a URL (File holds it too, so a
+	// drive with one is never mistaken for an empty one).
+	URL string
+	// MediumError is why the medium cannot be read now (a URL's server
+	// gone), "" when it can.
+	MediumError string
 }
 
 // Gadget owns the mass-storage drives of one USB gadget.
@@ -49,6 +60,10 @@ type Gadget struct {
 	dvd     bool // kernel has the DVD patch (inquiry_string_cdrom)
 	log     *slog.Logger
 	attr    attrIO
+
+	// be serves the drives: f_mass_storage through configfs, or msdav's
+	// own target over FunctionFS (gadget.backend).
+	be backend
 
 	mu sync.Mutex // serialises changes to the drives
 	// seenAsCD is what the host was shown at the last (re)connect: it reads
@@ -77,6 +92,13 @@ func Open(cfg conf.Gadget, log *slog.Logger) (*Gadget, error) {
 		return nil, err
 	}
 	g := &Gadget{dir: filepath.Join(base, cfg.Name), udcName: udc, log: log, attr: newAttr()}
+	g.be = kernel{g}
+	if cfg.Backend == conf.BackendUserspace {
+		if err := g.openUserspace(cfg); err != nil {
+			return nil, err
+		}
+		return g, nil
+	}
 	if _, err := os.Stat(g.dir); err == nil && !g.ours() {
 		if err := g.adopt(); err != nil {
 			return nil, err
@@ -164,6 +186,14 @@ func (g *Gadget) create(cfg conf.Gadget) error {
 		// Functions cannot be added to a bound gadget.
 		if err := g.unbind(); err != nil {
 			return err
+		}
+	}
+	// A userspace-backend run left FunctionFS functions in the
+	// configuration; with no process behind them the gadget cannot bind.
+	stale, _ := filepath.Glob(filepath.Join(g.dir, "configs", "c.1", "ffs.*"))
+	for _, l := range stale {
+		if err := os.Remove(l); err != nil {
+			return fmt.Errorf("take the userspace backend's drive %s out of the gadget: %w", filepath.Base(l), err)
 		}
 	}
 	steps := []struct{ path, value string }{
@@ -269,6 +299,83 @@ func (g *Gadget) Drive(i int) (Drive, error) {
 	if i < 0 || i >= len(g.luns) {
 		return Drive{}, fmt.Errorf("drive %d: %w (there are %d)", i, ErrNoDrive, len(g.luns))
 	}
+	return g.be.drive(i)
+}
+
+// Attach puts the image at abs (an absolute path) into drive i. CD/DVD
+// images are never writable.
+func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, err := g.Drive(i)
+	if err != nil {
+		return cur, err
+	}
+	if cur.File != "" {
+		return cur, fmt.Errorf("drive %d holds %s: %w", i, cur.File, ErrBusy)
+	}
+	if !filepath.IsAbs(abs) {
+		return cur, fmt.Errorf("attach %s: the drive needs an absolute path", abs)
+	}
+	if cdrom && rw {
+		return cur, errors.New("a CD/DVD cannot be writable: attach it read-only, or as a flash drive")
+	}
+	return g.be.attach(i, abs, cdrom, rw)
+}
+
+// AttachURL puts m, an image read from url, into drive i, read-only. Only
+// the userspace backend can: f_mass_storage reads files.
+func (g *Gadget) AttachURL(i int, url string, m scsi.Medium, cdrom bool) (Drive, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, err := g.Drive(i)
+	if err != nil {
+		return cur, err
+	}
+	if cur.File != "" {
+		return cur, fmt.Errorf("drive %d holds %s: %w", i, cur.File, ErrBusy)
+	}
+	u, ok := g.be.(*userspace)
+	if !ok {
+		return cur, ErrNeedsUserspace
+	}
+	return u.attachMedium(i, url, m, cdrom)
+}
+
+// Eject empties drive i. If the host locked the medium it is refused with
+// ErrMediumLocked, unless force.
+func (g *Gadget) Eject(i int, force bool) (Drive, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, err := g.Drive(i)
+	if err != nil || cur.File == "" {
+		return cur, err
+	}
+	return g.be.eject(i, cur, force)
+}
+
+// Reconnect unbinds and rebinds the UDC: the host sees the device unplugged
+// and plugged back, and re-reads what kind of drive it is (CD or flash).
+func (g *Gadget) Reconnect() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.be.reconnect()
+}
+
+// backend is what serves the drives, behind the Gadget's checks and lock.
+type backend interface {
+	drive(i int) (Drive, error)
+	// attach fills empty drive i; abs is absolute, cdrom and rw not both.
+	attach(i int, abs string, cdrom, rw bool) (Drive, error)
+	// eject empties drive i, which holds cur.
+	eject(i int, cur Drive, force bool) (Drive, error)
+	reconnect() error
+}
+
+// kernel is the f_mass_storage backend: configfs is the drives' state.
+type kernel struct{ *Gadget }
+
+func (g kernel) drive(i int) (Drive, error) {
 	lun := g.luns[i]
 	file, err := g.attr.read(filepath.Join(lun, "file"))
 	if err != nil {
@@ -294,25 +401,10 @@ func (g *Gadget) Drive(i int) (Drive, error) {
 	return d, nil
 }
 
-// Attach puts the image at abs (an absolute path) into drive i. CD/DVD
-// images are never writable; an image over the CD limit is refused unless
-// the kernel serves DVDs, since it would be silently truncated.
-func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	cur, err := g.Drive(i)
-	if err != nil {
-		return cur, err
-	}
-	if cur.File != "" {
-		return cur, fmt.Errorf("drive %d holds %s: %w", i, cur.File, ErrBusy)
-	}
-	if !filepath.IsAbs(abs) {
-		return cur, fmt.Errorf("attach %s: the kernel needs an absolute path", abs)
-	}
-	if cdrom && rw {
-		return cur, errors.New("a CD/DVD cannot be writable: attach it read-only, or as a flash drive")
-	}
+// attach: an image over the CD limit is refused unless the kernel serves
+// DVDs, since it would be silently truncated.
+func (g kernel) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
+	cur := Drive{Index: i, Media: "none"}
 	fi, err := os.Stat(abs)
 	if err != nil {
 		return cur, fmt.Errorf("attach %s: %w", abs, err)
@@ -334,7 +426,7 @@ func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 	if err := g.attr.write(filepath.Join(lun, "file"), abs); err != nil {
 		return cur, fmt.Errorf("drive %d: %w", i, err)
 	}
-	d, err := g.Drive(i)
+	d, err := g.drive(i)
 	if err != nil {
 		return d, err
 	}
@@ -368,17 +460,10 @@ func (e *TooBigError) Error() string {
 	return fmt.Sprintf("the image has %d bytes, more than a CD holds on this kernel (%d bytes; DVD emulation needs a patched f_mass_storage): attach it as a flash drive instead", e.Size, int64(CDMaxBytes))
 }
 
-// Eject empties drive i. If the host locked the medium the kernel refuses
-// with ErrMediumLocked, unless force, which uses forced_eject (kernel >= 6.0).
-func (g *Gadget) Eject(i int, force bool) (Drive, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	cur, err := g.Drive(i)
-	if err != nil || cur.File == "" {
-		return cur, err
-	}
+// eject: force uses forced_eject (kernel >= 6.0).
+func (g kernel) eject(i int, cur Drive, force bool) (Drive, error) {
 	lun := g.luns[i]
-	err = g.attr.write(filepath.Join(lun, "file"), "\n")
+	err := g.attr.write(filepath.Join(lun, "file"), "\n")
 	if errors.Is(err, ErrMediumLocked) && force {
 		fe := filepath.Join(lun, "forced_eject")
 		if _, serr := os.Stat(fe); serr != nil {
@@ -390,16 +475,10 @@ func (g *Gadget) Eject(i int, force bool) (Drive, error) {
 		return cur, fmt.Errorf("drive %d: %w", i, err)
 	}
 	g.log.Info("ejected", "drive", i, "image", cur.File, "forced", force)
-	return g.Drive(i)
+	return g.drive(i)
 }
 
-// Reconnect unbinds and rebinds the UDC: the host sees the device unplugged
-// and plugged back, and re-reads what kind of drive it is (CD or flash).
-func (g *Gadget) Reconnect() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.reconnect()
-}
+func (g kernel) reconnect() error { return g.Gadget.reconnect() }
 
 func (g *Gadget) reconnect() error {
 	if err := g.unbind(); err != nil {

@@ -65,6 +65,8 @@ var table = []rule{
 	{is(diskimage.ErrExists), 409},
 	{as[*gadget.TooBigError](), 422},
 	{is(drives.ErrRefused), 422},
+	{is(gadget.ErrNeedsUserspace), 422},
+	{is(gadget.ErrTooSmall), 422},
 	{is(diskimage.ErrSpec), 422},
 	{is(webdav.ErrConfirmationFailed), 412},
 	{is(fetch.ErrInvalid), 400},

@@ -109,6 +109,10 @@ func driveDirect(cfg conf.Config, fn func(*drives.Manager) error) error {
 	if cfg.Gadget.Mode == conf.ModeAuto {
 		cfg.Gadget.Mode = conf.ModeConfigfs
 	}
+	if cfg.Gadget.Backend == conf.BackendUserspace {
+		// Those drives are msdav serve's own process: none exist without it.
+		return errors.New("gadget.backend = \"userspace\": the drives exist only while msdav serve runs; start it (systemctl start msdav) and run this again")
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g, err := gadget.Open(cfg.Gadget, quiet)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 
 // modules the guest needs; their dependencies are found from .modinfo.
 var modules = []string{
-	"configfs", "libcomposite", "usb_f_mass_storage", "dummy_hcd",
+	"configfs", "libcomposite", "usb_f_mass_storage", "usb_f_fs", "dummy_hcd",
 	"usb-storage", "sd_mod", "sr_mod", "isofs", "vfat", "nls_utf8", "nls_cp437", "nls_ascii",
 }
 
@@ -119,6 +119,8 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	must(t, "truncate", "-s", "64M", flash)
 	must(t, "mkfs.vfat", "-F", "32", "-n", "MSDAVFLASH", flash)
 
+	copyHostTools(t, initrd)
+
 	os.WriteFile(filepath.Join(initrd, "init"), []byte(init), 0o755)
 	img = filepath.Join(work, "initrd.cpio.gz")
 	cmd := exec.Command("sh", "-c", "find . | cpio -o -H newc --quiet | gzip -1 > "+img)
@@ -152,6 +154,64 @@ func TestVM(t *testing.T) {
 	}
 	if !strings.Contains(log, "--- PASS") {
 		t.Fatal("no guest test passed")
+	}
+}
+
+// TestUserspaceVM runs the drives on msdav's own USB mass-storage target
+// over FunctionFS (gadget.backend = "userspace") in the same VM.
+func TestUserspaceVM(t *testing.T) {
+	kernel, img := guestImage(t, t.TempDir(), initScript)
+	run := "^TestUserspace$"
+	if r := os.Getenv("MSDAV_VM_RUN"); r != "" {
+		run = r // one subtest while working on it, e.g. ^TestUserspace$/URL
+	}
+	log, exit := boot(t, kernel, img, "msdav.run="+run)
+	if exit != 0 {
+		t.Fatalf("guest tests exited %d", exit)
+	}
+	if !strings.Contains(log, "--- PASS: TestUserspace") {
+		t.Fatal("TestUserspace did not pass in the guest")
+	}
+}
+
+// hostTools are the host's programs the guest tests use when present:
+// sg3-utils to question the drive as a compliance check would, and
+// mkfs.fat for the host-side format. Copied with their shared libraries.
+var hostTools = []string{"sg_inq", "sg_readcap", "sg_turs", "sg_modes", "sg_get_config", "mkfs.fat"}
+
+func copyHostTools(t *testing.T, initrd string) {
+	dir := filepath.Join(initrd, "hosttools")
+	os.MkdirAll(dir, 0o755)
+	for _, name := range hostTools {
+		bin, err := exec.LookPath(name)
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("needs %s (.ci/run installs sg3-utils and dosfstools)", name)
+			}
+			t.Logf("%s is not installed here; the guest test using it skips", name)
+			continue
+		}
+		must(t, "cp", bin, filepath.Join(dir, name))
+		out, err := exec.Command("ldd", bin).Output()
+		if err != nil {
+			continue // static
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			var lib string
+			if _, after, ok := strings.Cut(line, "=> "); ok {
+				lib, _, _ = strings.Cut(after, " ")
+			} else if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
+				lib = f[0]
+			}
+			if !strings.HasPrefix(lib, "/") {
+				continue
+			}
+			dst := filepath.Join(initrd, lib)
+			os.MkdirAll(filepath.Dir(dst), 0o755)
+			if _, err := os.Stat(dst); err != nil {
+				must(t, "cp", "-L", lib, dst)
+			}
+		}
 	}
 }
 

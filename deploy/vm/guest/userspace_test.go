@@ -1,0 +1,339 @@
+//go:build vmguest
+
+package guest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sumTail is the sha256 of the n bytes that end at size in path.
+func sumTail(t *testing.T, path string, size, n int64) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, size-n, n)); err != nil {
+		t.Fatalf("read the last %d bytes of %s: %v", n, path, err)
+	}
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+// tool runs a program copied into the VM with its libraries (/hosttools).
+func tool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("/hosttools/"+name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// TestUserspace runs the drives on msdav's own target over FunctionFS
+// (gadget.backend = "userspace") and checks what the host sees.
+func TestUserspace(t *testing.T) {
+	os.MkdirAll("/tmp/store", 0o755)
+	run(t, "cp", "/fixtures/test.iso", "/tmp/store/test.iso")
+	iso, _ := os.Stat("/fixtures/test.iso")
+
+	// A 3 GiB DVD: the ISO's head, holes, and a known tail.
+	const dvdSize = 3 << 30
+	run(t, "cp", "/fixtures/test.iso", "/tmp/store/dvd.iso")
+	func() {
+		f, err := os.OpenFile("/tmp/store/dvd.iso", os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		tail := make([]byte, 4<<20)
+		for i := range tail {
+			tail[i] = byte(i*13 + i>>12)
+		}
+		if _, err := f.WriteAt(tail, dvdSize-int64(len(tail))); err != nil {
+			t.Fatal(err)
+		}
+	}()
+
+	config := func(backend string) {
+		os.WriteFile("/tmp/msdav.toml", []byte(`[storage]
+root = "/tmp/store"
+[gadget]
+mode = "configfs"
+backend = "`+backend+`"
+drives = 2
+[fetch]
+allow_private = true
+`), 0o644)
+	}
+	// The same read on both backends in this VM: the last 64 MiB of the
+	// 3 GiB image attached as a flash drive, read once from the host.
+	readMBps := func(t *testing.T, backend string) float64 {
+		if code, m := call(t, "PUT", "/api/drives/1", `{"image":"dvd.iso","cdrom":false}`); code != 200 {
+			t.Fatalf("attach: %d %v", code, m)
+		}
+		var dev string
+		waitFor(t, "the image as /dev/sd?", 20*time.Second, func() bool {
+			for _, d := range []string{"/dev/sda", "/dev/sdb", "/dev/sdc"} {
+				if deviceSize(d) == dvdSize {
+					dev = d
+					return true
+				}
+			}
+			return false
+		})
+		const n = 64 << 20
+		t0 := time.Now()
+		got := sumTail(t, dev, dvdSize, n)
+		took := time.Since(t0)
+		if got != sumTail(t, "/tmp/store/dvd.iso", dvdSize, n) {
+			t.Fatalf("%s backend: the last 64 MiB of %s differ from the image", backend, dev)
+		}
+		if code, m := call(t, "DELETE", "/api/drives/1", ""); code != 200 {
+			t.Fatalf("eject: %d %v", code, m)
+		}
+		mbps := 64 / took.Seconds()
+		t.Logf("READ-MBPS %s %.1f (64 MiB from %s in %s)", backend, mbps, dev, took.Round(time.Millisecond))
+		return mbps
+	}
+	// Two rounds, kernel then userspace, each on a freshly started server
+	// (which also proves switching backends both ways on one gadget);
+	// the machine is shared, so one round alone says little.
+	var rate = map[string][]float64{}
+	for round := 1; round <= 2; round++ {
+		for _, backend := range []string{"kernel", "userspace"} {
+			t.Run(fmt.Sprintf("read throughput, %s backend, round %d", backend, round), func(t *testing.T) {
+				config(backend)
+				startMsdav(t)
+				defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
+				rate[backend] = append(rate[backend], readMBps(t, backend))
+			})
+		}
+	}
+	if k, u := rate["kernel"], rate["userspace"]; len(k) == 2 && len(u) == 2 {
+		t.Logf("THROUGHPUT userspace/kernel = %.2f (kernel %.1f %.1f MB/s, userspace %.1f %.1f MB/s)", (u[0]+u[1])/(k[0]+k[1]), k[0], k[1], u[0], u[1])
+	}
+	config("userspace")
+	startMsdav(t)
+	defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
+
+	t.Run("a 3 GiB DVD shows its full size, its tail reads back, it mounts", func(t *testing.T) {
+		start := time.Now()
+		code, m := call(t, "PUT", "/api/drives/0", `{"image":"dvd.iso","cdrom":true}`)
+		if code != 200 || m["media"] != "dvd" {
+			t.Fatalf("attach: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 at 3 GiB", 30*time.Second, func() bool { return deviceSize("/dev/sr0") == dvdSize })
+		t.Logf("attach-to-visible latency: %s", time.Since(start).Round(time.Millisecond))
+		const tail = 64 << 20
+		t0 := time.Now()
+		got := sumTail(t, "/dev/sr0", dvdSize, tail)
+		took := time.Since(t0)
+		if got != sumTail(t, "/tmp/store/dvd.iso", dvdSize, tail) {
+			t.Fatal("the last 64 MiB of /dev/sr0 differ from the image")
+		}
+		t.Logf("USERSPACE-READ-MBPS %.1f (64 MiB at the end of the DVD in %s)", 64/took.Seconds(), took.Round(time.Millisecond))
+		os.MkdirAll("/mnt/dvd", 0o755)
+		run(t, "mount", "-t", "iso9660", "-o", "ro", "/dev/sr0", "/mnt/dvd")
+		b, err := os.ReadFile("/mnt/dvd/hello.txt")
+		if err != nil || string(b) != "hello from msdav\n" {
+			t.Fatalf("hello.txt on the DVD: %q %v", b, err)
+		}
+	})
+	t.Run("sg3-utils see a DVD drive", func(t *testing.T) {
+		if _, err := os.Stat("/hosttools/sg_inq"); err != nil {
+			t.Skip("sg3-utils were not copied into the VM")
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"sg_inq", "/dev/sr0"}, "Peripheral device type: cd/dvd"},
+			{[]string{"sg_inq", "/dev/sr0"}, "Virtual DVD-ROM"},
+			{[]string{"sg_readcap", "/dev/sr0"}, fmt.Sprintf("Device size: %d bytes", int64(dvdSize))},
+			{[]string{"sg_turs", "-v", "/dev/sr0"}, ""},
+			{[]string{"sg_modes", "-p", "0x2a", "/dev/sr0"}, "MM capabilities"},
+			{[]string{"sg_get_config", "/dev/sr0"}, "Current profile: DVD-ROM"},
+		} {
+			out := tool(t, tc.args[0], tc.args[1:]...)
+			t.Logf("%s:\n%s", strings.Join(tc.args, " "), out)
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("%v: want %q in the output", tc.args, tc.want)
+			}
+		}
+	})
+	t.Run("a locked eject is 409, forced works", func(t *testing.T) {
+		code, m := call(t, "DELETE", "/api/drives/0", "")
+		if code != 409 {
+			t.Fatalf("eject of a mounted DVD: %d %v", code, m)
+		}
+		code, m = call(t, "DELETE", "/api/drives/0?force=1", "")
+		if code != 200 || m["image"] != nil {
+			t.Fatalf("forced eject: %d %v", code, m)
+		}
+		exec.Command("umount", "-l", "/mnt/dvd").Run()
+		waitFor(t, "sr0 empty", 10*time.Second, func() bool { return deviceSize("/dev/sr0") == 0 })
+	})
+	t.Run("a disc swapped without reconnect is seen", func(t *testing.T) {
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 || m["media"] != "cd" {
+			t.Fatalf("attach: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 with test.iso", 20*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		if sum(t, "/dev/sr0", iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
+			t.Fatal("/dev/sr0 differs from test.iso")
+		}
+		if code, m := call(t, "DELETE", "/api/drives/0", ""); code != 200 {
+			t.Fatalf("eject: %d %v", code, m)
+		}
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"dvd.iso","cdrom":true}`); code != 200 {
+			t.Fatalf("attach: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 with the DVD again", 20*time.Second, func() bool { return deviceSize("/dev/sr0") == dvdSize })
+		if sumTail(t, "/dev/sr0", dvdSize, 1<<20) != sumTail(t, "/tmp/store/dvd.iso", dvdSize, 1<<20) {
+			t.Fatal("the swapped-in DVD reads wrong")
+		}
+	})
+	t.Run("the host's CDROMEJECT is noticed", func(t *testing.T) {
+		fd, err := unix.Open("/dev/sr0", unix.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const cdromEject = 0x5309
+		err = unix.IoctlSetInt(fd, cdromEject, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatalf("CDROMEJECT: %v", err)
+		}
+		took := waitFor(t, "msdav to report drive 0 empty", 10*time.Second, func() bool {
+			_, m := call(t, "GET", "/api/drives/0", "")
+			return m["image"] == nil
+		})
+		t.Logf("host eject noticed after %s", took.Round(time.Millisecond))
+	})
+	t.Run("flash rw: the host formats, writes, syncs; the bytes are in the image", func(t *testing.T) {
+		f, _ := os.Create("/tmp/store/blank.img")
+		f.Truncate(64 << 20)
+		f.Close()
+		code, m := call(t, "PUT", "/api/drives/1", `{"image":"blank.img","cdrom":false,"rw":true}`)
+		if code != 200 || m["media"] != "flash" || m["rw"] != true {
+			t.Fatalf("attach flash rw: %d %v", code, m)
+		}
+		var dev string
+		waitFor(t, "the flash drive as /dev/sd?", 20*time.Second, func() bool {
+			for _, d := range []string{"/dev/sda", "/dev/sdb"} {
+				if deviceSize(d) == 64<<20 {
+					dev = d
+					return true
+				}
+			}
+			return false
+		})
+		mkfs := []string{"/hosttools/mkfs.fat", "-F", "32", "-n", "HOSTMADE", dev}
+		if _, err := os.Stat(mkfs[0]); err != nil {
+			mkfs = []string{"mkdosfs", "-n", "HOSTMADE", dev}
+		}
+		run(t, mkfs[0], mkfs[1:]...)
+		os.MkdirAll("/mnt/f", 0o755)
+		run(t, "mount", "-t", "vfat", dev, "/mnt/f")
+		marker := fmt.Sprintf("written by the host over FunctionFS at %d", time.Now().UnixNano())
+		if err := os.WriteFile("/mnt/f/FROMHOST.TXT", []byte(marker), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "sync")
+		run(t, "umount", "/mnt/f")
+		if code, m := call(t, "DELETE", "/api/drives/1", ""); code != 200 {
+			t.Fatalf("eject after umount: %d %v", code, m)
+		}
+		img, err := os.ReadFile("/tmp/store/blank.img")
+		if err != nil || !bytes.Contains(img, []byte(marker)) || !bytes.Contains(img, []byte("HOSTMADE")) {
+			t.Fatalf("the host's filesystem and file are not in the image (%v)", err)
+		}
+	})
+	t.Run("a DVD served from a URL; the server gone gives I/O errors, not a hang", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.FileServer(http.Dir("/tmp/store"))}
+		go srv.Serve(ln)
+		defer srv.Close()
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+		url := "http://" + ln.Addr().String() + "/dvd.iso"
+		code, m := call(t, "PUT", "/api/drives/0", `{"url":"`+url+`","cdrom":true}`)
+		if code != 200 || m["url"] != url || m["media"] != "dvd" {
+			t.Fatalf("attach URL: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 at 3 GiB from the URL", 30*time.Second, func() bool { return deviceSize("/dev/sr0") == dvdSize })
+		const tail = 16 << 20
+		t0 := time.Now()
+		if sumTail(t, "/dev/sr0", dvdSize, tail) != sumTail(t, "/tmp/store/dvd.iso", dvdSize, tail) {
+			t.Fatal("the last 16 MiB of /dev/sr0 differ from the image served by URL")
+		}
+		t.Logf("URL-READ-MBPS %.1f (16 MiB)", 16/time.Since(t0).Seconds())
+		srv.Close() // the server is gone
+		// A direct read far from anything cached must fail within the
+		// limit (10 s) plus the host's handling, not hang.
+		fd, err := unix.Open("/dev/sr0", unix.O_RDONLY|unix.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		buf, _ := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { _, err := unix.Pread(fd, buf, 1<<30); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("a read with the server gone succeeded")
+			}
+			t.Logf("read with the server gone failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+		case <-time.After(90 * time.Second):
+			t.Fatal("a read with the server gone hung for 90 s")
+		}
+		if code, m := call(t, "DELETE", "/api/drives/0?force=1", ""); code != 200 {
+			t.Fatalf("eject the URL drive: %d %v", code, m)
+		}
+	})
+	t.Run("after a kill -9 and restart the drives come back, empty, and work", func(t *testing.T) {
+		server.Process.Signal(syscall.SIGKILL)
+		server.Wait()
+		startMsdav(t)
+		code, m := call(t, "GET", "/api/drives/0", "")
+		if code != 200 || m["image"] != nil || m["url"] != nil {
+			t.Fatalf("drive 0 after restart: %d %v", code, m)
+		}
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
+			t.Fatalf("attach after restart: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 with test.iso after the restart", 30*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		if sum(t, "/dev/sr0", iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
+			t.Fatal("/dev/sr0 differs from test.iso after the restart")
+		}
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+	})
+	t.Run("attached image is 423 on the share", func(t *testing.T) {
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
+			t.Fatalf("attach: %d %v", code, m)
+		}
+		if code, _ := call(t, "DELETE", "/dav/test.iso", ""); code != 423 {
+			t.Fatalf("DELETE of an attached image: %d, want 423", code)
+		}
+	})
+}

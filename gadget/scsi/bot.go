@@ -1,0 +1,302 @@
+package scsi
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// USB Mass Storage Bulk-Only Transport: a 31-byte CBW on bulk OUT, the data
+// phase, a 13-byte CSW on bulk IN.
+
+const (
+	cbwSig  = 0x43425355 // "USBC"
+	cswSig  = 0x53425355 // "USBS"
+	CBWSize = 31
+	CSWSize = 13
+)
+
+// CSW status values.
+const (
+	StatusGood   = 0
+	StatusFailed = 1
+	StatusPhase  = 2
+)
+
+// CBW is a parsed command block wrapper.
+type CBW struct {
+	Tag    uint32
+	Length uint32 // bytes the host expects to move
+	In     bool   // data phase direction, meaningful when Length > 0
+	LUN    byte
+	CDB    []byte
+}
+
+// ErrInvalidCBW: not a valid or not a meaningful CBW; the device stalls
+// both pipes until the host's reset recovery.
+var ErrInvalidCBW = errors.New("invalid CBW")
+
+// ParseCBW checks b is exactly one valid, meaningful CBW.
+func ParseCBW(b []byte) (CBW, error) {
+	if len(b) != CBWSize {
+		return CBW{}, fmt.Errorf("%w: %d bytes", ErrInvalidCBW, len(b))
+	}
+	if binary.LittleEndian.Uint32(b) != cbwSig {
+		return CBW{}, fmt.Errorf("%w: bad signature", ErrInvalidCBW)
+	}
+	flags, lun, n := b[12], b[13], b[14]
+	if flags&0x7f != 0 || lun&0xf0 != 0 || n&0xe0 != 0 || n == 0 || n > 16 {
+		return CBW{}, fmt.Errorf("%w: reserved bits or CDB length %d", ErrInvalidCBW, n)
+	}
+	return CBW{
+		Tag:    binary.LittleEndian.Uint32(b[4:]),
+		Length: binary.LittleEndian.Uint32(b[8:]),
+		In:     flags&0x80 != 0,
+		LUN:    lun,
+		CDB:    append([]byte(nil), b[15:15+n]...),
+	}, nil
+}
+
+// Bytes encodes the CBW (tests and tools send them).
+func (c CBW) Bytes() []byte {
+	b := make([]byte, CBWSize)
+	binary.LittleEndian.PutUint32(b, cbwSig)
+	binary.LittleEndian.PutUint32(b[4:], c.Tag)
+	binary.LittleEndian.PutUint32(b[8:], c.Length)
+	if c.In {
+		b[12] = 0x80
+	}
+	b[13] = c.LUN
+	b[14] = byte(len(c.CDB))
+	copy(b[15:], c.CDB)
+	return b
+}
+
+// CSW builds a command status wrapper.
+func CSW(tag, residue uint32, status byte) []byte {
+	b := make([]byte, CSWSize)
+	binary.LittleEndian.PutUint32(b, cswSig)
+	binary.LittleEndian.PutUint32(b[4:], tag)
+	binary.LittleEndian.PutUint32(b[8:], residue)
+	b[12] = status
+	return b
+}
+
+// Pipes are the two bulk endpoints of one function. Read returns one
+// transfer from bulk OUT; Write sends p as one transfer on bulk IN. HaltIn
+// and HaltOut stall an endpoint until the host clears it.
+type Pipes interface {
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+	HaltIn() error
+	HaltOut() error
+}
+
+// Target serves one LUN over Bulk-Only Transport.
+type Target struct {
+	LUN   *LUN
+	Pipes Pipes
+	// Reset is signalled by the control side on Bulk-Only Mass Storage
+	// Reset; after an invalid CBW the target waits for it.
+	Reset chan struct{}
+
+	pending chan cbwRead // the queued read of the next CBW
+	early   bool         // Handle runs under Serve: queue the next CBW read early
+
+	// Log, if set, hears of phase errors and failed reads and writes:
+	// what a host reports as an I/O error.
+	Log *slog.Logger
+}
+
+func isReadWrite(op byte) bool {
+	switch op {
+	case 0x08, 0x28, 0xa8, 0x88, 0x0a, 0x2a, 0xaa, 0x8a:
+		return true
+	}
+	return false
+}
+
+// Serve reads and answers CBWs until ctx ends or the pipes fail (the host
+// went away or the function was disabled); it returns that error.
+func (t *Target) Serve(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t.readCBW()
+		var r cbwRead
+		select {
+		case r = <-t.pending:
+		case <-ctx.Done():
+			return ctx.Err() // the read stays queued for the next Serve
+		}
+		t.pending = nil
+		if r.err != nil {
+			return fmt.Errorf("read CBW: %w", r.err)
+		}
+		cbw, err := ParseCBW(r.b)
+		if err != nil {
+			// Stall both pipes; the host's reset recovery clears them.
+			t.Pipes.HaltIn()
+			t.Pipes.HaltOut()
+			if t.Reset != nil {
+				select {
+				case <-t.Reset:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			continue
+		}
+		t.early = true
+		err = t.Handle(cbw)
+		t.early = false
+		if err != nil {
+			return err
+		}
+	}
+}
+
+type cbwRead struct {
+	b   []byte
+	err error
+}
+
+// readCBW queues the read of the next CBW unless one is queued. Serve
+// queues it as soon as the bulk OUT pipe is free (after a command's
+// data-out phase, or at once for any other command), so the request is
+// waiting in the controller when the host sends the CBW instead of being
+// queued only after the CSW went out: one controller round less per
+// command, as f_mass_storage does.
+func (t *Target) readCBW() {
+	if t.pending != nil {
+		return
+	}
+	ch := make(chan cbwRead, 1)
+	t.pending = ch
+	go func() {
+		buf := make([]byte, 512) // one max packet: a CBW is always a short one
+		n, err := t.Pipes.Read(buf)
+		ch <- cbwRead{buf[:n], err}
+	}()
+}
+
+// xfer moves one command's data within the agreed length.
+type xfer struct {
+	p     Pipes
+	limit int64 // bytes the command may move: min(host, device)
+	moved int64
+}
+
+func (x *xfer) Send(b []byte) error {
+	if n := x.limit - x.moved; int64(len(b)) > n {
+		b = b[:n]
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := x.p.Write(b)
+	x.moved += int64(n)
+	if err != nil {
+		return fmt.Errorf("send data: %w", err)
+	}
+	return nil
+}
+
+func (x *xfer) Recv(b []byte) error {
+	if int64(len(b)) > x.limit-x.moved {
+		return fmt.Errorf("receive data: %d bytes asked, %d left in the data phase", len(b), x.limit-x.moved)
+	}
+	for len(b) > 0 {
+		n, err := x.p.Read(b)
+		x.moved += int64(n)
+		if err != nil {
+			return fmt.Errorf("receive data: %w", err)
+		}
+		if n == 0 {
+			return errors.New("receive data: empty transfer")
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// Handle runs one command and sends its CSW. Host and device disagreeing on
+// the data phase (the thirteen cases of the BOT spec) ends in a phase error
+// or a residue with the unused pipe stalled, as the spec allows.
+func (t *Target) Handle(cbw CBW) error {
+	hostDir, hostLen := None, int64(cbw.Length)
+	if hostLen > 0 {
+		hostDir = Out
+		if cbw.In {
+			hostDir = In
+		}
+	}
+	halt := func() {
+		switch hostDir {
+		case In:
+			t.Pipes.HaltIn()
+		case Out:
+			t.Pipes.HaltOut()
+		}
+	}
+	csw := func(residue int64, status byte) error {
+		if _, err := t.Pipes.Write(CSW(cbw.Tag, uint32(residue), status)); err != nil {
+			return fmt.Errorf("send CSW: %w", err)
+		}
+		return nil
+	}
+
+	// The bulk OUT pipe is free for the next CBW once no data can come on
+	// it: at once unless the host sends data, else after the data phase
+	// and its stall. (Stalling OUT while a read is queued on it would
+	// wait for that read.)
+	next := func() {
+		if t.early {
+			t.readCBW()
+		}
+	}
+	if hostDir != Out {
+		next()
+	}
+	if cbw.LUN != 0 {
+		// One LUN per function: Get Max LUN says 0.
+		halt()
+		next()
+		return csw(hostLen, StatusFailed)
+	}
+	devDir, devLen := t.LUN.Phase(cbw.CDB)
+	if devLen == 0 {
+		devDir = None
+	}
+	if devDir != None && (hostDir != devDir || hostLen < devLen) {
+		// Cases 2, 3, 7, 8, 10, 13: the host cannot take what the command
+		// means to move.
+		if t.Log != nil {
+			t.Log.Warn("phase error", "cdb", fmt.Sprintf("%x", cbw.CDB), "host_in", cbw.In, "host_len", hostLen, "device_len", devLen)
+		}
+		halt()
+		next()
+		return csw(hostLen, StatusPhase)
+	}
+	x := &xfer{p: t.Pipes, limit: min(hostLen, devLen)}
+	err := t.LUN.Exec(cbw.CDB, x)
+	var ce *CheckError
+	if err != nil && !errors.As(err, &ce) {
+		return err
+	}
+	residue := hostLen - x.moved
+	if residue > 0 {
+		halt()
+	}
+	next() // for data-out commands: after the data and OUT's stall
+	if ce != nil {
+		if t.Log != nil && isReadWrite(cbw.CDB[0]) {
+			t.Log.Warn("read or write failed", "cdb", fmt.Sprintf("%x", cbw.CDB), "sense", fmt.Sprintf("%02x/%02x/%02x", ce.Sense.Key, ce.Sense.ASC, ce.Sense.ASCQ))
+		}
+		return csw(residue, StatusFailed)
+	}
+	return csw(residue, StatusGood)
+}
