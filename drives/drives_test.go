@@ -1,0 +1,194 @@
+package drives
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/gadget/gadgettest"
+)
+
+type recorder struct {
+	mu  sync.Mutex
+	got []State
+}
+
+func (r *recorder) publish(kind string, v any) {
+	if s, ok := v.(State); ok && kind == "drive" {
+		r.mu.Lock()
+		r.got = append(r.got, s)
+		r.mu.Unlock()
+	}
+}
+
+func (r *recorder) last() (State, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.got) == 0 {
+		return State{}, 0
+	}
+	return r.got[len(r.got)-1], len(r.got)
+}
+
+// fakeDrive is a manager over a fake bound gadget with one drive and a
+// store whose "lib" folder is shared with other boxes.
+func fakeDrive(t *testing.T, o fs.Options) (*Manager, *recorder, string) {
+	t.Helper()
+	cfg := gadgettest.Bound(t, 1)
+	g, err := gadget.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Root == "" {
+		o.Root = t.TempDir()
+	}
+	o.Shared, o.Box, o.LeaseTTL = []string{"lib"}, "here", 3*time.Second
+	os.MkdirAll(filepath.Join(o.Root, "lib"), 0o755)
+	s, err := fs.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	rec := &recorder{}
+	lun := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", "mass_storage.usb0", "lun.0")
+	return New(s, g, nil, rec.publish, nil), rec, lun
+}
+
+// What the host does on its own (an eject from its side empties the LUN)
+// is published, drops this box's lease, and gives the store's rw hold back.
+func TestHostEjectDropsLeaseAndHold(t *testing.T) {
+	var o fs.Options
+	if os.Geteuid() == 0 {
+		dir := filepath.Join(t.TempDir(), "store")
+		os.MkdirAll(dir, 0o755)
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
+			t.Fatalf("mount: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+		o = fs.Options{Root: dir, Remount: true, Grace: 20 * time.Millisecond}
+	} else {
+		t.Log("not root: the remount half is skipped (needs a tmpfs)")
+	}
+	m, rec, lun := fakeDrive(t, o)
+	root := m.store.Dir()
+	done, _ := m.store.Write(context.Background(), "test setup")
+	os.WriteFile(filepath.Join(root, "lib", "rw.img"), make([]byte, 4096), 0o644)
+	done()
+	if _, err := m.Attach(context.Background(), 0, "lib/rw.img", false, true); err != nil {
+		t.Fatal(err)
+	}
+	lease := filepath.Join(root, "lib", ".msdav-lease-here-0.json")
+	if _, err := os.Stat(lease); err != nil {
+		t.Fatalf("no lease after a rw attach in a shared folder: %v", err)
+	}
+	if rw, writers := m.store.Writable(); o.Remount && (!rw || writers != 1) {
+		t.Fatalf("store rw=%v writers=%d under a rw drive", rw, writers)
+	}
+	if s, _ := rec.last(); s.Image == nil || *s.Image != "lib/rw.img" || !s.RW {
+		t.Errorf("attach not published: %+v", s)
+	}
+	// The host ejects.
+	os.WriteFile(filepath.Join(lun, "file"), []byte("\n"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx, 20*time.Millisecond, time.Hour)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		s, _ := rec.last()
+		_, lerr := os.Stat(lease)
+		_, writers := m.store.Writable()
+		if s.Image == nil && errors.Is(lerr, os.ErrNotExist) && writers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the host's eject: last event %+v, lease err %v, writers %d", s, lerr, writers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A file outside the store (msdav drive -set-image /elsewhere) attaches
+// without a hold or a lease, and shows as a file, not a store image.
+func TestAttachFileOutsideStore(t *testing.T) {
+	m, _, _ := fakeDrive(t, fs.Options{})
+	out := filepath.Join(t.TempDir(), "outside.img")
+	os.WriteFile(out, make([]byte, 4096), 0o644)
+	s, err := m.AttachFile(context.Background(), 0, out, false, true)
+	if err != nil || s.Image != nil || s.File != out || !s.RW {
+		t.Fatalf("attach outside: %+v %v", s, err)
+	}
+	if _, writers := m.store.Writable(); writers != 0 {
+		t.Errorf("a file outside the store took the store's hold")
+	}
+	if _, err := m.AttachFile(context.Background(), 0, filepath.Join(t.TempDir(), "missing.img"), false, false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing outside file: %v", err)
+	}
+	// Inside the store, AttachFile applies the store's rules.
+	if _, err := m.AttachFile(context.Background(), 0, filepath.Join(m.store.Dir(), "lib", ".msdav-x.img"), false, false); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an internal name through AttachFile: %v", err)
+	}
+}
+
+// Without a gadget every drive call says why, the store sees no drive,
+// and the selection still round-trips.
+func TestUnavailable(t *testing.T) {
+	s, err := fs.Open(fs.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := New(s, nil, errors.New("no configfs here"), nil, nil)
+	if err := m.Available(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no configfs here") {
+		t.Errorf("Available: %v", err)
+	}
+	if _, err := m.Drives(); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Drives: %v", err)
+	}
+	if _, err := m.Eject(context.Background(), 0, false); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Eject: %v", err)
+	}
+	if att, err := m.Attached(); att != nil || err != nil {
+		t.Errorf("Attached without drives: %v %v", att, err)
+	}
+	if m.Count() != 0 || m.DVD() {
+		t.Error("count or DVD without a gadget")
+	}
+	m.Select(0, Selection{Image: "a.iso", CDROM: true})
+	if got := m.Selected(0); got.Image != "a.iso" || !got.CDROM {
+		t.Errorf("selection: %+v", got)
+	}
+}
+
+// A restart with a drive still attached in a shared folder reclaims this
+// box's lease at the first sync.
+func TestRestartReclaimsLease(t *testing.T) {
+	cfg := gadgettest.Bound(t, 1)
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "lib"), 0o755)
+	img := filepath.Join(root, "lib", "boot.iso")
+	os.WriteFile(img, make([]byte, 4096), 0o644)
+	lun := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", "mass_storage.usb0", "lun.0")
+	os.WriteFile(filepath.Join(lun, "file"), []byte(img+"\n"), 0o644)
+	os.WriteFile(filepath.Join(lun, "cdrom"), []byte("1\n"), 0o644)
+	g, err := gadget.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := fs.Open(fs.Options{Root: root, Shared: []string{"lib"}, Box: "here", LeaseTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	New(s, g, nil, nil, nil)
+	if _, err := os.Stat(filepath.Join(root, "lib", ".msdav-lease-here-0.json")); err != nil {
+		t.Errorf("no lease reclaimed at start: %v", err)
+	}
+}
