@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -58,6 +60,12 @@ func TestFleetLeases(t *testing.T) {
 	}
 	if code, out := do(b, "GET", "/api/images", ""); code != 200 || !strings.Contains(out, `"path":"shared/win.iso"`) {
 		t.Fatalf("B's catalog lacks A's upload: %d %s", code, out)
+	}
+	// The sha256 A computed while the upload streamed is B's too: it lives
+	// in a sidecar beside the image, not in A's memory.
+	sum := sha256.Sum256([]byte(strings.Repeat("w", 4096)))
+	if _, out := do(b, "GET", "/api/images", ""); !strings.Contains(out, `"sha256":"`+hex.EncodeToString(sum[:])+`"`) {
+		t.Errorf("B's catalog lacks the sha256 A computed: %s", out)
 	}
 	if code, out := do(a, "PUT", "/api/drives/0", `{"image":"shared/win.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach on A: %d %s", code, out)
