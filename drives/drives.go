@@ -256,7 +256,7 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 	// The hold comes first: the kernel opens the file rw when "file" is
 	// written, and on a ro filesystem it silently falls back to ro.
 	var release func()
-	if _, inStore := m.store.Rel(abs); rw && inStore {
+	if rw && inStore {
 		if release, err = m.store.Write(ctx, fmt.Sprintf("drive %d attached rw", i)); err != nil {
 			return State{}, err
 		}
@@ -358,6 +358,11 @@ func (m *Manager) ejectLocked(i int, before gadget.Drive, force bool) (State, er
 	return m.state(d), nil
 }
 
+// flushLocked makes what the kernel wrote into an image durable. A drive
+// attached rw writes through the page cache, and most USB hosts never send
+// SYNCHRONIZE CACHE (usb-storage assumes a write-through cache), so without
+// this a power cut loses what the target host believes it saved. By path,
+// not through the store's root: msdav drive may attach a file outside it.
 func (m *Manager) flushLocked(i int, abs string) {
 	f, err := os.Open(abs)
 	if err == nil {

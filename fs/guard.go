@@ -154,11 +154,7 @@ func (g *guard) settleNow(wait time.Duration) error {
 	for {
 		g.mu.Lock()
 		if g.writers > 0 {
-			whys := make([]string, 0, len(g.whys))
-			for _, w := range g.whys {
-				whys = append(whys, w)
-			}
-			sort.Strings(whys)
+			whys := g.holdersLocked()
 			g.mu.Unlock()
 			return fmt.Errorf("store %s: %w: %s", g.mnt, ErrStillWriting, strings.Join(whys, ", "))
 		}
@@ -202,6 +198,11 @@ func (g *guard) state() (rw bool, writers int) {
 func (g *guard) holders() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.holdersLocked()
+}
+
+// holdersLocked is holders for a caller that holds mu.
+func (g *guard) holdersLocked() []string {
 	out := make([]string, 0, len(g.whys))
 	for _, w := range g.whys {
 		out = append(out, w)
@@ -259,12 +260,10 @@ func (s *Store) mountPoint() string {
 	if s.guard != nil {
 		return s.guard.mnt
 	}
-	mounts, err := ReadMounts()
-	if err != nil {
-		return s.real
+	if mnt, err := MountPointOf(s.real); err == nil {
+		return mnt
 	}
-	m, _ := mountOf(mounts, s.real)
-	return m.Point
+	return s.real
 }
 
 // MountPoint is where the filesystem holding the store root is mounted.

@@ -41,19 +41,9 @@ var sharedFSTypes = []string{"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs
 // shared folder or NFS/CIFS part above it; ok is false for a box's own.
 func (s *Store) sharedRoot(rel string) (string, bool) {
 	best, found := "", false
-	consider := func(root string) {
+	for _, root := range s.sharedRoots() {
 		if (root == rel || under("/"+rel, "/"+root) || root == ".") && (!found || len(root) > len(best)) {
 			best, found = root, true
-		}
-	}
-	for _, sh := range s.opt.Shared {
-		consider(sh)
-	}
-	if pms, err := s.partMounts(); err == nil {
-		for _, pm := range pms {
-			if slices.Contains(sharedFSTypes, pm.FSType) {
-				consider(pm.rel)
-			}
 		}
 	}
 	return best, found
@@ -167,9 +157,6 @@ func (s *Store) leasesIn(root string) []Lease {
 
 // leased reports another box's live lease on rel or below it.
 func (s *Store) leased(rel string) error {
-	if len(s.opt.Shared) == 0 && !s.hasSharedPart() {
-		return nil
-	}
 	for _, root := range s.sharedRoots() {
 		if !(root == "." || rel == "." || under("/"+rel, "/"+root) || under("/"+root, "/"+rel)) {
 			continue
@@ -190,19 +177,6 @@ func (s *Store) leased(rel string) error {
 		}
 	}
 	return nil
-}
-
-func (s *Store) hasSharedPart() bool {
-	pms, err := s.partMounts()
-	if err != nil {
-		return false
-	}
-	for _, pm := range pms {
-		if slices.Contains(sharedFSTypes, pm.FSType) {
-			return true
-		}
-	}
-	return false
 }
 
 // writeAtomic writes b to tmp, syncs it and renames it over name.

@@ -519,22 +519,6 @@ func (s *Store) create(ctx context.Context, rel string, expected int64, internal
 	return u, nil
 }
 
-// Flush makes what the kernel wrote into an image durable. A drive
-// attached rw writes through the page cache, and most USB hosts never send
-// SYNCHRONIZE CACHE (usb-storage assumes a write-through cache), so without
-// this a power cut loses what the target host believes it saved.
-func (s *Store) Flush(rel string) error {
-	f, err := s.root.Open(rel)
-	if err != nil {
-		return fmt.Errorf("flush %s: %w", rel, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("flush %s: %w", rel, err)
-	}
-	return nil
-}
-
 // Uploading returns the upload in progress to rel, if any.
 func (s *Store) Uploading(rel string) (*Upload, bool) {
 	s.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/msdav/msdav/auth"
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
@@ -254,10 +255,7 @@ func (h *Handler) authorized(r *http.Request) bool {
 		h.tokens[tok] = s
 		return true
 	}
-	user, pass, ok := r.BasicAuth()
-	if u := r.Header.Get("X-KVMD-User"); u != "" {
-		user, pass, ok = u, r.Header.Get("X-KVMD-Passwd"), true
-	}
+	user, pass, ok := auth.Credentials(r)
 	return ok && h.o.Auth.Check(user, pass)
 }
 

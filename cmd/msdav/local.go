@@ -149,11 +149,26 @@ func viaServerOr(cfg conf.Config, remote func(*localClient) error, direct func()
 	}
 }
 
-// openStore opens cfg's store for a CLI command acting on its own.
+// storeOptions is cfg's [storage] for fs.Open, the server's and the CLI's alike.
+func storeOptions(cfg conf.Config, log *slog.Logger) fs.Options {
+	return fs.Options{
+		Root:        cfg.Storage.Root,
+		Remount:     cfg.Storage.Remount,
+		Grace:       cfg.Storage.RemountGrace.Duration,
+		PartTimeout: cfg.Storage.PartTimeout.Duration,
+		Log:         log,
+		Shared:      cfg.Storage.Shared,
+		Box:         cfg.Storage.BoxName,
+		LeaseTTL:    cfg.Storage.LeaseTTL.Duration,
+	}
+}
+
+// openStore opens cfg's store for a CLI command acting on its own. No
+// grace: the command exits right after, and the store goes ro as it does.
 func openStore(cfg conf.Config, log *slog.Logger) (*fs.Store, error) {
-	return fs.Open(fs.Options{Root: cfg.Storage.Root, Remount: cfg.Storage.Remount, Grace: 0,
-		PartTimeout: cfg.Storage.PartTimeout.Duration, Log: log,
-		Shared: cfg.Storage.Shared, Box: cfg.Storage.BoxName, LeaseTTL: cfg.Storage.LeaseTTL.Duration})
+	o := storeOptions(cfg, log)
+	o.Grace = 0
+	return fs.Open(o)
 }
 
 // closeStore closes a CLI command's store. A drive left attached rw keeps

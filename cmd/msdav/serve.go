@@ -117,17 +117,9 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	defer unlock()
 
 	hub := events.New()
-	store, err := fs.Open(fs.Options{
-		Root:        cfg.Storage.Root,
-		Remount:     cfg.Storage.Remount,
-		Grace:       cfg.Storage.RemountGrace.Duration,
-		PartTimeout: cfg.Storage.PartTimeout.Duration,
-		Log:         log,
-		Publish:     hub.Publish,
-		Shared:      cfg.Storage.Shared,
-		Box:         cfg.Storage.BoxName,
-		LeaseTTL:    cfg.Storage.LeaseTTL.Duration,
-	})
+	o := storeOptions(cfg, log)
+	o.Publish = hub.Publish
+	store, err := fs.Open(o)
 	if err != nil {
 		return err
 	}
