@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -56,6 +57,22 @@ func newEnv(t *testing.T, g *gadget.Gadget, gerr error, o fs.Options) *env {
 	t.Cleanup(srv.Close)
 	t.Cleanup(hub.Close)
 	return &env{store: s, srv: srv, api: a, drives: dm, hub: hub}
+}
+
+// tmpfsStore mounts a real tmpfs of sizeMB as a store for the test, or
+// skips it, saying why root is needed, when the test does not run as root.
+func tmpfsStore(t *testing.T, why string, sizeMB int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: " + why)
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	os.MkdirAll(dir, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", sizeMB), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
 }
 
 func (e *env) call(t *testing.T, method, path, body string) (int, map[string]any) {
@@ -222,15 +239,7 @@ func TestCreateImage(t *testing.T) {
 // A drive attached rw keeps the store's filesystem rw (the kernel writes
 // into the image) until it is ejected; then the guard puts it back to ro.
 func TestRWDriveHoldsRemountGuard(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a real tmpfs as the store")
-	}
-	dir := filepath.Join(t.TempDir(), "store")
-	os.MkdirAll(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	dir := tmpfsStore(t, "mounts a real tmpfs as the store", 8)
 	os.WriteFile(filepath.Join(dir, "rw.img"), make([]byte, 4096), 0o644)
 	e := newEnv(t, fakeGadget(t), nil, fs.Options{Root: dir, Remount: true, Grace: 50 * time.Millisecond})
 	if ro, _ := fs.IsReadOnly(dir); !ro {
@@ -311,15 +320,7 @@ func FuzzDecodeAttach(f *testing.F) {
 
 // Creating an image bigger than the free space is a clear 507, and leaves nothing.
 func TestCreateImageFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a small tmpfs as the store")
-	}
-	dir := filepath.Join(t.TempDir(), "store")
-	os.MkdirAll(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	dir := tmpfsStore(t, "mounts a small tmpfs as the store", 8)
 	e := newEnv(t, nil, errors.New("none"), fs.Options{Root: dir})
 	code, m := e.call(t, "POST", "/api/images", `{"path":"big.img","size":"64M"}`)
 	if code != 507 || !strings.Contains(m["error"].(string), "do not fit") {

@@ -45,15 +45,7 @@ func (d *deadFS) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 // With a part that stopped answering, the drive API and the catalog still
 // answer, and the part is reported unavailable.
 func TestDriveAPIWithDeadPart(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts tmpfs and FUSE")
-	}
-	dir := filepath.Join(t.TempDir(), "store")
-	os.MkdirAll(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	dir := tmpfsStore(t, "mounts tmpfs and FUSE", 16)
 	os.WriteFile(filepath.Join(dir, "boot.iso"), make([]byte, 4096), 0o644)
 	nfs := filepath.Join(dir, "nfs")
 	os.Mkdir(nfs, 0o755)

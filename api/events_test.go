@@ -103,7 +103,7 @@ func TestEvents(t *testing.T) {
 		return ev.kind == "drive" && ev.data["index"] == float64(1) && ev.data["image"] == "a.iso" && ev.data["media"] == "cd"
 	})
 	// The host ejects on its side: the kernel empties the LUN's file.
-	lun := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", "mass_storage.usb1", "lun.0", "file")
+	lun := filepath.Join(gadgettest.LUN(cfg, 1), "file")
 	os.WriteFile(lun, []byte("\n"), 0o644)
 	start := time.Now()
 	next(t, c, 2*time.Second, func(ev sse) bool {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,10 +11,6 @@ import (
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/gadget/gadgettest"
 )
-
-func lunDir(cfgfs, name string, i int) string {
-	return filepath.Join(cfgfs, "usb_gadget", name, "functions", "mass_storage.usb"+string(rune('0'+i)), "lun.0")
-}
 
 // When configfs cannot be read, images cannot change: 503 with the reason,
 // and nothing is deleted or replaced.
@@ -28,7 +23,7 @@ func TestFailsClosedWhenConfigfsUnreadable(t *testing.T) {
 	e := newEnv(t, g, nil, fs.Options{})
 	os.WriteFile(filepath.Join(e.store.Dir(), "a.iso"), []byte("keep"), 0o644)
 	// The LUN's file attribute stops being readable.
-	file := filepath.Join(lunDir(cfg.Configfs, cfg.Name, 0), "file")
+	file := filepath.Join(gadgettest.LUN(cfg, 0), "file")
 	os.Remove(file)
 	os.Mkdir(file, 0o755)
 	code, m := e.call(t, "POST", "/api/images", `{"path":"new.img","size":"40M"}`)
@@ -49,15 +44,7 @@ func TestFailsClosedWhenConfigfsUnreadable(t *testing.T) {
 // A rw attach that fails after the store's hold was taken gives the hold
 // back: the store goes ro again, as invariant 3 promises.
 func TestFailedRWAttachReleasesHold(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a real tmpfs as the store")
-	}
-	dir := filepath.Join(t.TempDir(), "store")
-	os.MkdirAll(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	dir := tmpfsStore(t, "mounts a real tmpfs as the store", 8)
 	os.WriteFile(filepath.Join(dir, "rw.img"), make([]byte, 4096), 0o644)
 	cfg := gadgettest.Bound(t, 1)
 	g, err := gadget.Open(cfg, nil)
@@ -67,7 +54,7 @@ func TestFailedRWAttachReleasesHold(t *testing.T) {
 	e := newEnv(t, g, nil, fs.Options{Root: dir, Remount: true, Grace: 50 * time.Millisecond})
 	// The kernel refuses the "ro" attribute (a stand-in for any failure
 	// between taking the hold and the LUN accepting the file).
-	ro := filepath.Join(lunDir(cfg.Configfs, cfg.Name, 0), "ro")
+	ro := filepath.Join(gadgettest.LUN(cfg, 0), "ro")
 	os.Remove(ro)
 	os.Mkdir(ro, 0o755)
 	code, m := e.call(t, "PUT", "/api/drives/0", `{"image":"rw.img","rw":true}`)

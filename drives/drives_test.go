@@ -58,7 +58,7 @@ func fakeDrive(t *testing.T, o fs.Options) (*Manager, *recorder, string) {
 	}
 	t.Cleanup(func() { s.Close() })
 	rec := &recorder{}
-	lun := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", "mass_storage.usb0", "lun.0")
+	lun := gadgettest.LUN(cfg, 0)
 	return New(s, g, nil, rec.publish, nil), rec, lun
 }
 
@@ -175,7 +175,7 @@ func TestRestartReclaimsLease(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "lib"), 0o755)
 	img := filepath.Join(root, "lib", "boot.iso")
 	os.WriteFile(img, make([]byte, 4096), 0o644)
-	lun := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", "mass_storage.usb0", "lun.0")
+	lun := gadgettest.LUN(cfg, 0)
 	os.WriteFile(filepath.Join(lun, "file"), []byte(img+"\n"), 0o644)
 	os.WriteFile(filepath.Join(lun, "cdrom"), []byte("1\n"), 0o644)
 	g, err := gadget.Open(cfg, nil)

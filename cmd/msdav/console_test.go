@@ -111,7 +111,7 @@ func waitFor(t *testing.T, ctx context.Context, what, js string, d time.Duration
 }
 
 func lunAttr(cfg conf.Gadget, drive int, attr string) string {
-	b, _ := os.ReadFile(filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", fmt.Sprintf("mass_storage.usb%d", drive), "lun.0", attr))
+	b, _ := os.ReadFile(filepath.Join(gadgettest.LUN(cfg, drive), attr))
 	return strings.TrimSpace(string(b))
 }
 
@@ -412,7 +412,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		waitFor(t, ctx, "drive 0 shown with tools.img", `document.querySelector('li[data-drive="0"]').textContent.includes('flash/tools.img')`, 3*time.Second)
 		// Through the event stream, not the page's fallback polling.
 		waitFor(t, ctx, "the page following /api/events", `document.getElementById('live').classList.contains('on')`, 3*time.Second)
-		lun := filepath.Join(cfg.Gadget.Configfs, "usb_gadget", cfg.Gadget.Name, "functions", "mass_storage.usb0", "lun.0", "file")
+		lun := filepath.Join(gadgettest.LUN(cfg.Gadget, 0), "file")
 		os.WriteFile(lun, []byte("\n"), 0o644) // what the kernel does when the host ejects
 		took := waitFor(t, ctx, "drive 0 shown empty", `document.querySelector('li[data-drive="0"]').textContent.includes('No image')`, 2*time.Second)
 		t.Logf("host-side eject shown after %s", took.Round(time.Millisecond))

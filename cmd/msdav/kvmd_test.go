@@ -109,7 +109,7 @@ func TestKVMDRecipesWithCurl(t *testing.T) {
 	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
 	os.WriteFile(cfg.Auth.Htpasswd, []byte("admin:"+string(hash)+"\n"), 0o600)
 	base, _ := startServe(t, cfg)
-	lunFile := filepath.Join(gcfg.Configfs, "usb_gadget", gcfg.Name, "functions", "mass_storage.usb0", "lun.0", "file")
+	lunFile := filepath.Join(gadgettest.LUN(gcfg, 0), "file")
 
 	parts := `{"": {"free": "*", "size": "*", "writable": true}}`
 	steps := []struct {

@@ -44,7 +44,7 @@ func redfishServer(t *testing.T) (base, isoURL, lun0 string, iso []byte, root st
 	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
 	os.WriteFile(cfg.Auth.Htpasswd, []byte("admin:"+string(hash)+"\n"), 0o600)
 	base, _ = startServe(t, cfg)
-	lun0 = filepath.Join(gcfg.Configfs, "usb_gadget", gcfg.Name, "functions", "mass_storage.usb0", "lun.0")
+	lun0 = gadgettest.LUN(gcfg, 0)
 	return base, upstream.URL + "/boot.iso", lun0, iso, cfg.Storage.Root
 }
 

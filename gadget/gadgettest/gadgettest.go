@@ -32,11 +32,17 @@ func Bound(t testing.TB, drives int) conf.Gadget {
 	os.WriteFile(filepath.Join(g, "configs", "c.1", "strings", "0x409", "configuration"), []byte("msdav\n"), 0o644)
 	os.WriteFile(filepath.Join(g, "UDC"), []byte("dummy_udc.0\n"), 0o644)
 	for i := 0; i < drives; i++ {
-		lun := filepath.Join(g, "functions", fmt.Sprintf("mass_storage.usb%d", i), "lun.0")
+		lun := LUN(cfg, i)
 		os.MkdirAll(lun, 0o755)
 		for a, v := range map[string]string{"file": "\n", "ro": "1\n", "cdrom": "0\n", "removable": "1\n", "forced_eject": "\n"} {
 			os.WriteFile(filepath.Join(lun, a), []byte(v), 0o644)
 		}
 	}
 	return cfg
+}
+
+// LUN is the directory of drive i's LUN in the fake gadget cfg describes,
+// where tests read what msdav wrote and play the kernel's part.
+func LUN(cfg conf.Gadget, i int) string {
+	return filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name, "functions", fmt.Sprintf("mass_storage.usb%d", i), "lun.0")
 }
