@@ -22,6 +22,7 @@ run: build
 # with a message saying so; .ci/run installs them and runs as root.
 test:
 	$(GO) test -race -count=1 ./...
+	cd deploy/vm/nfsd && $(GO) test -race -count=1 ./...
 
 # The USB gadget on a real kernel: boots Debian's kernel in qemu (TCG) with
 # dummy_hcd and checks what the USB host sees. Fetches the kernel with

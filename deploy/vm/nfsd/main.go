@@ -1,6 +1,7 @@
 // Command nfsd serves one folder over NFSv3 inside the test VM, so the
 // fleet tests mount a real NFS library with PiKVM's options. Its NFS and
-// MOUNT programs share one TCP port, so no rpcbind is needed.
+// MOUNT programs share one TCP port, so no rpcbind is needed. Stopped and
+// started again on the same folder, it answers the handles it gave before.
 package main
 
 import (
@@ -22,8 +23,8 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("nfsd: serving %s on %s", *dir, ln.Addr())
-	// File handles live in this process's cache: a restarted server does
-	// not know the old ones (clients see ESTALE), as the tests expect.
-	h := helpers.NewCachingHandler(helpers.NewNullAuthHandler(osfs.New(*dir)), 1<<16)
-	log.Fatal(nfs.Serve(ln, h))
+	// File handles are inode numbers (handles.go): a restarted server
+	// knows the handles its clients hold, as a real NAS does.
+	fs := osfs.New(*dir)
+	log.Fatal(nfs.Serve(ln, newStableHandles(helpers.NewNullAuthHandler(fs), fs)))
 }
