@@ -4,6 +4,8 @@ package guest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -106,7 +108,7 @@ func TestFleetOnNFS(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Process.Kill()
+	defer func() { srv.Process.Kill() }() // the server restarted below too
 	for _, name := range []string{"A", "B"} {
 		mnt := "/tmp/box" + name + "/nfs"
 		os.MkdirAll(mnt, 0o755)
@@ -199,6 +201,22 @@ func TestFleetOnNFS(t *testing.T) {
 		t.Errorf("B lists internal files: %s", out)
 	}
 
+	// Box A comes back (it was killed above) and attaches an image from the
+	// library that stays attached through the outage below.
+	a = startBox(t, "A", "8081", "dummy_udc.0")
+	a.do(t, "DELETE", "/api/drives/0?force=1", "") // what the killed A left
+	if code, out := a.do(t, "PUT", "/dav/nfs/held.iso", string(iso)); code != 201 {
+		t.Fatalf("upload on A: %d %s", code, out)
+	}
+	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/held.iso","cdrom":true}`); code != 200 {
+		t.Fatalf("attach on A: %d %s", code, out)
+	}
+	devA := ""
+	waitFor(t, "A's CD on the host", 20*time.Second, func() bool {
+		devA = blockOnBus("usb1")
+		return devA != "" && deviceSize(devA) == int64(len(iso))
+	})
+
 	// The library's server dies with an image attached on B: the host's
 	// reads fail (no hang), B's catalog answers with the part marked
 	// unavailable, and uploads to B's own disk go on.
@@ -216,26 +234,7 @@ func TestFleetOnNFS(t *testing.T) {
 	srv.Process.Kill()
 	srv.Wait()
 	killed = time.Now()
-	failed := make(chan error, 1)
-	go func() {
-		// O_DIRECT: the page cache may hold what the host read before.
-		f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_DIRECT, 0)
-		if err != nil {
-			failed <- err
-			return
-		}
-		defer f.Close()
-		// One block a read: each is one SCSI READ, which f_mass_storage
-		// fails with a medium error when the NFS soft mount gives up.
-		buf := make([]byte, 2*4096)
-		al := buf[4096-int(uintptrOf(buf)%4096):][:4096]
-		for off := int64(0); ; off = (off + 1<<20) % int64(len(iso)-4096) {
-			if _, err := f.ReadAt(al, off); err != nil {
-				failed <- err
-				return
-			}
-		}
-	}()
+	failed, failedA := readUntilError(dev, int64(len(iso))), readUntilError(devA, int64(len(iso)))
 	start = time.Now()
 	code, out := b.do(t, "GET", "/api/images", "")
 	t.Logf("B's catalog with the library down: %d in %s", code, time.Since(start).Round(time.Millisecond))
@@ -253,19 +252,164 @@ func TestFleetOnNFS(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("upload to B's own disk took %s with the library down", took)
 	}
-	select {
-	case err := <-failed:
-		t.Logf("the host's reads failed %s after the library's server died: %v", time.Since(killed).Round(100*time.Millisecond), err)
-	case <-time.After(150 * time.Second):
-		// soft,timeo=30,retrans=2: each READ fails after about 9 s, and
-		// the host's SCSI layer retries; never forever.
-		t.Errorf("the host's reads of a dead library still hang after 150 s")
+	for _, r := range []struct {
+		box    string
+		failed <-chan error
+	}{{"B", failed}, {"A", failedA}} {
+		select {
+		case err := <-r.failed:
+			t.Logf("the host's reads of box %s's drive failed %s after the library's server died: %v", r.box, time.Since(killed).Round(100*time.Millisecond), err)
+		case <-time.After(150 * time.Second):
+			// soft,timeo=30,retrans=2: each READ fails after about 9 s,
+			// and the host's SCSI layer retries; never forever.
+			t.Fatalf("the host's reads of box %s's drive on a dead library still hang after 150 s", r.box)
+		}
 	}
 	start = time.Now()
 	if code, out := b.do(t, "DELETE", "/api/drives/0?force=1", ""); code != 200 {
 		t.Errorf("eject of the dead library's image: %d %s", code, out)
 	}
 	t.Logf("eject with the library down took %s", time.Since(start).Round(time.Millisecond))
-	a.cmd = exec.Command("true")
-	a.cmd.Start()
+
+	// The server comes back on the same export. Its handles are the ones
+	// the mounts hold (deploy/vm/nfsd): nothing is remounted, neither box
+	// restarts.
+	srv = exec.Command("/nfsd", "-dir", "/export", "-listen", "127.0.0.1:2049")
+	srv.Stdout, srv.Stderr = os.Stdout, os.Stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	waitFor(t, "B's catalog to list the library again", 60*time.Second, func() bool {
+		_, out := b.do(t, "GET", "/api/images", "")
+		return partAvailable(t, out, "nfs") && strings.Contains(out, `"path":"nfs/dead.iso"`) && strings.Contains(out, `"path":"nfs/held.iso"`)
+	})
+	t.Logf("B's catalog listed the library again %s after its server came back", time.Since(back).Round(time.Millisecond))
+	start = time.Now()
+	if code, out := b.do(t, "PUT", "/dav/nfs/after.iso", string(iso)); code != 201 {
+		t.Errorf("upload to the library on B after its server came back: %d %s", code, out)
+	} else if got, _ := os.ReadFile("/export/after.iso"); !bytes.Equal(got, iso) {
+		t.Errorf("the upload after the server came back left %d bytes on the server, want the %d sent", len(got), len(iso))
+	}
+	t.Logf("upload of %d bytes to the library after it came back took %s", len(iso), time.Since(start).Round(time.Millisecond))
+
+	// The drive A kept attached through the outage.
+	start = time.Now()
+	if got, err := readDirect(devA, int64(len(iso))); err != nil || got != sha256.Sum256(iso) {
+		t.Errorf("A's drive, attached through the outage: %v (sha256 match %v)", err, got == sha256.Sum256(iso))
+	} else {
+		t.Logf("A's drive, attached through the outage, reads the image whole again (%s)", time.Since(start).Round(time.Millisecond))
+	}
+
+	// B attaches the dead library's image again: the host reads its bytes.
+	start = time.Now()
+	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":true}`); code != 200 {
+		t.Fatalf("B's attach after the library came back: %d %s", code, out)
+	}
+	waitFor(t, "B's CD on the host again", 20*time.Second, func() bool {
+		dev = blockOnBus("usb2")
+		return dev != "" && deviceSize(dev) == int64(len(iso))
+	})
+	if got, err := readDirect(dev, int64(len(iso))); err != nil || got != sha256.Sum256(iso) {
+		t.Errorf("the host's read of B's image after the library came back: %v (sha256 match %v)", err, got == sha256.Sum256(iso))
+	}
+	t.Logf("B's attach after the library came back to the host reading it whole: %s", time.Since(start).Round(time.Millisecond))
+
+	// Leases are written and renewed again: past a lease's life, each box
+	// still refuses to change what the other holds.
+	time.Sleep(6 * time.Second) // lease_ttl 5s
+	for _, c := range []struct {
+		who                *box
+		method, path, body string
+		holder             string
+	}{
+		{a, "PUT", "/dav/nfs/dead.iso", "other", "box B"},
+		{b, "DELETE", "/dav/nfs/held.iso", "", "box A"},
+	} {
+		if code, out := c.who.do(t, c.method, c.path, c.body); code != 423 || !strings.Contains(out, c.holder) || !strings.Contains(out, "drive 0") {
+			t.Errorf("box %s's %s %s after the library came back: %d %q, want 423 naming %s", c.who.name, c.method, c.path, code, out, c.holder)
+		}
+	}
+	if code, out := a.do(t, "DELETE", "/api/drives/0", ""); code != 200 {
+		t.Errorf("A's eject after the library came back: %d %s", code, out)
+	}
+	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":false,"rw":true}`); code != 423 || !strings.Contains(out, "box B") {
+		t.Errorf("A's rw attach of the image B holds: %d %q, want 423 naming box B", code, out)
+	}
+	if code, out := b.do(t, "DELETE", "/api/drives/0", ""); code != 200 {
+		t.Errorf("B's eject after the library came back: %d %s", code, out)
+	}
+}
+
+// readUntilError reads dev the way a host reads an installer, until a
+// read fails, and sends that error.
+func readUntilError(dev string, size int64) <-chan error {
+	failed := make(chan error, 1)
+	go func() {
+		// O_DIRECT: the page cache may hold what the host read before.
+		f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			failed <- err
+			return
+		}
+		defer f.Close()
+		// One block a read: each is one SCSI READ, which f_mass_storage
+		// fails with a medium error when the NFS soft mount gives up.
+		al := alignedBuf(4096)
+		for off := int64(0); ; off = (off + 1<<20) % (size - 4096) {
+			if _, err := f.ReadAt(al, off); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	return failed
+}
+
+// readDirect returns the sha256 of dev's first n bytes (n a multiple of
+// the CD's 2048-byte block), read past the page cache.
+func readDirect(dev string, n int64) ([32]byte, error) {
+	f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := alignedBuf(64 << 10)
+	for off := int64(0); off < n; {
+		chunk := buf[:min(int64(len(buf)), n-off)]
+		if _, err := f.ReadAt(chunk, off); err != nil {
+			return [32]byte{}, fmt.Errorf("read %s at %d: %w", dev, off, err)
+		}
+		h.Write(chunk)
+		off += int64(len(chunk))
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// alignedBuf is n bytes at a 4096-byte boundary, as O_DIRECT wants.
+func alignedBuf(n int) []byte {
+	buf := make([]byte, n+4096)
+	return buf[4096-int(uintptrOf(buf)%4096):][:n]
+}
+
+// partAvailable reports whether /api/images says the part at path answers.
+func partAvailable(t *testing.T, catalog, path string) bool {
+	var c struct {
+		Parts []struct {
+			Path      string `json:"path"`
+			Available bool   `json:"available"`
+		} `json:"parts"`
+	}
+	if err := json.Unmarshal([]byte(catalog), &c); err != nil {
+		t.Fatalf("catalog: %v: %s", err, catalog)
+	}
+	for _, p := range c.Parts {
+		if p.Path == path {
+			return p.Available
+		}
+	}
+	return false
 }
