@@ -61,7 +61,8 @@ type Manager struct {
 	seen  []State      // what subscribers were last told, nil before the first sync
 	bad   error        // the last error reading configfs, to log it once
 
-	renewed map[int]time.Time // when each drive's lease was last written
+	renewed  map[int]time.Time // when each drive's lease was last written
+	renewErr map[int]error     // why a drive's lease cannot be renewed, logged once
 
 	selMu sync.Mutex        // guards sel
 	sel   map[int]Selection // what each drive is to hold next
@@ -77,7 +78,7 @@ func New(store *fs.Store, g *gadget.Gadget, gerr error, publish func(kind string
 	if publish == nil {
 		publish = func(string, any) {}
 	}
-	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}}
+	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}, renewErr: map[int]error{}}
 	store.SetAttachments(m)
 	m.mu.Lock()
 	m.syncLocked()
@@ -273,6 +274,7 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 		return State{}, err
 	}
 	m.renewed[i] = time.Now()
+	delete(m.renewErr, i)
 	if release != nil {
 		if old, ok := m.holds[i]; ok {
 			old.release()
@@ -354,6 +356,7 @@ func (m *Manager) ejectLocked(i int, before gadget.Drive, force bool) (State, er
 	if d.File == "" {
 		m.store.DropLease(i)
 		delete(m.renewed, i)
+		delete(m.renewErr, i)
 	}
 	return m.state(d), nil
 }
@@ -524,11 +527,22 @@ func (m *Manager) leasesLocked(ds []gadget.Drive) {
 			if _, had := m.renewed[d.Index]; had || m.seen == nil {
 				m.store.DropLease(d.Index)
 				delete(m.renewed, d.Index)
+				delete(m.renewErr, d.Index)
 			}
 		case time.Since(m.renewed[d.Index]) >= every:
+			// A library whose server is down fails every poll until it
+			// returns: that is one error in the log, not two a second for
+			// the whole outage, and a line when the lease holds again.
 			if err := m.store.PutLease(d.Index, rel, d.RW); err != nil {
-				m.log.Error("cannot renew the lease on a shared image", "drive", d.Index, "image", rel, "err", err)
+				if _, logged := m.renewErr[d.Index]; !logged {
+					m.log.Error("cannot renew the lease on a shared image; retrying every poll", "drive", d.Index, "image", rel, "err", err)
+				}
+				m.renewErr[d.Index] = err
 				continue
+			}
+			if err, failed := m.renewErr[d.Index]; failed {
+				m.log.Info("lease on a shared image renewed again", "drive", d.Index, "image", rel, "last_err", err)
+				delete(m.renewErr, d.Index)
 			}
 			m.renewed[d.Index] = time.Now()
 		}

@@ -3,6 +3,8 @@ package drives
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,4 +193,78 @@ func TestRestartReclaimsLease(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "lib", ".msdav-lease-here-0.json")); err != nil {
 		t.Errorf("no lease reclaimed at start: %v", err)
 	}
+}
+
+// A lease that cannot be renewed (the library's server is down) is
+// retried every poll but logged once, and its return is logged too: an
+// outage of hours is two lines, not two a second.
+func TestLeaseRenewalFailureLoggedOnce(t *testing.T) {
+	cfg := gadgettest.Bound(t, 1)
+	g, err := gadget.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "lib"), 0o755)
+	os.WriteFile(filepath.Join(root, "lib", "boot.iso"), make([]byte, 4096), 0o644)
+	s, err := fs.Open(fs.Options{Root: root, Shared: []string{"lib"}, Box: "here", LeaseTTL: 90 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var logMu sync.Mutex
+	var logged strings.Builder
+	lines := func(msg string) int {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return strings.Count(logged.String(), msg)
+	}
+	m := New(s, g, nil, nil, slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil)))
+	if _, err := m.Attach(context.Background(), 0, "lib/boot.iso", true, false); err != nil {
+		t.Fatal(err)
+	}
+	// A folder in the lease's place: every renewal's rename fails, as a
+	// write to a dead server would.
+	lease := filepath.Join(root, "lib", ".msdav-lease-here-0.json")
+	os.Remove(lease)
+	os.MkdirAll(filepath.Join(lease, "blocker"), 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx, 10*time.Millisecond, time.Hour)
+	time.Sleep(300 * time.Millisecond) // ten renewals due, thirty polls
+	if n := lines("cannot renew the lease"); n != 1 {
+		t.Fatalf("a failing renewal logged %d times over 30 polls, want once:\n%s", n, logged.String())
+	}
+	os.RemoveAll(lease) // the server is back
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if fi, err := os.Stat(lease); err == nil && fi.Mode().IsRegular() && lines("renewed again") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease was not renewed once it could be:\n%s", logged.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A second outage is logged again.
+	os.Remove(lease)
+	os.MkdirAll(filepath.Join(lease, "blocker"), 0o755)
+	time.Sleep(200 * time.Millisecond)
+	if n := lines("cannot renew the lease"); n != 2 {
+		t.Errorf("a second outage: %d lines in all, want 2:\n%s", n, logged.String())
+	}
+	if n := lines("renewed again"); n != 1 {
+		t.Errorf("%d 'renewed again' lines, want 1", n)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
