@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -172,9 +173,12 @@ func (a *Server) uploadImage(r *http.Request) (int, any, error) {
 	}
 	if err != nil {
 		u.Abort()
+		var werr *fs.WriteError
 		switch {
 		case fs.IsNoSpace(err):
 			return 0, nil, problem.Errorf(http.StatusInsufficientStorage, "%s: the store ran out of space", rel)
+		case errors.As(err, &werr): // the store's fault, not the body's
+			return 0, nil, fmt.Errorf("%s: %w", rel, err)
 		case format != unpack.None:
 			return 0, nil, problem.Errorf(http.StatusBadRequest, "%s data is damaged or cut short: %v", format, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -290,5 +291,27 @@ func TestUploadTooBig(t *testing.T) {
 	}
 	if got := storeFiles(t, dir); len(got) != 0 {
 		t.Errorf("store holds %v", got)
+	}
+}
+
+// A write the store fails (EFBIG here, EIO on a soft NFS mount that gave
+// up) is the store's fault: a 5xx, not "upload incomplete" 400.
+func TestUploadStoreWriteError(t *testing.T) {
+	e := newEnv(t, nil, errors.New("none"), fs.Options{})
+	var old syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 256 << 10, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
+	req, _ := http.NewRequest("PUT", e.srv.URL+"/api/images/upload/big.img", bytes.NewReader(make([]byte, 2<<20)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 500 || !strings.Contains(string(b), "file too large") {
+		t.Errorf("a failed write: %d %s, want a 5xx naming it", resp.StatusCode, b)
 	}
 }

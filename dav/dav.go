@@ -357,7 +357,10 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	if err != nil {
 		u.Abort()
-		if fs.IsNoSpace(err) {
+		// The store failed to write (full, a soft NFS mount that gave
+		// up): a 5xx saying why, not the 400 of a body that broke off.
+		var werr *fs.WriteError
+		if errors.As(err, &werr) {
 			h.fail(w, r, err)
 			return
 		}

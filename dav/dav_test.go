@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -564,5 +565,35 @@ func TestSymlinkSwappedDuringRequests(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "f.iso")); string(b) != "SECRET" {
 		t.Error("the outside file changed")
+	}
+}
+
+// limitFileSize makes every write past n bytes into a file fail with EFBIG
+// for this process until the test ends: a write error that is not ENOSPC,
+// as a soft NFS mount's EIO is, without a server to kill.
+func limitFileSize(t *testing.T, n uint64) {
+	t.Helper()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old) })
+}
+
+// A write the store fails is the store's fault: a 5xx saying why, not the
+// 400 of a body that broke off, and nothing is left under the name.
+func TestStoreWriteError5xx(t *testing.T) {
+	ts := newServer(t, "")
+	limitFileSize(t, 256<<10)
+	r := ts.do(t, "PUT", "/dav/big.iso", bytes.NewReader(make([]byte, 2<<20)))
+	b, _ := io.ReadAll(r.Body)
+	if r.StatusCode < 500 || !strings.Contains(string(b), "upload big.iso: write:") || !strings.Contains(string(b), "file too large") {
+		t.Errorf("a failed write: %d %q, want a 5xx naming the write", r.StatusCode, b)
+	}
+	if _, err := os.Stat(filepath.Join(ts.store.Dir(), "big.iso")); !os.IsNotExist(err) {
+		t.Errorf("a failed upload left its name: %v", err)
 	}
 }

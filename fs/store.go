@@ -544,7 +544,8 @@ func (u *Upload) Write(p []byte) (int, error) {
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // ReadFrom copies r into the temp file until r says io.EOF; any other error
-// (a client that hung up mid-body) is returned, so the caller aborts.
+// (a client that hung up mid-body) is returned, so the caller aborts. A
+// failure to write is a *WriteError: the store's fault, not the client's.
 //
 // The sha256 is computed on a goroutine of its own, one buffer behind the
 // reads and writes, so it costs no time on the upload's path while a
@@ -585,7 +586,7 @@ func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 			total += int64(w)
 			full <- buf[:w]
 			if werr != nil {
-				return total, werr
+				return total, &WriteError{Rel: u.rel, Err: u.s.explainIO(u.rel, werr)}
 			}
 		} else {
 			free <- bp
@@ -641,7 +642,7 @@ func (u *Upload) Commit() error {
 	if err := u.f.Sync(); err != nil {
 		u.f.Close()
 		u.s.root.Remove(u.tmp)
-		return fmt.Errorf("upload %s: sync: %w", u.rel, err)
+		return fmt.Errorf("upload %s: sync: %w", u.rel, u.s.explainIO(u.rel, err))
 	}
 	fi, statErr := u.f.Stat()
 	if statErr == nil {
@@ -649,7 +650,7 @@ func (u *Upload) Commit() error {
 	}
 	if err := u.f.Close(); err != nil {
 		u.s.root.Remove(u.tmp)
-		return fmt.Errorf("upload %s: close: %w", u.rel, err)
+		return fmt.Errorf("upload %s: close: %w", u.rel, u.s.explainIO(u.rel, err))
 	}
 	if err := u.s.Mutable(u.rel); err != nil {
 		u.s.root.Remove(u.tmp)
