@@ -135,11 +135,11 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 // TestFleetVM runs two msdav boxes in the VM on one real NFS library.
 func TestFleetVM(t *testing.T) {
 	kernel, img := guestImage(t, t.TempDir(), initScript, "nfs", "nfsv3", "exfat", "loop")
-	log, exit := boot(t, kernel, img, "msdav.run=^(TestFleetOnNFS|TestExfatPart)$")
+	log, exit := boot(t, kernel, img, "msdav.run=^(TestFleetOnNFS|TestNFSManualOptions|TestExfatPart)$")
 	if exit != 0 {
 		t.Fatalf("guest tests exited %d", exit)
 	}
-	for _, name := range []string{"TestFleetOnNFS", "TestExfatPart"} {
+	for _, name := range []string{"TestFleetOnNFS", "TestNFSManualOptions", "TestExfatPart"} {
 		if !strings.Contains(log, "--- PASS: "+name) {
 			t.Errorf("%s did not pass in the guest", name)
 		}
