@@ -224,13 +224,24 @@ func TestLeaseRenewalFailureLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A folder in the lease's place: every renewal's rename fails, as a
-	// write to a dead server would.
+	// write to a dead server would. Set up with the poll loop stopped, so
+	// no renewal writes the lease between the remove and the mkdir.
 	lease := filepath.Join(root, "lib", ".msdav-lease-here-0.json")
-	os.Remove(lease)
-	os.MkdirAll(filepath.Join(lease, "blocker"), 0o755)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go m.Run(ctx, 10*time.Millisecond, time.Hour)
+	stop := func() {}
+	outage := func() {
+		t.Helper()
+		stop()
+		os.Remove(lease)
+		if err := os.MkdirAll(filepath.Join(lease, "blocker"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { m.Run(ctx, 10*time.Millisecond, time.Hour); close(done) }()
+		stop = func() { cancel(); <-done }
+	}
+	defer func() { stop() }()
+	outage()
 	time.Sleep(300 * time.Millisecond) // ten renewals due, thirty polls
 	if n := lines("cannot renew the lease"); n != 1 {
 		t.Fatalf("a failing renewal logged %d times over 30 polls, want once:\n%s", n, logged.String())
@@ -247,8 +258,7 @@ func TestLeaseRenewalFailureLoggedOnce(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// A second outage is logged again.
-	os.Remove(lease)
-	os.MkdirAll(filepath.Join(lease, "blocker"), 0o755)
+	outage()
 	time.Sleep(200 * time.Millisecond)
 	if n := lines("cannot renew the lease"); n != 2 {
 		t.Errorf("a second outage: %d lines in all, want 2:\n%s", n, logged.String())

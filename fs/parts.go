@@ -21,11 +21,13 @@ var ErrUnavailable = errors.New("did not answer in time (dead NFS/CIFS server?)"
 // ErrUnavailable at once to every other call, whatever it is (walk,
 // statfs, lease), instead of costing each of them the timeout again: the
 // catalog of a store with a dead library took 4 s, a timeout per call.
+// Calls that are merely running are no reason to refuse another: a lease
+// renewal and a request reading the leases often overlap, and refusing
+// the second gave a 503 and a failed renewal with the server up.
 type prober struct {
 	timeout time.Duration
 	mu      sync.Mutex
-	stuck   map[string]bool // "op:part" running or stuck
-	hung    map[string]int  // by part: calls still running past their deadline
+	hung    map[string]int // by part: calls still running past their deadline
 }
 
 func (p *prober) run(ctx context.Context, key string, fn func()) error {
@@ -34,11 +36,10 @@ func (p *prober) run(ctx context.Context, key string, fn func()) error {
 		part = key[i+1:]
 	}
 	p.mu.Lock()
-	if p.stuck[key] || p.hung[part] > 0 {
+	if p.hung[part] > 0 {
 		p.mu.Unlock()
 		return ErrUnavailable
 	}
-	p.stuck[key] = true
 	p.mu.Unlock()
 	done := make(chan struct{})
 	var late bool // guarded by p.mu
@@ -47,7 +48,6 @@ func (p *prober) run(ctx context.Context, key string, fn func()) error {
 			// done closes under mu, so the caller, holding mu, either
 			// sees it closed or has marked this call late before we look.
 			p.mu.Lock()
-			delete(p.stuck, key)
 			if late {
 				p.hung[part]--
 				if p.hung[part] <= 0 {
@@ -61,13 +61,16 @@ func (p *prober) run(ctx context.Context, key string, fn func()) error {
 	}()
 	t := time.NewTimer(p.timeout)
 	defer t.Stop()
+	var err error = ErrUnavailable
 	select {
 	case <-done:
 		return nil
 	case <-t.C:
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	// Still running and nobody waits for it: it counts as hung until it
+	// ends, so callers who give up early cannot pile calls onto a dead part.
 	p.mu.Lock()
 	select {
 	case <-done: // finished just now
@@ -81,7 +84,7 @@ func (p *prober) run(ctx context.Context, key string, fn func()) error {
 	}
 	p.hung[part]++
 	p.mu.Unlock()
-	return ErrUnavailable
+	return err
 }
 
 // partMounts returns the root's own mount (as rel ".") and every mount below

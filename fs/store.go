@@ -125,7 +125,7 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s := &Store{dir: dir, real: real, root: r, opt: o, log: o.Log, uploads: map[string]*Upload{},
-		probe: &prober{timeout: o.PartTimeout, stuck: map[string]bool{}}}
+		probe: &prober{timeout: o.PartTimeout}}
 	if o.Remount {
 		mounts, err := ReadMounts()
 		if err != nil {

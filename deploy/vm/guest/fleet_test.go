@@ -286,7 +286,7 @@ func TestFleetOnNFS(t *testing.T) {
 	})
 	t.Logf("B's catalog listed the library again %s after its server came back", time.Since(back).Round(time.Millisecond))
 	start = time.Now()
-	if code, out := b.doPast503(t, "PUT", "/dav/nfs/after.iso", string(iso)); code != 201 {
+	if code, out := b.do(t, "PUT", "/dav/nfs/after.iso", string(iso)); code != 201 {
 		t.Errorf("upload to the library on B after its server came back: %d %s", code, out)
 	} else if got, _ := os.ReadFile("/export/after.iso"); !bytes.Equal(got, iso) {
 		t.Errorf("the upload after the server came back left %d bytes on the server, want the %d sent", len(got), len(iso))
@@ -303,7 +303,7 @@ func TestFleetOnNFS(t *testing.T) {
 
 	// B attaches the dead library's image again: the host reads its bytes.
 	start = time.Now()
-	if code, out := b.doPast503(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":true}`); code != 200 {
+	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("B's attach after the library came back: %d %s", code, out)
 	}
 	waitFor(t, "B's CD on the host again", 20*time.Second, func() bool {
@@ -326,35 +326,18 @@ func TestFleetOnNFS(t *testing.T) {
 		{a, "PUT", "/dav/nfs/dead.iso", "other", "box B"},
 		{b, "DELETE", "/dav/nfs/held.iso", "", "box A"},
 	} {
-		if code, out := c.who.doPast503(t, c.method, c.path, c.body); code != 423 || !strings.Contains(out, c.holder) || !strings.Contains(out, "drive 0") {
+		if code, out := c.who.do(t, c.method, c.path, c.body); code != 423 || !strings.Contains(out, c.holder) || !strings.Contains(out, "drive 0") {
 			t.Errorf("box %s's %s %s after the library came back: %d %q, want 423 naming %s", c.who.name, c.method, c.path, code, out, c.holder)
 		}
 	}
-	if code, out := a.doPast503(t, "DELETE", "/api/drives/0", ""); code != 200 {
+	if code, out := a.do(t, "DELETE", "/api/drives/0", ""); code != 200 {
 		t.Errorf("A's eject after the library came back: %d %s", code, out)
 	}
-	if code, out := a.doPast503(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":false,"rw":true}`); code != 423 || !strings.Contains(out, "box B") {
+	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":false,"rw":true}`); code != 423 || !strings.Contains(out, "box B") {
 		t.Errorf("A's rw attach of the image B holds: %d %q, want 423 naming box B", code, out)
 	}
-	if code, out := b.doPast503(t, "DELETE", "/api/drives/0", ""); code != 200 {
+	if code, out := b.do(t, "DELETE", "/api/drives/0", ""); code != 200 {
 		t.Errorf("B's eject after the library came back: %d %s", code, out)
-	}
-}
-
-// doPast503 retries, for up to 20 s, a request msdav answers 503 because
-// a call to the library ran past part_timeout: with the server up that is
-// a slow moment (TCG on a loaded machine stalls for seconds), and failing
-// closed is right then; it is not the answer under test.
-func (b *box) doPast503(t *testing.T, method, path, body string) (int, string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, out := b.do(t, method, path, body)
-		if code != 503 || time.Now().After(deadline) {
-			return code, out
-		}
-		t.Logf("box %s's %s %s: 503 for a moment, retrying: %s", b.name, method, path, strings.TrimSpace(out))
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 
