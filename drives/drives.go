@@ -63,6 +63,7 @@ type Manager struct {
 
 	renewed  map[int]time.Time // when each drive's lease was last written
 	renewErr map[int]error     // why a drive's lease cannot be renewed, logged once
+	dropping map[int]bool      // drives whose lease could not be removed yet
 
 	selMu sync.Mutex        // guards sel
 	sel   map[int]Selection // what each drive is to hold next
@@ -78,7 +79,7 @@ func New(store *fs.Store, g *gadget.Gadget, gerr error, publish func(kind string
 	if publish == nil {
 		publish = func(string, any) {}
 	}
-	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}, renewErr: map[int]error{}}
+	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}, renewErr: map[int]error{}, dropping: map[int]bool{}}
 	store.SetAttachments(m)
 	m.mu.Lock()
 	m.syncLocked()
@@ -268,13 +269,14 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 			release()
 		}
 		if inStore {
-			m.store.DropLease(i)
+			m.dropLeaseLocked(i)
 		}
 		m.syncLocked()
 		return State{}, err
 	}
 	m.renewed[i] = time.Now()
 	delete(m.renewErr, i)
+	delete(m.dropping, i) // the new lease took the old one's name
 	if release != nil {
 		if old, ok := m.holds[i]; ok {
 			old.release()
@@ -354,9 +356,7 @@ func (m *Manager) ejectLocked(i int, before gadget.Drive, force bool) (State, er
 		delete(m.holds, i)
 	}
 	if d.File == "" {
-		m.store.DropLease(i)
-		delete(m.renewed, i)
-		delete(m.renewErr, i)
+		m.dropLeaseLocked(i)
 	}
 	return m.state(d), nil
 }
@@ -524,10 +524,8 @@ func (m *Manager) leasesLocked(ds []gadget.Drive) {
 		rel, inStore := m.store.Rel(d.File)
 		switch {
 		case d.File == "" || !inStore:
-			if _, had := m.renewed[d.Index]; had || m.seen == nil {
-				m.store.DropLease(d.Index)
-				delete(m.renewed, d.Index)
-				delete(m.renewErr, d.Index)
+			if _, had := m.renewed[d.Index]; had || m.dropping[d.Index] || m.seen == nil {
+				m.dropLeaseLocked(d.Index)
 			}
 		case time.Since(m.renewed[d.Index]) >= every:
 			// A library whose server is down fails every poll until it
@@ -546,5 +544,25 @@ func (m *Manager) leasesLocked(ds []gadget.Drive) {
 			}
 			m.renewed[d.Index] = time.Now()
 		}
+	}
+}
+
+// dropLeaseLocked removes drive i's lease. One that cannot be removed now
+// (the library's server is down) is tried again every poll until it can
+// be: left alone it would refuse the other boxes the image for the rest
+// of its life (lease_ttl) after the server returns. Caller holds mu.
+func (m *Manager) dropLeaseLocked(i int) {
+	delete(m.renewed, i)
+	delete(m.renewErr, i)
+	if err := m.store.DropLease(i); err != nil {
+		if !m.dropping[i] {
+			m.log.Warn("cannot drop a lease; retrying every poll (it also expires by itself)", "drive", i, "err", err)
+		}
+		m.dropping[i] = true
+		return
+	}
+	if m.dropping[i] {
+		m.log.Info("lease dropped", "drive", i)
+		delete(m.dropping, i)
 	}
 }

@@ -278,3 +278,65 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(b)
 }
+
+// An eject while the library's server is down cannot remove the lease; it
+// is removed as soon as it can be, not left to refuse the other boxes the
+// image until it expires, and the failure is logged once.
+func TestEjectDropsLeaseWhenLibraryReturns(t *testing.T) {
+	cfg := gadgettest.Bound(t, 1)
+	g, err := gadget.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "lib"), 0o755)
+	os.WriteFile(filepath.Join(root, "lib", "boot.iso"), make([]byte, 4096), 0o644)
+	s, err := fs.Open(fs.Options{Root: root, Shared: []string{"lib"}, Box: "here", LeaseTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var logMu sync.Mutex
+	var logged strings.Builder
+	m := New(s, g, nil, nil, slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil)))
+	if _, err := m.Attach(context.Background(), 0, "lib/boot.iso", true, false); err != nil {
+		t.Fatal(err)
+	}
+	// A lease that cannot be removed: a folder with something in it.
+	lease := filepath.Join(root, "lib", ".msdav-lease-here-0.json")
+	os.Remove(lease)
+	os.MkdirAll(filepath.Join(lease, "blocker"), 0o755)
+	if _, err := m.Eject(context.Background(), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropLease(0); err == nil || !strings.Contains(err.Error(), ".msdav-lease-here-0.json") {
+		t.Errorf("DropLease of a lease it cannot remove: %v, want an error naming it", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx, 10*time.Millisecond, time.Hour); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // ten polls, the library still down
+	if _, err := os.Stat(lease); err != nil {
+		t.Fatalf("the blocked lease went away by itself: %v", err)
+	}
+	os.Remove(filepath.Join(lease, "blocker")) // the library is back
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if _, err := os.Stat(lease); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease of an ejected drive is still there after the library came back:\n%s", logged.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if n := strings.Count(logged.String(), "cannot drop a lease"); n != 1 {
+		t.Errorf("the failed drop logged %d times, want once:\n%s", n, logged.String())
+	}
+	if s.DropLease(0) != nil {
+		t.Errorf("DropLease with no lease left: %v", s.DropLease(0))
+	}
+}

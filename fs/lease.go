@@ -3,7 +3,9 @@ package fs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"path"
 	"slices"
@@ -89,29 +91,37 @@ func (s *Store) PutLease(drive int, rel string, rw bool) error {
 	return err
 }
 
-// DropLease removes this box's lease for drive, wherever it is.
-func (s *Store) DropLease(drive int) {
+// DropLease removes this box's lease for drive, wherever it is. An error
+// says a lease could not be removed (a library that does not answer): it
+// expires by itself, and the caller may try again.
+func (s *Store) DropLease(drive int) error {
+	var errs []error
 	for _, root := range s.sharedRoots() {
 		name := path.Join(root, leaseName(s.opt.Box, drive))
+		var err error // only read when the call finished in time
 		perr := s.probe.run(context.Background(), "lease:"+root, func() {
-			if _, err := s.root.Lstat(name); err != nil {
+			if _, lerr := s.root.Lstat(name); errors.Is(lerr, iofs.ErrNotExist) {
+				return
+			} else if lerr != nil {
+				err = lerr
 				return
 			}
-			done, err := s.Write(context.Background(), "drop lease "+name)
-			if err != nil {
-				s.log.Warn("cannot drop a lease", "lease", name, "err", err)
+			done, werr := s.Write(context.Background(), "drop lease "+name)
+			if werr != nil {
+				err = werr
 				return
 			}
-			if err := s.root.Remove(name); err != nil {
-				s.log.Warn("cannot drop a lease", "lease", name, "err", err)
-			}
-			done()
+			defer done()
+			err = s.root.Remove(name)
 		})
-		if perr != nil {
-			// It expires by itself; the other boxes see it end then.
-			s.log.Warn("cannot drop a lease", "lease", name, "err", perr)
+		switch {
+		case perr != nil: // the call may still set err: not read
+			errs = append(errs, fmt.Errorf("drop lease %s: %w", name, perr))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("drop lease %s: %w", name, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // sharedRoots lists every shared folder of the store.

@@ -285,6 +285,13 @@ func TestFleetOnNFS(t *testing.T) {
 		return partAvailable(t, out, "nfs") && strings.Contains(out, `"path":"nfs/dead.iso"`) && strings.Contains(out, `"path":"nfs/held.iso"`)
 	})
 	t.Logf("B's catalog listed the library again %s after its server came back", time.Since(back).Round(time.Millisecond))
+	// The lease B's forced eject could not remove goes now, not when it
+	// would have expired (minutes, with the default lease_ttl).
+	waitFor(t, "B's lease of the drive it ejected during the outage to be removed", 20*time.Second, func() bool {
+		_, err := os.Stat("/export/.msdav-lease-B-0.json")
+		return os.IsNotExist(err)
+	})
+	t.Logf("B's lease of the drive it ejected during the outage was removed %s after the server came back", time.Since(back).Round(time.Millisecond))
 	start = time.Now()
 	if code, out := b.do(t, "PUT", "/dav/nfs/after.iso", string(iso)); code != 201 {
 		t.Errorf("upload to the library on B after its server came back: %d %s", code, out)
