@@ -24,8 +24,10 @@ import (
 // again by walking the export; one that is nowhere (removed, or replaced
 // by a rename over its name) is stale, as on any NFS server. The walk
 // costs a pass over the export per miss, fine for a test library of a few
-// files. Inode numbers are not reused by tmpfs while it is mounted; a disk
-// filesystem would want the inode's generation in the handle too.
+// files. tmpfs hands out inode numbers from a counter, so a removed
+// file's number does not come back for billions of files; a disk
+// filesystem reuses them and would want the inode's generation in the
+// handle too, as a kernel nfsd puts it.
 //
 // Directory cookies need nothing here: without CachingHandler's verifier
 // cache go-nfs derives them from the names in the folder, which is the
