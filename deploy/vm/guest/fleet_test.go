@@ -176,23 +176,27 @@ func TestFleetOnNFS(t *testing.T) {
 	if !bytes.Equal(got, bodyA) && !bytes.Equal(got, bodyB) {
 		t.Errorf("concurrent uploads left a mix (%d bytes)", len(got))
 	}
-	// A attaches and dies: B's 423 lasts until A's lease expires. (A new
-	// name: go-nfs cannot reopen a name replaced behind a client's cache,
-	// the kernel's f_mass_storage gets ETOOSMALL; a kernel nfsd can.)
-	if code, out := a.do(t, "PUT", "/dav/nfs/second.iso", string(iso)); code != 201 {
-		t.Fatalf("second upload on A: %d %s", code, out)
+	// A replaces the image B replaced (a name whose file changed under the
+	// NFS client's cache), attaches it and dies: B's 423 lasts until A's
+	// lease expires.
+	if code, out := a.do(t, "PUT", "/dav/nfs/lib.iso", string(iso)); code != 204 {
+		t.Fatalf("A replaces lib.iso: %d %s", code, out)
 	}
-	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/second.iso","cdrom":true}`); code != 200 {
-		t.Fatalf("attach on A: %d %s", code, out)
+	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/lib.iso","cdrom":true}`); code != 200 {
+		t.Fatalf("attach of the replaced lib.iso on A: %d %s", code, out)
 	}
+	waitFor(t, "A's CD of the replaced lib.iso on the host", 20*time.Second, func() bool {
+		dev := blockOnBus("usb1")
+		return dev != "" && deviceSize(dev) == int64(len(iso))
+	})
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	a.cmd.Wait()
 	killed := time.Now()
-	if code, _ := b.do(t, "DELETE", "/dav/nfs/second.iso", ""); code != 423 {
+	if code, _ := b.do(t, "DELETE", "/dav/nfs/lib.iso", ""); code != 423 {
 		t.Errorf("B's DELETE right after A died: %d, want 423", code)
 	}
 	waitFor(t, "A's lease to expire", 15*time.Second, func() bool {
-		code, _ := b.do(t, "DELETE", "/dav/nfs/second.iso", "")
+		code, _ := b.do(t, "DELETE", "/dav/nfs/lib.iso", "")
 		return code == 204
 	})
 	t.Logf("B's 423 ended %s after A was killed (lease_ttl 5s)", time.Since(killed).Round(100*time.Millisecond))
