@@ -102,7 +102,9 @@ func (s *Store) DropLease(drive int) {
 				s.log.Warn("cannot drop a lease", "lease", name, "err", err)
 				return
 			}
-			if err := s.root.Remove(name); err != nil {
+			// Hidden first: a plain unlink on CIFS can leave the name
+			// (delete-pending) for other boxes to honour a while longer.
+			if err := s.unlinkHidden(name); err != nil {
 				s.log.Warn("cannot drop a lease", "lease", name, "err", err)
 			}
 			done()

@@ -374,12 +374,26 @@ func TestCifsPart(t *testing.T) {
 		return code == 204
 	})
 	t.Logf("box D's 423 ended %s after box C was killed (lease_ttl 5s)", time.Since(killed).Round(100*time.Millisecond))
+	// C's gadget (its kernel lives on) still has nas.img open through C's
+	// mount: smbd only marks it delete-pending, and the name would stay,
+	// listed on every box, until that handle closes. msdav renames it to
+	// a hidden name before the unlink, so the name is free at once.
+	if _, out := d.do(t, "GET", "/api/images", ""); strings.Contains(out, "nas.img") {
+		t.Errorf("box D still lists the image it deleted (held open by C's gadget): %s", out)
+	}
+	if _, err := os.Stat(cifsExport + "/nas.img"); err == nil {
+		t.Error("the share still has nas.img under its name after D's DELETE")
+	}
+	t.Logf("the share, with the deleted image still open on C: %v", exportNames(t))
+	if code, out := d.do(t, "PUT", "/dav/lib/nas.img", "new nas"); code != 201 {
+		t.Errorf("box D uploads a new nas.img: %d %s", code, out)
+	}
 	c.cmd = exec.Command("true") // for the deferred stop
 	c.cmd.Start()
 	left := exportNames(t)
 	t.Logf("the share holds %v at the end", left)
 	for _, n := range left {
-		if strings.HasPrefix(n, ".msdav-upload-") || n == ".msdav-lease-D-0.json" {
+		if strings.HasPrefix(n, ".msdav-upload-") || n == ".msdav-lease-D-0.json" || n == "lib.iso" || n == "moved.iso" {
 			t.Errorf("left on the share: %s", n)
 		}
 	}
