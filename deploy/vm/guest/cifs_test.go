@@ -195,7 +195,9 @@ func exportNames(t *testing.T) []string {
 // box, until the last byte), the catalog's fstype, the ISO attached as a
 // CD that the USB host reads through the share byte for byte, the fleet
 // lease written on the share and honoured by the other box (423 naming
-// the box and drive), and MOVE, replace and DELETE once ejected.
+// the box and drive), MOVE, replace and DELETE once ejected, a box killed
+// with -9 whose lease expires, and a DELETE of an image the dead box's
+// gadget still holds open that frees the name at once.
 func TestCifsPart(t *testing.T) {
 	stop := startSmbd(t)
 	defer stop()
