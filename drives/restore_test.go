@@ -256,7 +256,9 @@ func TestRestoreFailures(t *testing.T) {
 func TestRestoreURLFailures(t *testing.T) {
 	r := newRestartable(t)
 	r.file("c.iso", 1<<20)
-	ok := func(_ context.Context, url string) (scsi.Medium, error) { return &urlMedium{url: url, size: 1 << 20}, nil }
+	ok := func(_ context.Context, url string) (scsi.Medium, error) {
+		return &urlMedium{url: url, size: 1 << 20}, nil
+	}
 	m, _ := r.run(ok)
 	ctx := context.Background()
 	med, _ := ok(ctx, "http://images.example/a.iso")
