@@ -526,6 +526,10 @@ func (m *Manager) Select(i int, s Selection) {
 	m.sel[i] = s
 }
 
+// ServesURLs reports whether the drives can serve an image straight from
+// a URL (AttachURL): the userspace backend's can.
+func (m *Manager) ServesURLs() bool { return m.g != nil && m.g.ServesURLs() }
+
 // DVD reports whether the kernel serves CD images over the CD limit as DVDs.
 func (m *Manager) DVD() bool { return m.g != nil && m.g.DVD() }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/imagekind"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/gadget/remote"
 )
 
 // fetchFolder is where images inserted by URL are stored: a folder of
@@ -70,6 +71,26 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 		// Never a 5xx on a GET: say the drive cannot be read.
 		v["Status"] = map[string]string{"State": "UnavailableOffline", "Health": "Critical"}
 		v["Inserted"] = nil
+		return 200, v, nil
+	}
+	if d.URL != "" {
+		// Served straight from its URL (userspace drives).
+		v["Inserted"] = true
+		v["Image"] = d.URL
+		v["ImageName"] = nil
+		if u, err := url.Parse(d.URL); err == nil {
+			v["ImageName"] = path.Base(u.Path)
+			v["TransferProtocolType"] = strings.ToUpper(u.Scheme)
+		}
+		v["ConnectedVia"] = "URI"
+		v["TransferMethod"] = "Stream"
+		v["MediaTypes"] = []string{"CD", "DVD"}
+		if !d.CDROM {
+			v["MediaTypes"] = []string{"USBStick"}
+		}
+		if d.MediumError != "" {
+			v["Status"] = map[string]string{"State": "Enabled", "Health": "Warning"}
+		}
 		return 200, v, nil
 	}
 	if d.Image == nil && d.File == "" {
@@ -135,15 +156,21 @@ func (h *Handler) insert(r *http.Request) (int, any, error) {
 	return h.doInsert(r.Context(), i, strings.TrimSpace(*req.Image), inserted, wp)
 }
 
-// doInsert fetches a URL into the store (or takes a store path) and, when
-// inserted, attaches it: as a CD/DVD unless the image is a disk or FAT
-// image, or too big for a CD on this kernel but hybrid (boots as flash).
-// It returns when the medium is in, or with the reason it is not.
+// doInsert serves a URL straight from its server (userspace drives), or
+// fetches it into the store, or takes a store path, and, when inserted,
+// attaches it: as a CD/DVD unless the image is a disk or FAT image, or too
+// big for a CD on this kernel but hybrid (boots as flash). It returns when
+// the medium is in, or with the reason it is not.
 func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, writeProtected bool) (int, any, error) {
 	var rel, from string
 	if u, err := url.Parse(image); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if h.jobs == nil {
 			return 0, nil, &Error{Status: 503, Code: "Base.1.8.ServiceTemporarilyUnavailable", Msg: "fetching images is not set up in this server"}
+		}
+		if writeProtected && h.drives.ServesURLs() {
+			// The host boots at once, reading the image with Range
+			// requests; a writable medium needs a file of its own.
+			return h.stream(ctx, i, image, inserted)
 		}
 		var err error
 		if rel, err = h.fetch(ctx, i, image); err != nil {
@@ -181,6 +208,39 @@ func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, w
 		delete(h.inserted, i)
 	}
 	h.mu.Unlock()
+	return http.StatusNoContent, nil, nil
+}
+
+// stream serves the image at raw in drive i straight from its server,
+// through the same guard as a fetch (no local addresses unless
+// fetch.allow_private): as a CD/DVD unless it is a disk or FAT image. Not
+// inserted, the URL is only checked.
+func (h *Handler) stream(ctx context.Context, i int, raw string, inserted bool) (int, any, error) {
+	u, client, err := h.jobs.Guarded(ctx, raw)
+	if err != nil {
+		return 0, nil, err
+	}
+	med, err := remote.Open(ctx, client, u.String(), remote.Options{Log: h.log})
+	if err != nil {
+		return 0, nil, &Error{Status: 400, Code: "Base.1.8.ActionParameterValueFormatError", Msg: fmt.Sprintf("could not read %s: %v", u.Redacted(), err)}
+	}
+	if !inserted {
+		med.Close()
+		return http.StatusNoContent, nil, nil
+	}
+	cdrom := true
+	switch imagekind.Detect(med, med.Size()) {
+	case imagekind.Disk, imagekind.FAT:
+		cdrom = false
+	}
+	if _, err := h.drives.AttachURL(ctx, i, u.String(), med, cdrom); err != nil {
+		med.Close()
+		return 0, nil, err
+	}
+	h.mu.Lock()
+	delete(h.inserted, i) // the drive itself says where its image is
+	h.mu.Unlock()
+	h.log.Info("redfish: serving an image from its URL", "drive", i, "url", u.Redacted(), "cdrom", cdrom)
 	return http.StatusNoContent, nil, nil
 }
 
