@@ -43,8 +43,12 @@ func (m *Manager) Restore(ctx context.Context, saved []Saved, open OpenURL) {
 		m.log.Info("put back what the drive held before the restart", "drive", s.Drive, "medium", s.Name(), "cdrom", st.CDROM, "rw", st.RW, "media", st.Media)
 	}
 	// Drives that stayed empty are empty in the file too: the next restart
-	// does not bring back what a person saw gone.
-	m.g.SaveState()
+	// does not bring back what a person saw gone. Unless msdav is being
+	// stopped while it starts: then the failures say nothing about the
+	// media, and the next start tries them all again.
+	if ctx.Err() == nil {
+		m.g.SaveState()
+	}
 	m.mu.Lock()
 	m.syncLocked()
 	m.mu.Unlock()

@@ -253,6 +253,42 @@ func TestRestoreFailures(t *testing.T) {
 	}
 }
 
+// Stopped while it starts (SIGTERM during the restore): what could not go
+// back because of it stays in the file for the next start.
+func TestRestoreStopped(t *testing.T) {
+	r := newRestartable(t)
+	open := func(ctx context.Context, url string) (scsi.Medium, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return &urlMedium{url: url, size: 1 << 20}, nil
+	}
+	m, _ := r.run(open)
+	med, _ := open(context.Background(), "http://images.example/a.iso")
+	if _, err := m.AttachURL(context.Background(), 0, "http://images.example/a.iso", med, true); err != nil {
+		t.Fatal(err)
+	}
+	r.kill(m)
+	r.last = nil
+	s, err := fs.Open(r.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	g := gadget.OpenDetached(3, nil)
+	saved, _ := g.Persist(r.state)
+	m2 := New(s, g, nil, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m2.Restore(ctx, saved, open)
+	if d, _ := m2.Drive(0); d.URL != "" {
+		t.Fatalf("restored with a cancelled context: %+v", d)
+	}
+	if b, _ := os.ReadFile(r.state); !strings.Contains(string(b), "images.example/a.iso") {
+		t.Errorf("a restore cut short by a stop emptied the state file:\n%s", b)
+	}
+}
+
 func TestRestoreURLFailures(t *testing.T) {
 	r := newRestartable(t)
 	r.file("c.iso", 1<<20)
