@@ -149,25 +149,28 @@ func (h *Handler) insert(r *http.Request) (int, any, error) {
 		return 0, nil, badRequest("ActionParameterNotSupported", "UserName/Password for the image server are not supported; put credentials in the URL")
 	}
 	if req.TransferMethod != nil && *req.TransferMethod != "Upload" && *req.TransferMethod != "Stream" {
-		return 0, nil, badRequest("ActionParameterValueNotInList", "TransferMethod %q: want Upload", *req.TransferMethod)
+		return 0, nil, badRequest("ActionParameterValueNotInList", "TransferMethod %q: want Stream or Upload", *req.TransferMethod)
 	}
 	inserted := req.Inserted == nil || *req.Inserted
 	wp := req.WriteProtected == nil || *req.WriteProtected
-	return h.doInsert(r.Context(), i, strings.TrimSpace(*req.Image), inserted, wp)
+	// Upload asks for the whole image to be copied to the service first.
+	upload := req.TransferMethod != nil && *req.TransferMethod == "Upload"
+	return h.doInsert(r.Context(), i, strings.TrimSpace(*req.Image), inserted, wp, upload)
 }
 
-// doInsert serves a URL straight from its server (userspace drives), or
-// fetches it into the store, or takes a store path, and, when inserted,
+// doInsert serves a URL straight from its server (userspace drives, unless
+// the client asked for upload), or fetches it into the store, or takes a
+// store path, and, when inserted,
 // attaches it: as a CD/DVD unless the image is a disk or FAT image, or too
 // big for a CD on this kernel but hybrid (boots as flash). It returns when
 // the medium is in, or with the reason it is not.
-func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, writeProtected bool) (int, any, error) {
+func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, writeProtected, upload bool) (int, any, error) {
 	var rel, from string
 	if u, err := url.Parse(image); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if h.jobs == nil {
 			return 0, nil, &Error{Status: 503, Code: "Base.1.8.ServiceTemporarilyUnavailable", Msg: "fetching images is not set up in this server"}
 		}
-		if writeProtected && h.drives.ServesURLs() {
+		if writeProtected && !upload && h.drives.ServesURLs() {
 			// The host boots at once, reading the image with Range
 			// requests; a writable medium needs a file of its own.
 			return h.stream(ctx, i, image, inserted)
@@ -335,7 +338,8 @@ func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
 		h.mu.Unlock()
 	case req.Image != nil:
 		wp := req.WriteProtected == nil || *req.WriteProtected
-		if _, _, err := h.doInsert(r.Context(), i, *req.Image, true, wp); err != nil {
+		upload := req.TransferMethod != nil && *req.TransferMethod == "Upload"
+		if _, _, err := h.doInsert(r.Context(), i, *req.Image, true, wp, upload); err != nil {
 			return 0, nil, err
 		}
 	default:

@@ -239,6 +239,34 @@ func TestInsertURL(t *testing.T) {
 			t.Error("not fetched into the store")
 		}
 	})
+	t.Run("userspace: TransferMethod Upload fetches into the store, Stream streams", func(t *testing.T) {
+		up := newUpstream(t, false)
+		srv, store, dm := service(t, userspace(t), true)
+		if code, m := insert(t, srv.URL, `{"Image":"`+up.URL+`/boot.iso","TransferMethod":"Upload"}`); code != 204 {
+			t.Fatalf("insert: %d %v", code, m)
+		}
+		if d, _ := dm.Drive(0); d.Image == nil || *d.Image != "redfish/boot.iso" || d.URL != "" || !storeHas(store) {
+			t.Errorf("drive 0 after an Upload insert: %+v", d)
+		}
+		if code, m := insert(t, srv.URL, `{"Image":"`+up.URL+`/boot.iso","TransferMethod":"Stream"}`); code != 204 {
+			t.Fatalf("insert: %d %v", code, m)
+		}
+		if d, _ := dm.Drive(0); d.URL != up.URL+"/boot.iso" {
+			t.Errorf("drive 0 after a Stream insert: %+v", d)
+		}
+		if code, m := insert(t, srv.URL, `{"Image":"`+up.URL+`/boot.iso","TransferMethod":"Carrier pigeon"}`); code != 400 {
+			t.Errorf("an unknown TransferMethod: %d %v", code, m)
+		}
+		// PATCH, the older clients' way, honours it too.
+		code, m := do(t, "PATCH", srv.URL+media0, `{"Image":"`+up.URL+`/stick.img","TransferMethod":"Upload"}`)
+		if code != 200 || m["Image"] != up.URL+"/stick.img" || m["TransferMethod"] != "Upload" {
+			t.Errorf("PATCH with Upload: %d %v", code, m)
+		}
+		code, m = do(t, "PATCH", srv.URL+media0, `{"Image":"`+up.URL+`/boot.iso"}`)
+		if code != 200 || m["TransferMethod"] != "Stream" {
+			t.Errorf("PATCH: %d %v", code, m)
+		}
+	})
 	t.Run("userspace: the SSRF guard refuses a local address", func(t *testing.T) {
 		up := newUpstream(t, false)
 		srv, _, dm := service(t, userspace(t), false)
