@@ -543,7 +543,9 @@ func (m *Manager) leasesLocked(ds []gadget.Drive) {
 		rel, inStore := m.store.Rel(d.File)
 		switch {
 		case d.File == "" || !inStore:
-			if _, had := m.renewed[d.Index]; had || m.seen == nil {
+			// At the first sync a userspace drive is empty until Restore
+			// puts its medium back: its lease stays, as a kernel drive's does.
+			if _, had := m.renewed[d.Index]; had || m.seen == nil && !m.g.Pending(d.Index) {
 				m.store.DropLease(d.Index)
 				delete(m.renewed, d.Index)
 			}

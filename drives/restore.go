@@ -38,6 +38,8 @@ func (m *Manager) Restore(ctx context.Context, saved []Saved, open OpenURL) {
 			m.lostMu.Lock()
 			m.lost[s.Drive] = why
 			m.lostMu.Unlock()
+			// The last run's lease on what it held, kept until now.
+			m.store.DropLease(s.Drive)
 			continue
 		}
 		m.log.Info("put back what the drive held before the restart", "drive", s.Drive, "medium", s.Name(), "cdrom", st.CDROM, "rw", st.RW, "media", st.Media)

@@ -357,3 +357,57 @@ func TestRestoreURLFailures(t *testing.T) {
 		t.Errorf("URL without an opener: %+v", d)
 	}
 }
+
+// This box's lease in a shared folder is kept through a restart, as with
+// the kernel backend: not dropped while the drive waits to be restored,
+// renewed when it is, dropped when its image cannot go back.
+func TestRestoreKeepsLease(t *testing.T) {
+	for _, gone := range []bool{false, true} {
+		r := newRestartable(t)
+		r.file("lib/a.iso", 1<<20)
+		m, _ := r.run(nil)
+		if _, err := m.Attach(context.Background(), 0, "lib/a.iso", true, false); err != nil {
+			t.Fatal(err)
+		}
+		lease := filepath.Join(r.o.Root, "lib", ".msdav-lease-here-0.json")
+		if gone {
+			done, err := r.store.Write(context.Background(), "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(r.o.Root, "lib", "a.iso")); err != nil {
+				t.Fatal(err)
+			}
+			done()
+		}
+		r.kill(m)
+		r.last = nil
+		s, err := fs.Open(r.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		g := gadget.OpenDetached(3, nil)
+		saved, _ := g.Persist(r.state)
+		m2 := New(s, g, nil, nil, nil)
+		if _, err := os.Stat(lease); err != nil {
+			t.Fatalf("the lease went at start, before the restore: %v", err)
+		}
+		m2.Restore(context.Background(), saved, nil)
+		_, err = os.Stat(lease)
+		if gone && !os.IsNotExist(err) || !gone && err != nil {
+			t.Errorf("image gone %v: lease after the restore: %v", gone, err)
+		}
+		// Once restored, an empty drive's lease goes at the next sync as
+		// before: the host's eject.
+		if !gone {
+			m2.g.Eject(0, true)
+			m2.mu.Lock()
+			m2.syncLocked()
+			m2.mu.Unlock()
+			if _, err := os.Stat(lease); !os.IsNotExist(err) {
+				t.Errorf("the lease stays after the host's eject: %v", err)
+			}
+		}
+	}
+}

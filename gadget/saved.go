@@ -86,8 +86,25 @@ func (g *Gadget) Persist(path string) ([]Saved, error) {
 	saved, err := readSaved(path, len(u.drives))
 	u.stateMu.Lock()
 	u.statePath = path
+	u.pending = map[int]bool{}
+	for _, s := range saved {
+		u.pending[s.Drive] = true
+	}
 	u.stateMu.Unlock()
 	return saved, err
+}
+
+// Pending reports whether Persist found a medium for drive i to get back:
+// at start, before the restore, its lease in a shared folder is not this
+// run's to drop.
+func (g *Gadget) Pending(i int) bool {
+	u, ok := g.be.(*userspace)
+	if !ok {
+		return false
+	}
+	u.stateMu.Lock()
+	defer u.stateMu.Unlock()
+	return u.pending[i]
 }
 
 // readSaved reads a state file for a gadget of n drives.

@@ -237,3 +237,22 @@ func TestOpenDetached(t *testing.T) {
 		t.Error("the kernel backend says it serves URLs")
 	}
 }
+
+// Pending names the drives Persist found media for, and only on the
+// userspace backend.
+func TestPending(t *testing.T) {
+	g, _ := userspaceGadget(t, 3)
+	path := filepath.Join(t.TempDir(), "drives.json")
+	os.WriteFile(path, []byte(`{"version":1,"drives":[{"drive":1,"file":"/a.iso","cdrom":true,"size":4096}]}`), 0o600)
+	if _, err := g.Persist(path); err != nil {
+		t.Fatal(err)
+	}
+	if g.Pending(0) || !g.Pending(1) || g.Pending(2) {
+		t.Errorf("pending: %v %v %v", g.Pending(0), g.Pending(1), g.Pending(2))
+	}
+	k, _ := Open(fakeConfigfs(t), nil)
+	k.Persist(path)
+	if k.Pending(0) || k.Pending(1) {
+		t.Error("the kernel backend has pending drives")
+	}
+}

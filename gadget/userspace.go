@@ -28,8 +28,9 @@ type userspace struct {
 
 	detached bool // no USB behind it (OpenDetached)
 
-	stateMu   sync.Mutex // serialises writes of the state file
-	statePath string     // where saveState writes, "" for nowhere (Persist)
+	stateMu   sync.Mutex   // serialises writes of the state file
+	statePath string       // where saveState writes, "" for nowhere (Persist)
+	pending   map[int]bool // drives Persist found a medium for
 }
 
 type usDrive struct {
