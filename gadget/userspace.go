@@ -155,6 +155,9 @@ func (u *userspace) serve(i int, d *usDrive) {
 		case s.RequestType == 0xa1 && s.Request == 0xfe: // Get Max LUN
 			return []byte{0}, true
 		case s.RequestType == 0x21 && s.Request == 0xff: // Bulk-Only Mass Storage Reset
+			// The host gave up on the command in progress: its data and
+			// CSW still queued would answer the next command.
+			d.fn.CancelIn()
 			d.lun.Reset()
 			select {
 			case reset <- struct{}{}:

@@ -94,6 +94,18 @@ type Pipes interface {
 	HaltOut() error
 }
 
+// QueuedPipes also keep several bulk IN transfers in flight: a READ's data
+// and its CSW wait in the controller in order, so the host finds the CSW
+// queued the moment its data phase ends instead of after a wake-up of
+// this process (FunctionFS with AIO).
+type QueuedPipes interface {
+	Pipes
+	// QueueIn starts p on bulk IN and returns; p may be reused at once.
+	QueueIn(p []byte) error
+	// WaitIn waits for every transfer QueueIn started; the first failure.
+	WaitIn() error
+}
+
 // Target serves one LUN over Bulk-Only Transport.
 type Target struct {
 	LUN   *LUN
@@ -186,7 +198,8 @@ func (t *Target) readCBW() {
 // xfer moves one command's data within the agreed length.
 type xfer struct {
 	p     Pipes
-	limit int64 // bytes the command may move: min(host, device)
+	q     QueuedPipes // p, when it can queue bulk IN
+	limit int64       // bytes the command may move: min(host, device)
 	moved int64
 }
 
@@ -195,6 +208,13 @@ func (x *xfer) Send(b []byte) error {
 		b = b[:n]
 	}
 	if len(b) == 0 {
+		return nil
+	}
+	if x.q != nil {
+		if err := x.q.QueueIn(b); err != nil {
+			return fmt.Errorf("send data: %w", err)
+		}
+		x.moved += int64(len(b))
 		return nil
 	}
 	n, err := x.p.Write(b)
@@ -234,17 +254,45 @@ func (t *Target) Handle(cbw CBW) error {
 			hostDir = In
 		}
 	}
-	halt := func() {
+	q, _ := t.Pipes.(QueuedPipes)
+	// waitData waits for the data phase queued so far: before a stall
+	// (a controller refuses to halt an endpoint with transfers queued)
+	// and to learn whether the host took it.
+	waitData := func() error {
+		if q == nil {
+			return nil
+		}
+		if err := q.WaitIn(); err != nil {
+			return fmt.Errorf("send data: %w", err)
+		}
+		return nil
+	}
+	halt := func() error {
 		switch hostDir {
 		case In:
+			if err := waitData(); err != nil {
+				return err
+			}
 			t.Pipes.HaltIn()
 		case Out:
 			t.Pipes.HaltOut()
 		}
+		return nil
 	}
 	csw := func(residue int64, status byte) error {
-		if _, err := t.Pipes.Write(CSW(cbw.Tag, uint32(residue), status)); err != nil {
+		b := CSW(cbw.Tag, uint32(residue), status)
+		if q == nil {
+			if _, err := t.Pipes.Write(b); err != nil {
+				return fmt.Errorf("send CSW: %w", err)
+			}
+			return nil
+		}
+		// Queued behind the data: one wait covers both.
+		if err := q.QueueIn(b); err != nil {
 			return fmt.Errorf("send CSW: %w", err)
+		}
+		if err := q.WaitIn(); err != nil {
+			return fmt.Errorf("send data or CSW: %w", err)
 		}
 		return nil
 	}
@@ -263,7 +311,9 @@ func (t *Target) Handle(cbw CBW) error {
 	}
 	if cbw.LUN != 0 {
 		// One LUN per function: Get Max LUN says 0.
-		halt()
+		if err := halt(); err != nil {
+			return err
+		}
 		next()
 		return csw(hostLen, StatusFailed)
 	}
@@ -277,11 +327,13 @@ func (t *Target) Handle(cbw CBW) error {
 		if t.Log != nil {
 			t.Log.Warn("phase error", "cdb", fmt.Sprintf("%x", cbw.CDB), "host_in", cbw.In, "host_len", hostLen, "device_len", devLen)
 		}
-		halt()
+		if err := halt(); err != nil {
+			return err
+		}
 		next()
 		return csw(hostLen, StatusPhase)
 	}
-	x := &xfer{p: t.Pipes, limit: min(hostLen, devLen)}
+	x := &xfer{p: t.Pipes, q: q, limit: min(hostLen, devLen)}
 	err := t.LUN.Exec(cbw.CDB, x)
 	var ce *CheckError
 	if err != nil && !errors.As(err, &ce) {
@@ -289,7 +341,9 @@ func (t *Target) Handle(cbw CBW) error {
 	}
 	residue := hostLen - x.moved
 	if residue > 0 {
-		halt()
+		if err := halt(); err != nil {
+			return err
+		}
 	}
 	next() // for data-out commands: after the data and OUT's stall
 	if ce != nil {

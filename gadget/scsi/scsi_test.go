@@ -88,6 +88,45 @@ func (p *pipes) Write(b []byte) (int, error) {
 func (p *pipes) HaltIn() error  { p.haltIn++; return nil }
 func (p *pipes) HaltOut() error { p.haltOut++; return nil }
 
+// queuedPipes is a host behind a controller that holds the device's queued
+// bulk IN transfers until WaitIn, and refuses what a real one refuses: a
+// stall or a plain write with transfers still queued.
+type queuedPipes struct {
+	*pipes
+	queued  [][]byte
+	waits   int
+	misuses []string
+}
+
+func (q *queuedPipes) QueueIn(b []byte) error {
+	q.queued = append(q.queued, append([]byte(nil), b...))
+	return nil
+}
+
+func (q *queuedPipes) WaitIn() error {
+	q.waits++
+	q.in = append(q.in, q.queued...)
+	q.queued = nil
+	return nil
+}
+
+func (q *queuedPipes) Write(b []byte) (int, error) {
+	if len(q.queued) > 0 {
+		q.misuses = append(q.misuses, "write with transfers queued")
+	}
+	return q.pipes.Write(b)
+}
+
+func (q *queuedPipes) HaltIn() error {
+	if len(q.queued) > 0 {
+		q.misuses = append(q.misuses, "halt with transfers queued")
+	}
+	return q.pipes.HaltIn()
+}
+
+// queueIn makes do() run commands over queuedPipes.
+var queueIn bool
+
 type result struct {
 	data    []byte
 	status  byte
@@ -105,8 +144,21 @@ func do(t *testing.T, l *LUN, cdb []byte, hostLen uint32, in bool, out []byte) r
 		p.out = [][]byte{out}
 	}
 	tg := &Target{LUN: l, Pipes: p}
+	var q *queuedPipes
+	if queueIn {
+		q = &queuedPipes{pipes: p}
+		tg.Pipes = q
+	}
 	if err := tg.Handle(CBW{Tag: 7, Length: hostLen, In: in, CDB: cdb}); err != nil {
 		t.Fatalf("handle %x: %v", cdb, err)
+	}
+	if q != nil {
+		if len(q.queued) > 0 || len(q.misuses) > 0 {
+			t.Fatalf("%x: %d transfers left queued; misuses: %v", cdb, len(q.queued), q.misuses)
+		}
+		if q.waits == 0 {
+			t.Fatalf("%x: the CSW was never waited for", cdb)
+		}
 	}
 	if len(p.in) == 0 {
 		t.Fatalf("%x: no CSW", cdb)
@@ -585,27 +637,36 @@ func TestCommands(t *testing.T) {
 				}
 			}},
 	}
+	// Every command over plain pipes and over pipes that queue bulk IN.
+	defer func() { queueIn = false }()
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			l := NewLUN(tc.s.cd, Inquiry{}, "SER1")
-			var m *mem
-			if tc.s.size > 0 {
-				m = newMem(tc.s.size)
-				if tc.name == "medium error mid-read" {
-					m.failAt = 1
+		for _, queued := range []bool{false, true} {
+			name := tc.name
+			if queued {
+				name = "queued/" + name
+			}
+			t.Run(name, func(t *testing.T) {
+				queueIn = queued
+				l := NewLUN(tc.s.cd, Inquiry{}, "SER1")
+				var m *mem
+				if tc.s.size > 0 {
+					m = newMem(tc.s.size)
+					if tc.name == "medium error mid-read" {
+						m.failAt = 1
+					}
+					l.Insert(m, tc.s.ro)
 				}
-				l.Insert(m, tc.s.ro)
-			}
-			l.ua, l.event, l.prevent = tc.s.ua, tc.s.event, tc.s.prev
-			r := do(t, l, tc.cdb, tc.hostLen, tc.in, tc.out)
-			if r.status != tc.status || r.sense != tc.sense {
-				t.Fatalf("status %d sense %02x/%02x/%02x, want %d %02x/%02x/%02x",
-					r.status, r.sense.Key, r.sense.ASC, r.sense.ASCQ, tc.status, tc.sense.Key, tc.sense.ASC, tc.sense.ASCQ)
-			}
-			if tc.check != nil {
-				tc.check(t, r, l, m)
-			}
-		})
+				l.ua, l.event, l.prevent = tc.s.ua, tc.s.event, tc.s.prev
+				r := do(t, l, tc.cdb, tc.hostLen, tc.in, tc.out)
+				if r.status != tc.status || r.sense != tc.sense {
+					t.Fatalf("status %d sense %02x/%02x/%02x, want %d %02x/%02x/%02x",
+						r.status, r.sense.Key, r.sense.ASC, r.sense.ASCQ, tc.status, tc.sense.Key, tc.sense.ASC, tc.sense.ASCQ)
+				}
+				if tc.check != nil {
+					tc.check(t, r, l, m)
+				}
+			})
+		}
 	}
 }
 
