@@ -149,20 +149,13 @@ func (g *Gadget) openUserspace(cfg conf.Gadget) error {
 // process. A disconnect ends a Serve with ESHUTDOWN; the next one waits in
 // the kernel until the host configures the device again.
 func (u *userspace) serve(i int, d *usDrive) {
-	reset := make(chan struct{}, 1)
+	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: make(chan struct{}, 1), Log: u.g.log.With("drive", i)}
 	ctl := func(s ffs.Setup) ([]byte, bool) {
 		switch {
 		case s.RequestType == 0xa1 && s.Request == 0xfe: // Get Max LUN
 			return []byte{0}, true
 		case s.RequestType == 0x21 && s.Request == 0xff: // Bulk-Only Mass Storage Reset
-			// The host gave up on the command in progress: its data and
-			// CSW still queued would answer the next command.
-			d.fn.CancelIn()
-			d.lun.Reset()
-			select {
-			case reset <- struct{}{}:
-			default:
-			}
+			t.BulkReset()
 			return nil, true
 		}
 		return nil, false
@@ -175,7 +168,6 @@ func (u *userspace) serve(i int, d *usDrive) {
 		})
 		u.g.log.Error("drive stopped answering control requests", "drive", i, "err", err)
 	}()
-	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: reset, Log: u.g.log.With("drive", i)}
 	for {
 		err := t.Serve(context.Background())
 		u.g.log.Info("bulk-only transport ended; waiting for the host", "drive", i, "err", err)

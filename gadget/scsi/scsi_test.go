@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +18,9 @@ type mem struct {
 	size   int64
 	syncs  int
 	failAt int64 // reads at or past this offset fail; 0: never
+	// beforeRead, if set, runs at the start of every read: the host's
+	// reset arriving while a slow medium answers.
+	beforeRead func()
 }
 
 func pat(off int64) byte { return byte(off*7 + off/4096) }
@@ -36,6 +41,9 @@ func (m *mem) at(off, n int64) []byte {
 }
 
 func (m *mem) ReadAt(p []byte, off int64) (int, error) {
+	if m.beforeRead != nil {
+		m.beforeRead()
+	}
 	if m.failAt > 0 && off+int64(len(p)) > m.failAt {
 		return 0, errors.New("gone")
 	}
@@ -95,7 +103,14 @@ type queuedPipes struct {
 	*pipes
 	queued  [][]byte
 	waits   int
+	cancels int
 	misuses []string
+}
+
+// CancelIn drops what is queued, as io_cancel on FunctionFS does.
+func (q *queuedPipes) CancelIn() {
+	q.cancels++
+	q.queued = nil
 }
 
 func (q *queuedPipes) QueueIn(b []byte) error {
@@ -818,5 +833,47 @@ func TestServeWriteThenCommand(t *testing.T) {
 		if binary.LittleEndian.Uint32(csw[4:]) != want || csw[12] != StatusGood {
 			t.Errorf("CSW %d: %x", i, csw)
 		}
+	}
+}
+
+// A reset that arrives while a READ waits on its medium ends the command
+// silently: neither its data nor its CSW reach the host after the reset,
+// and the next command is answered as usual.
+func TestBulkResetAbandonsTheCommand(t *testing.T) {
+	for _, queued := range []bool{false, true} {
+		t.Run(fmt.Sprintf("queued=%v", queued), func(t *testing.T) {
+			l, m := ready(false, 64*DiskBlock, false)
+			p := &pipes{out: [][]byte{
+				CBW{Tag: 1, Length: 8 * 512, In: true, CDB: cdb10(0x28, 0, 8)}.Bytes(),
+				CBW{Tag: 2, CDB: []byte{0, 0, 0, 0, 0, 0}}.Bytes(),
+			}}
+			tg := &Target{LUN: l, Pipes: p}
+			var q *queuedPipes
+			if queued {
+				q = &queuedPipes{pipes: p}
+				tg.Pipes = q
+			}
+			// The first read of the medium is where the host gives up.
+			m.beforeRead = func() { m.beforeRead = nil; tg.BulkReset() }
+			err := tg.Serve(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "host sends nothing more") {
+				t.Fatalf("serve: %v (want it to go on until the host is done)", err)
+			}
+			if q != nil {
+				if len(q.misuses) > 0 || len(q.queued) > 0 {
+					t.Fatalf("misuses %v, %d left queued", q.misuses, len(q.queued))
+				}
+				if q.cancels != 1 {
+					t.Fatalf("%d cancels of queued transfers, want 1", q.cancels)
+				}
+			}
+			if len(p.in) != 1 || len(p.in[0]) != CSWSize || binary.LittleEndian.Uint32(p.in[0][4:]) != 2 || p.in[0][12] != StatusGood {
+				var sizes []int
+				for _, b := range p.in {
+					sizes = append(sizes, len(b))
+				}
+				t.Fatalf("the host received transfers of %v bytes; want only the TEST UNIT READY's CSW", sizes)
+			}
+		})
 	}
 }
