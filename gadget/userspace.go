@@ -165,6 +165,13 @@ func (u *userspace) serve(i int, d *usDrive) {
 			if ev.Type != ffs.EventSetup {
 				u.g.log.Debug("usb function event", "drive", i, "event", ev.Type)
 			}
+			// A USB reset or disconnect disables the function: the host
+			// gave up on the command in progress as with a Bulk-Only
+			// reset (usb-storage answers a command timeout with a port
+			// reset), and it must not answer the next one.
+			if ev.Type == ffs.EventDisable || ev.Type == ffs.EventUnbind {
+				t.BulkReset()
+			}
 		})
 		u.g.log.Error("drive stopped answering control requests", "drive", i, "err", err)
 	}()

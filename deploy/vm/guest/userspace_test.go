@@ -282,6 +282,9 @@ allow_private = true
 			t.Fatalf("eject the URL drive: %d %v", code, m)
 		}
 	})
+	t.Run("the host gives up on a READ held by a slow URL server; what follows reads right", func(t *testing.T) {
+		hostGivesUpDuringSlowRead(t, "/tmp/store/dvd.iso", dvdSize)
+	})
 	t.Run("after a kill -9 and restart the drives come back, empty, and work", func(t *testing.T) {
 		server.Process.Signal(syscall.SIGKILL)
 		server.Wait()
