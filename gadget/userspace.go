@@ -158,17 +158,13 @@ func (g *Gadget) openUserspace(cfg conf.Gadget) error {
 // process. A disconnect ends a Serve with ESHUTDOWN; the next one waits in
 // the kernel until the host configures the device again.
 func (u *userspace) serve(i int, d *usDrive) {
-	reset := make(chan struct{}, 1)
+	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: make(chan struct{}, 1), Log: u.g.log.With("drive", i)}
 	ctl := func(s ffs.Setup) ([]byte, bool) {
 		switch {
 		case s.RequestType == 0xa1 && s.Request == 0xfe: // Get Max LUN
 			return []byte{0}, true
 		case s.RequestType == 0x21 && s.Request == 0xff: // Bulk-Only Mass Storage Reset
-			d.lun.Reset()
-			select {
-			case reset <- struct{}{}:
-			default:
-			}
+			t.BulkReset()
 			return nil, true
 		}
 		return nil, false
@@ -178,10 +174,16 @@ func (u *userspace) serve(i int, d *usDrive) {
 			if ev.Type != ffs.EventSetup {
 				u.g.log.Debug("usb function event", "drive", i, "event", ev.Type)
 			}
+			// A USB reset or disconnect disables the function: the host
+			// gave up on the command in progress as with a Bulk-Only
+			// reset (usb-storage answers a command timeout with a port
+			// reset), and it must not answer the next one.
+			if ev.Type == ffs.EventDisable || ev.Type == ffs.EventUnbind {
+				t.BulkReset()
+			}
 		})
 		u.g.log.Error("drive stopped answering control requests", "drive", i, "err", err)
 	}()
-	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: reset, Log: u.g.log.With("drive", i)}
 	for {
 		err := t.Serve(context.Background())
 		u.g.log.Info("bulk-only transport ended; waiting for the host", "drive", i, "err", err)
