@@ -236,7 +236,11 @@ func TestVM(t *testing.T) {
 // TestUserspaceVM runs the drives on msdav's own USB mass-storage target
 // over FunctionFS (gadget.backend = "userspace") in the same VM.
 func TestUserspaceVM(t *testing.T) {
-	kernel, img := guestImage(t, t.TempDir(), initScript)
+	work := t.TempDir()
+	// A UDF disc past the CD limit, laid out again in the guest.
+	os.MkdirAll(filepath.Join(work, "initrd", "fixtures"), 0o755)
+	udfPack(t, filepath.Join(work, "initrd", "fixtures", "udf.pack"))
+	kernel, img := guestImage(t, work, initScript, "udf")
 	run := "^TestUserspace$"
 	if r := os.Getenv("MSDAV_VM_RUN"); r != "" {
 		run = r // one subtest while working on it, e.g. ^TestUserspace$/URL
