@@ -55,7 +55,9 @@ demo:
 # remount measurement; writes BENCHMARKS.md. BENCH_QUICK=1: small sizes;
 # BENCH_PROFILE=dir: CPU profiles of msdav per operation, for go tool pprof;
 # BENCH_OUT=file: write the report elsewhere; BENCH_VMLOG=file: cite the
-# attach-to-visible latencies of a make vmtest log (the bench boots no VM).
+# attach-to-visible latencies and drive throughputs of a make vmtest log.
+# Outside quick mode it also boots the test VM once (about two minutes) to
+# read through both drive backends side by side.
 BENCH_OUT ?= BENCHMARKS.md
 bench: build
 	@(for c in nginx apache2 rclone curl xz zstd openssl chromium; do command -v $$c >/dev/null || exit 1; done) || \

@@ -33,6 +33,15 @@ func TestSampleConfigIsTheDefaults(t *testing.T) {
 	}
 }
 
+// systemd removes a RuntimeDirectory when the unit stops, restarts
+// included, unless told otherwise; the userspace drives' state lives there.
+func TestUnitKeepsRuntimeDir(t *testing.T) {
+	unit, _ := os.ReadFile("msdav.service")
+	if !strings.Contains(string(unit), "\nRuntimeDirectory=msdav\n") || !strings.Contains(string(unit), "\nRuntimeDirectoryPreserve=yes\n") {
+		t.Error("the unit does not keep /run/msdav across restarts: the userspace drives would come back empty")
+	}
+}
+
 func TestUnitVerifies(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Skip("needs systemd-analyze (Debian systemd)")

@@ -40,6 +40,10 @@ type State struct {
 	// MediumError says why the host's reads fail now (the URL's server is
 	// gone); it clears when reads work again.
 	MediumError string `json:"medium_error,omitempty"`
+	// RestoreError says why an empty drive did not get back, after msdav
+	// restarted, what it held before (userspace backend: the image is
+	// gone, or its URL fails); it clears when the drive next changes.
+	RestoreError string `json:"restore_error,omitempty"`
 }
 
 // hold keeps the store rw for one drive attached rw.
@@ -67,6 +71,9 @@ type Manager struct {
 
 	selMu sync.Mutex        // guards sel
 	sel   map[int]Selection // what each drive is to hold next
+
+	lostMu sync.Mutex     // guards lost
+	lost   map[int]string // why a drive is empty after a restart (Restore)
 }
 
 // New returns the manager and makes it the store's source of attached
@@ -79,7 +86,7 @@ func New(store *fs.Store, g *gadget.Gadget, gerr error, publish func(kind string
 	if publish == nil {
 		publish = func(string, any) {}
 	}
-	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}, renewErr: map[int]error{}, dropping: map[int]bool{}}
+	m := &Manager{store: store, g: g, gerr: gerr, publish: publish, log: log, holds: map[int]hold{}, renewed: map[int]time.Time{}, renewErr: map[int]error{}, dropping: map[int]bool{}, lost: map[int]string{}}
 	store.SetAttachments(m)
 	m.mu.Lock()
 	m.syncLocked()
@@ -131,6 +138,9 @@ func (m *Manager) Attached() (map[string][]int, error) {
 
 func (m *Manager) state(d gadget.Drive) State {
 	s := State{Index: d.Index, CDROM: d.CDROM, RW: d.RW, Media: d.Media}
+	if d.File == "" {
+		s.RestoreError = m.restoreError(d.Index)
+	}
 	if d.URL != "" {
 		s.URL, s.MediumError = d.URL, d.MediumError
 		return s
@@ -277,6 +287,7 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 	m.renewed[i] = time.Now()
 	delete(m.renewErr, i)
 	delete(m.dropping, i) // the new lease took the old one's name
+	m.forgetRestore(i)
 	if release != nil {
 		if old, ok := m.holds[i]; ok {
 			old.release()
@@ -309,6 +320,9 @@ func (m *Manager) AttachURL(ctx context.Context, i int, url string, med scsi.Med
 		}
 	}
 	d, err := m.g.AttachURL(i, url, med, cdrom)
+	if err == nil {
+		m.forgetRestore(i)
+	}
 	m.syncLocked()
 	if err != nil {
 		return State{}, err
@@ -336,6 +350,10 @@ func (m *Manager) Eject(ctx context.Context, i int, force bool) (State, error) {
 		return State{}, err
 	}
 	s, err := m.ejectLocked(i, cur, force)
+	if err == nil {
+		m.forgetRestore(i)
+		s.RestoreError = ""
+	}
 	m.syncLocked()
 	return s, err
 }
@@ -511,6 +529,10 @@ func (m *Manager) Select(i int, s Selection) {
 	m.sel[i] = s
 }
 
+// ServesURLs reports whether the drives can serve an image straight from
+// a URL (AttachURL): the userspace backend's can.
+func (m *Manager) ServesURLs() bool { return m.g != nil && m.g.ServesURLs() }
+
 // DVD reports whether the kernel serves CD images over the CD limit as DVDs.
 func (m *Manager) DVD() bool { return m.g != nil && m.g.DVD() }
 
@@ -524,7 +546,9 @@ func (m *Manager) leasesLocked(ds []gadget.Drive) {
 		rel, inStore := m.store.Rel(d.File)
 		switch {
 		case d.File == "" || !inStore:
-			if _, had := m.renewed[d.Index]; had || m.dropping[d.Index] || m.seen == nil {
+			// At the first sync a userspace drive is empty until Restore
+			// puts its medium back: its lease stays, as a kernel drive's does.
+			if _, had := m.renewed[d.Index]; had || m.dropping[d.Index] || m.seen == nil && !m.g.Pending(d.Index) {
 				m.dropLeaseLocked(d.Index)
 			}
 		case time.Since(m.renewed[d.Index]) >= every:

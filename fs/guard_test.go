@@ -240,6 +240,7 @@ func TestSweepParts(t *testing.T) {
 		filepath.Join(usb, uploadPrefix+"1-a.iso"),
 		filepath.Join(usb, "isos", tempPrefix+"move-2-b.iso"),
 		filepath.Join(dir, uploadPrefix+"3-c.iso"),
+		filepath.Join(usb, "isos", gonePrefix+"4-d.iso"), // a remove cut short
 	}
 	for _, p := range leftovers {
 		os.WriteFile(p, []byte("partial"), 0o644)

@@ -112,7 +112,9 @@ func (s *Store) DropLease(drive int) error {
 				return
 			}
 			defer done()
-			err = s.root.Remove(name)
+			// Hidden first: a plain unlink on CIFS can leave the name
+			// (delete-pending) for other boxes to honour a while longer.
+			err = s.unlinkHidden(name)
 		})
 		switch {
 		case perr != nil: // the call may still set err: not read

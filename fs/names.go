@@ -10,6 +10,9 @@ const tempPrefix = ".msdav-"
 // uploadPrefix starts the name of an upload's temp file.
 const uploadPrefix = tempPrefix + "upload-"
 
+// gonePrefix starts the name a file is hidden under while it is removed.
+const gonePrefix = tempPrefix + "gone-"
+
 // Visibility says who may see a store path.
 type Visibility int
 
@@ -53,10 +56,11 @@ func junkName(name string) bool {
 	return false
 }
 
-// stale reports a temp file a crash can leave: an upload, or the copy or
-// parked old version of a move between parts.
+// stale reports a temp file a crash can leave: an upload, the copy or
+// parked old version of a move between parts, a lease's temp, or a file
+// hidden on its way out (removeHidden).
 func stale(name string) bool {
-	for _, p := range []string{uploadPrefix, tempPrefix + "move-", tempPrefix + "old-", tempPrefix + "lease-tmp-"} {
+	for _, p := range []string{uploadPrefix, tempPrefix + "move-", tempPrefix + "old-", tempPrefix + "lease-tmp-", gonePrefix} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

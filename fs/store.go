@@ -412,11 +412,47 @@ func (s *Store) RemoveAll(ctx context.Context, rel string) error {
 	}
 	defer done()
 	gone := s.imagesBelow(rel)
-	if err := s.root.RemoveAll(rel); err != nil {
+	if err := s.removeHidden(rel); err != nil {
 		return err
 	}
 	s.dropSum(rel)
 	s.publishRemoved(gone)
+	return nil
+}
+
+// removeFile is os.Root.Remove; tests replace it to make it fail.
+var removeFile = (*os.Root).Remove
+
+// removeHidden removes rel, a file by way of unlinkHidden.
+func (s *Store) removeHidden(rel string) error {
+	fi, err := s.root.Lstat(rel)
+	if err != nil || !fi.Mode().IsRegular() {
+		return s.root.RemoveAll(rel)
+	}
+	return s.unlinkHidden(rel)
+}
+
+// unlinkHidden unlinks the file rel after renaming it to a hidden name
+// beside it. On a CIFS share, unlinking a file a client holds open (an SMB
+// reader on a PC, the gadget of a box that died with it attached, the
+// cifs client's own deferred close of a file it just wrote) only marks it
+// delete-pending: the name stays, listed on every box, until that handle
+// closes. Renamed first, the name is gone at once and the bytes go at the
+// last close, as on a local disk. A crash between the two steps leaves a
+// hidden temp that the sweep removes (stale).
+func (s *Store) unlinkHidden(rel string) error {
+	dir, base := path.Split(rel)
+	hidden := path.Join(dir, fmt.Sprintf("%s%d-%s", gonePrefix, time.Now().UnixNano(), base))
+	if err := s.root.Rename(rel, hidden); err != nil {
+		// A name too long for the prefix, say: plain unlink then.
+		return s.root.Remove(rel)
+	}
+	if err := removeFile(s.root, hidden); err != nil {
+		if berr := s.root.Rename(hidden, rel); berr != nil {
+			return fmt.Errorf("remove %s: %w (and it is left hidden as %s: %v)", rel, err, hidden, berr)
+		}
+		return fmt.Errorf("remove %s: %w", rel, err)
+	}
 	return nil
 }
 

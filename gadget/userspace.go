@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/msdav/msdav/conf"
@@ -23,6 +25,12 @@ var FFSMounts = "/dev/usb-ffs"
 type userspace struct {
 	g      *Gadget
 	drives []*usDrive
+
+	detached bool // no USB behind it (OpenDetached)
+
+	stateMu   sync.Mutex   // serialises writes of the state file
+	statePath string       // where saveState writes, "" for nowhere (Persist)
+	pending   map[int]bool // drives Persist found a medium for
 }
 
 type usDrive struct {
@@ -33,9 +41,10 @@ type usDrive struct {
 // fileMedium is an image file in a drive.
 type fileMedium struct {
 	*os.File
-	path string
-	size int64
-	rw   bool
+	path  string
+	size  int64
+	inode uint64
+	rw    bool
 }
 
 func (m *fileMedium) Size() int64 { return m.size }
@@ -149,17 +158,13 @@ func (g *Gadget) openUserspace(cfg conf.Gadget) error {
 // process. A disconnect ends a Serve with ESHUTDOWN; the next one waits in
 // the kernel until the host configures the device again.
 func (u *userspace) serve(i int, d *usDrive) {
-	reset := make(chan struct{}, 1)
+	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: make(chan struct{}, 1), Log: u.g.log.With("drive", i)}
 	ctl := func(s ffs.Setup) ([]byte, bool) {
 		switch {
 		case s.RequestType == 0xa1 && s.Request == 0xfe: // Get Max LUN
 			return []byte{0}, true
 		case s.RequestType == 0x21 && s.Request == 0xff: // Bulk-Only Mass Storage Reset
-			d.lun.Reset()
-			select {
-			case reset <- struct{}{}:
-			default:
-			}
+			t.BulkReset()
 			return nil, true
 		}
 		return nil, false
@@ -169,10 +174,16 @@ func (u *userspace) serve(i int, d *usDrive) {
 			if ev.Type != ffs.EventSetup {
 				u.g.log.Debug("usb function event", "drive", i, "event", ev.Type)
 			}
+			// A USB reset or disconnect disables the function: the host
+			// gave up on the command in progress as with a Bulk-Only
+			// reset (usb-storage answers a command timeout with a port
+			// reset), and it must not answer the next one.
+			if ev.Type == ffs.EventDisable || ev.Type == ffs.EventUnbind {
+				t.BulkReset()
+			}
 		})
 		u.g.log.Error("drive stopped answering control requests", "drive", i, "err", err)
 	}()
-	t := &scsi.Target{LUN: d.lun, Pipes: d.fn, Reset: reset, Log: u.g.log.With("drive", i)}
 	for {
 		err := t.Serve(context.Background())
 		u.g.log.Info("bulk-only transport ended; waiting for the host", "drive", i, "err", err)
@@ -183,6 +194,7 @@ func (u *userspace) serve(i int, d *usDrive) {
 // hostEjected lets go of an image the host ejected (START STOP UNIT).
 func (u *userspace) hostEjected(i int, m scsi.Medium) {
 	u.release(i, m)
+	u.saveState()
 	u.g.log.Info("the host ejected the medium", "drive", i, "image", mediumName(m))
 }
 
@@ -239,10 +251,11 @@ func (u *userspace) attachMedium(i int, url string, m scsi.Medium, cdrom bool) (
 	retype := d.lun.CD() != cdrom
 	d.lun.SetCD(cdrom)
 	d.lun.Insert(m, true)
+	u.saveState()
 	out, _ := u.drive(i)
 	u.g.log.Info("attached", "drive", i, "url", url, "cdrom", cdrom, "media", out.Media)
 	if retype {
-		if err := u.g.reconnect(); err != nil {
+		if err := u.reconnect(); err != nil {
 			return out, err
 		}
 	}
@@ -298,12 +311,13 @@ func (u *userspace) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 	}
 	retype := d.lun.CD() != cdrom
 	d.lun.SetCD(cdrom)
-	d.lun.Insert(&fileMedium{File: f, path: abs, size: fi.Size(), rw: rw}, !rw)
+	d.lun.Insert(&fileMedium{File: f, path: abs, size: fi.Size(), inode: inode(fi), rw: rw}, !rw)
+	u.saveState()
 	out, _ := u.drive(i)
 	u.g.log.Info("attached", "drive", i, "image", abs, "cdrom", cdrom, "rw", rw, "media", out.Media)
 	if retype {
 		// The host reads the device type (INQUIRY) once, at enumeration.
-		if err := u.g.reconnect(); err != nil {
+		if err := u.reconnect(); err != nil {
 			return out, err
 		}
 		u.g.log.Info("reconnected so the host sees the new drive type", "drive", i, "cdrom", cdrom)
@@ -318,9 +332,43 @@ func (u *userspace) eject(i int, cur Drive, force bool) (Drive, error) {
 	}
 	if m != nil {
 		u.release(i, m)
+		u.saveState()
 	}
 	u.g.log.Info("ejected", "drive", i, "image", cur.File, "forced", force)
 	return u.drive(i)
 }
 
-func (u *userspace) reconnect() error { return u.g.reconnect() }
+func (u *userspace) reconnect() error {
+	if u.detached {
+		return nil
+	}
+	return u.g.reconnect()
+}
+
+// OpenDetached builds a userspace-backend gadget of n drives that no USB
+// host sees: no configfs, FunctionFS or controller behind it. Its drives
+// take, report and persist media as msdav's real ones do. It is for tests
+// of the code above the gadget (drives, redfish); make vmtest covers the
+// USB side.
+func OpenDetached(n int, log *slog.Logger) *Gadget {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gadget{log: log, attr: newAttr(), owned: true, dvd: true}
+	u := &userspace{g: g, detached: true}
+	for i := 0; i < n; i++ {
+		lun := scsi.NewLUN(false, scsi.Inquiry{}, fmt.Sprintf("detached-%d", i))
+		lun.OnHostEject(func(m scsi.Medium) { u.hostEjected(i, m) })
+		u.drives = append(u.drives, &usDrive{lun: lun})
+		g.luns = append(g.luns, fmt.Sprintf("detached drive %d", i))
+	}
+	g.be = u
+	return g
+}
+
+// ServesURLs reports whether the drives can serve an image straight from a
+// URL (AttachURL): only msdav's own target can, f_mass_storage reads files.
+func (g *Gadget) ServesURLs() bool {
+	_, ok := g.be.(*userspace)
+	return ok
+}

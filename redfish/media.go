@@ -15,6 +15,7 @@ import (
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/imagekind"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/gadget/remote"
 )
 
 // fetchFolder is where images inserted by URL are stored: a folder of
@@ -70,6 +71,26 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 		// Never a 5xx on a GET: say the drive cannot be read.
 		v["Status"] = map[string]string{"State": "UnavailableOffline", "Health": "Critical"}
 		v["Inserted"] = nil
+		return 200, v, nil
+	}
+	if d.URL != "" {
+		// Served straight from its URL (userspace drives).
+		v["Inserted"] = true
+		v["Image"] = d.URL
+		v["ImageName"] = nil
+		if u, err := url.Parse(d.URL); err == nil {
+			v["ImageName"] = path.Base(u.Path)
+			v["TransferProtocolType"] = strings.ToUpper(u.Scheme)
+		}
+		v["ConnectedVia"] = "URI"
+		v["TransferMethod"] = "Stream"
+		v["MediaTypes"] = []string{"CD", "DVD"}
+		if !d.CDROM {
+			v["MediaTypes"] = []string{"USBStick"}
+		}
+		if d.MediumError != "" {
+			v["Status"] = map[string]string{"State": "Enabled", "Health": "Warning"}
+		}
 		return 200, v, nil
 	}
 	if d.Image == nil && d.File == "" {
@@ -128,22 +149,31 @@ func (h *Handler) insert(r *http.Request) (int, any, error) {
 		return 0, nil, badRequest("ActionParameterNotSupported", "UserName/Password for the image server are not supported; put credentials in the URL")
 	}
 	if req.TransferMethod != nil && *req.TransferMethod != "Upload" && *req.TransferMethod != "Stream" {
-		return 0, nil, badRequest("ActionParameterValueNotInList", "TransferMethod %q: want Upload", *req.TransferMethod)
+		return 0, nil, badRequest("ActionParameterValueNotInList", "TransferMethod %q: want Stream or Upload", *req.TransferMethod)
 	}
 	inserted := req.Inserted == nil || *req.Inserted
 	wp := req.WriteProtected == nil || *req.WriteProtected
-	return h.doInsert(r.Context(), i, strings.TrimSpace(*req.Image), inserted, wp)
+	// Upload asks for the whole image to be copied to the service first.
+	upload := req.TransferMethod != nil && *req.TransferMethod == "Upload"
+	return h.doInsert(r.Context(), i, strings.TrimSpace(*req.Image), inserted, wp, upload)
 }
 
-// doInsert fetches a URL into the store (or takes a store path) and, when
-// inserted, attaches it: as a CD/DVD unless the image is a disk or FAT
-// image, or too big for a CD on this kernel but hybrid (boots as flash).
-// It returns when the medium is in, or with the reason it is not.
-func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, writeProtected bool) (int, any, error) {
+// doInsert serves a URL straight from its server (userspace drives, unless
+// the client asked for upload), or fetches it into the store, or takes a
+// store path, and, when inserted,
+// attaches it: as a CD/DVD unless the image is a disk or FAT image, or too
+// big for a CD on this kernel but hybrid (boots as flash). It returns when
+// the medium is in, or with the reason it is not.
+func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, writeProtected, upload bool) (int, any, error) {
 	var rel, from string
 	if u, err := url.Parse(image); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if h.jobs == nil {
 			return 0, nil, &Error{Status: 503, Code: "Base.1.8.ServiceTemporarilyUnavailable", Msg: "fetching images is not set up in this server"}
+		}
+		if writeProtected && !upload && h.drives.ServesURLs() {
+			// The host boots at once, reading the image with Range
+			// requests; a writable medium needs a file of its own.
+			return h.stream(ctx, i, image, inserted)
 		}
 		var err error
 		if rel, err = h.fetch(ctx, i, image); err != nil {
@@ -181,6 +211,39 @@ func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, w
 		delete(h.inserted, i)
 	}
 	h.mu.Unlock()
+	return http.StatusNoContent, nil, nil
+}
+
+// stream serves the image at raw in drive i straight from its server,
+// through the same guard as a fetch (no local addresses unless
+// fetch.allow_private): as a CD/DVD unless it is a disk or FAT image. Not
+// inserted, the URL is only checked.
+func (h *Handler) stream(ctx context.Context, i int, raw string, inserted bool) (int, any, error) {
+	u, client, err := h.jobs.Guarded(ctx, raw)
+	if err != nil {
+		return 0, nil, err
+	}
+	med, err := remote.Open(ctx, client, u.String(), remote.Options{Log: h.log})
+	if err != nil {
+		return 0, nil, &Error{Status: 400, Code: "Base.1.8.ActionParameterValueFormatError", Msg: fmt.Sprintf("could not read %s: %v", u.Redacted(), err)}
+	}
+	if !inserted {
+		med.Close()
+		return http.StatusNoContent, nil, nil
+	}
+	cdrom := true
+	switch imagekind.Detect(med, med.Size()) {
+	case imagekind.Disk, imagekind.FAT:
+		cdrom = false
+	}
+	if _, err := h.drives.AttachURL(ctx, i, u.String(), med, cdrom); err != nil {
+		med.Close()
+		return 0, nil, err
+	}
+	h.mu.Lock()
+	delete(h.inserted, i) // the drive itself says where its image is
+	h.mu.Unlock()
+	h.log.Info("redfish: serving an image from its URL", "drive", i, "url", u.Redacted(), "cdrom", cdrom)
 	return http.StatusNoContent, nil, nil
 }
 
@@ -275,7 +338,8 @@ func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
 		h.mu.Unlock()
 	case req.Image != nil:
 		wp := req.WriteProtected == nil || *req.WriteProtected
-		if _, _, err := h.doInsert(r.Context(), i, *req.Image, true, wp); err != nil {
+		upload := req.TransferMethod != nil && *req.TransferMethod == "Upload"
+		if _, _, err := h.doInsert(r.Context(), i, *req.Image, true, wp, upload); err != nil {
 			return 0, nil, err
 		}
 	default:

@@ -26,6 +26,7 @@ var (
 	sizesFlag = flag.String("sizes", "", "comma-separated file sizes in MiB for PUT and GET (default 1024,4096; 64,256 quick)")
 	raw       = flag.String("raw", "", "write every sample (row, server, wall, cpu) to this CSV `file` (default: samples.csv in -work)")
 	profile   = flag.String("profile", "", "also write CPU profiles of msdav alone, one per operation, to this `directory`")
+	vmRead    = flag.Bool("vmread", true, "boot the test VM to read through both drive backends side by side (needs qemu, as make vmtest)")
 	quick     = flag.Bool("quick", os.Getenv("BENCH_QUICK") != "", "small sizes, for development")
 	out       = flag.String("out", "BENCHMARKS.md", "where to write the report")
 	vmlog     = flag.String("vmlog", "", "a log `file` of make vmtest whose attach-to-visible latencies the report cites")
@@ -352,6 +353,16 @@ func (b *bench) aloneRows() {
 	if *vmlog != "" {
 		if line, err := vmLine(*vmlog); err != nil {
 			b.errs = append(b.errs, err.Error())
+		} else {
+			b.alone = append(b.alone, line)
+		}
+	}
+	// The drive backends side by side in a VM: not at quick sizes (CI's
+	// make vmtest measures the same in its own boot).
+	if *vmRead && !*quick {
+		if line, err := runVMThroughput(); err != nil {
+			b.errs = append(b.errs, err.Error())
+			b.alone = append(b.alone, "Userspace drive against f_mass_storage in the VM: failed.")
 		} else {
 			b.alone = append(b.alone, line)
 		}

@@ -328,3 +328,27 @@ func TestVMLatencies(t *testing.T) {
 		t.Error("a latency that is no duration passed")
 	}
 }
+
+func TestVMThroughput(t *testing.T) {
+	line := []byte("    vm_test.go:168:     throughput_test.go:133: THROUGHPUT userspace/kernel = 0.74 (kernel 2.0 MB/s, userspace 1.5 MB/s; per-slice ratios 0.42 to 1.15, median 0.74)\n")
+	for _, tc := range []struct {
+		log  string
+		want string // in the line; "" means an error
+	}{
+		{string(line), "f_mass_storage 2.0 MB/s, msdav's userspace drive 1.5 MB/s, ratio 0.74 (target ≥ 0.77, time within 1.3x: **missed**)"},
+		{strings.Replace(string(line), "= 0.74", "= 0.98", 1), "ratio 0.98 (target ≥ 0.77, time within 1.3x: met)"},
+		{"no such line\n", ""},
+		{strings.Replace(string(line), "kernel 2.0", "kernel 2.0.1", 1), ""},
+	} {
+		got, err := throughputLine([]byte(tc.log), "x")
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%q: no error, line %q", tc.log, got)
+			}
+			continue
+		}
+		if err != nil || !strings.Contains(got, tc.want) {
+			t.Errorf("%q: %q %v, want %q in it", tc.log, got, err, tc.want)
+		}
+	}
+}

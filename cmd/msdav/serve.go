@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,8 @@ import (
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/gadget/remote"
+	"github.com/msdav/msdav/gadget/scsi"
 	"github.com/msdav/msdav/kvmd"
 	"github.com/msdav/msdav/metrics"
 	"github.com/msdav/msdav/redfish"
@@ -133,6 +136,15 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	case gerr != nil:
 		log.Warn("drives unavailable; the share still works", "reason", gerr)
 	}
+	// The userspace backend's drives live in this process: what they held
+	// when it last ran is in a file beside the socket, put back below.
+	var saved []gadget.Saved
+	if g != nil {
+		var perr error
+		if saved, perr = g.Persist(strings.TrimSuffix(sock, ".sock") + ".drives.json"); perr != nil {
+			log.Error("what the drives held before the restart cannot all be put back", "err", perr)
+		}
+	}
 	dm := drives.New(store, g, gerr, hub.Publish, log)
 
 	// Every goroutine serve starts ends before it returns.
@@ -146,6 +158,18 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	// cancel and remove their temps while the store is still open.
 	jobs := fetch.New(store, fetch.Options{AllowPrivate: cfg.Fetch.AllowPrivate, Log: log, Publish: hub.Publish})
 	defer jobs.Close()
+	// Before the first request: the API shows the drives as they were.
+	dm.Restore(ctx, saved, func(ctx context.Context, raw string) (scsi.Medium, error) {
+		u, client, err := jobs.Guarded(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		med, err := remote.Open(ctx, client, u.String(), remote.Options{})
+		if err != nil {
+			return nil, err // not a nil *remote.Medium in a non-nil interface
+		}
+		return med, nil
+	})
 
 	h, err := handler(cfg, store, dm, hub, jobs, log)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -120,6 +121,9 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	must(t, "mkfs.vfat", "-F", "32", "-n", "MSDAVFLASH", flash)
 
 	copyHostTools(t, initrd)
+	if slices.Contains(extraModules, "cifs") {
+		copySamba(t, cache, initrd) // a CIFS client gets a server to talk to
+	}
 
 	os.WriteFile(filepath.Join(initrd, "init"), []byte(init), 0o755)
 	img = filepath.Join(work, "initrd.cpio.gz")
@@ -146,6 +150,78 @@ func TestFleetVM(t *testing.T) {
 	}
 }
 
+// cifsModules are the kernel's SMB client and the crypto it asks for by
+// name at run time (SMB3 signing and encryption, NTLMSSP), which no
+// .modinfo dependency brings in; those built into the kernel are skipped.
+var cifsModules = []string{"cifs", "cmac", "ccm", "gcm", "ctr", "ghash_generic",
+	"aes_generic", "sha256_generic", "sha512_generic", "md4", "md5", "hmac", "ecb"}
+
+// TestCifsVM runs two msdav boxes on one CIFS share in the VM: Samba's smbd
+// serves it, the kernel's cifs client mounts it in both stores.
+func TestCifsVM(t *testing.T) {
+	kernel, img := guestImage(t, t.TempDir(), initScript, cifsModules...)
+	log, exit := boot(t, kernel, img, "msdav.run=^TestCifsPart$")
+	if exit != 0 {
+		t.Fatalf("guest tests exited %d", exit)
+	}
+	if !strings.Contains(log, "--- PASS: TestCifsPart") {
+		t.Fatal("TestCifsPart did not pass in the guest")
+	}
+}
+
+// copySamba puts Debian's smbd (fetched by fetch-samba.sh) into the
+// initramfs with every shared library it loads, the fetched ones first
+// and the rest from the host, at the paths Debian puts them, plus the
+// auth and gensec modules smbd loads by name at run time.
+func copySamba(t *testing.T, cache, initrd string) {
+	t.Helper()
+	must(t, filepath.Join(repoRoot(t), "deploy", "vm", "fetch-samba.sh"), cache)
+	pkg := filepath.Join(cache, "samba")
+	lib := filepath.Join("usr", "lib", "x86_64-linux-gnu")
+	private := filepath.Join(lib, "samba")
+	os.MkdirAll(filepath.Join(initrd, "usr", "sbin"), 0o755)
+	os.MkdirAll(filepath.Join(initrd, private), 0o755)
+	bins := []string{filepath.Join(pkg, "usr", "sbin", "smbd")}
+	must(t, "cp", bins[0], filepath.Join(initrd, "usr", "sbin", "smbd"))
+	for _, dir := range []string{"auth", "gensec"} {
+		must(t, "cp", "-a", filepath.Join(pkg, private, dir), filepath.Join(initrd, private, dir))
+		mods, _ := filepath.Glob(filepath.Join(pkg, private, dir, "*.so"))
+		bins = append(bins, mods...)
+	}
+	path := filepath.Join(pkg, private) + ":" + filepath.Join(pkg, lib)
+	for _, bin := range bins {
+		ldd := exec.Command("ldd", bin)
+		ldd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+path)
+		out, err := ldd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ldd %s: %v\n%s", bin, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "not found") {
+				t.Fatalf("%s needs a library neither fetch-samba.sh nor this host has: %s", bin, strings.TrimSpace(line))
+			}
+			var so string
+			if _, after, ok := strings.Cut(line, "=> "); ok {
+				so, _, _ = strings.Cut(after, " ")
+			} else if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
+				so = f[0]
+			}
+			if !strings.HasPrefix(so, "/") {
+				continue
+			}
+			dst := filepath.Join(initrd, so)
+			if rel, ok := strings.CutPrefix(so, pkg); ok {
+				dst = filepath.Join(initrd, rel)
+			}
+			if _, err := os.Stat(dst); err == nil {
+				continue
+			}
+			os.MkdirAll(filepath.Dir(dst), 0o755)
+			must(t, "cp", "-L", so, dst)
+		}
+	}
+}
+
 func TestVM(t *testing.T) {
 	kernel, img := guestImage(t, t.TempDir(), initScript)
 	log, exit := boot(t, kernel, img, "")
@@ -160,7 +236,11 @@ func TestVM(t *testing.T) {
 // TestUserspaceVM runs the drives on msdav's own USB mass-storage target
 // over FunctionFS (gadget.backend = "userspace") in the same VM.
 func TestUserspaceVM(t *testing.T) {
-	kernel, img := guestImage(t, t.TempDir(), initScript)
+	work := t.TempDir()
+	// A UDF disc past the CD limit, laid out again in the guest.
+	os.MkdirAll(filepath.Join(work, "initrd", "fixtures"), 0o755)
+	udfPack(t, filepath.Join(work, "initrd", "fixtures", "udf.pack"))
+	kernel, img := guestImage(t, work, initScript, "udf")
 	run := "^TestUserspace$"
 	if r := os.Getenv("MSDAV_VM_RUN"); r != "" {
 		run = r // one subtest while working on it, e.g. ^TestUserspace$/URL

@@ -127,8 +127,11 @@ type Function struct {
 	Dir      string
 	ep0      *os.File
 	in, out  *os.File
-	log      *slog.Logger
-	closeMu  sync.Mutex
+	// inQ sends bulk IN through AIO; nil where io_setup failed (AIO
+	// disabled: fs.aio-max-nr), and QueueIn then writes synchronously.
+	inQ     *aioQueue
+	log     *slog.Logger
+	closeMu sync.Mutex
 }
 
 // Mount mounts FunctionFS instance at dir (made if missing); a mount left
@@ -179,6 +182,9 @@ func Open(instance, dir, name string, log *slog.Logger) (*Function, error) {
 		f.Close()
 		return nil, fmt.Errorf("open the endpoints of %s: %w", dir, err)
 	}
+	if f.inQ, err = newAIOQueue(int(f.in.Fd())); err != nil {
+		log.Warn("no asynchronous I/O on the drive's bulk IN; each transfer waits for the host", "dir", dir, "err", err)
+	}
 	return f, nil
 }
 
@@ -186,6 +192,12 @@ func Open(instance, dir, name string, log *slog.Logger) (*Function, error) {
 func (f *Function) Close() error {
 	f.closeMu.Lock()
 	defer f.closeMu.Unlock()
+	if f.inQ != nil {
+		// Not set to nil: a Serve may still be using it, and an
+		// io_submit on a destroyed context fails cleanly.
+		f.inQ.cancel()
+		f.inQ.close()
+	}
 	for _, c := range []*os.File{f.in, f.out, f.ep0} {
 		if c != nil {
 			c.Close()
@@ -205,6 +217,37 @@ func (f *Function) Read(p []byte) (int, error) {
 
 // Write sends p on bulk IN.
 func (f *Function) Write(p []byte) (int, error) { return f.in.Write(p) }
+
+// QueueIn starts p on bulk IN behind what is already queued and returns
+// without waiting for the host; p may be reused at once. Failures show in
+// the next WaitIn.
+func (f *Function) QueueIn(p []byte) error {
+	if f.inQ == nil {
+		_, err := f.in.Write(p)
+		return err
+	}
+	return f.inQ.submit(p)
+}
+
+// WaitIn waits until the host took everything QueueIn started, and returns
+// the first failure among them.
+func (f *Function) WaitIn() error {
+	if f.inQ == nil {
+		return nil
+	}
+	if err := f.inQ.wait(); err != nil {
+		return fmt.Errorf("bulk IN of %s: %w", f.Dir, err)
+	}
+	return nil
+}
+
+// CancelIn takes back what QueueIn started and the host has not taken:
+// after a Bulk-Only reset, stale data must not answer the next command.
+func (f *Function) CancelIn() {
+	if f.inQ != nil {
+		f.inQ.cancel()
+	}
+}
 
 // HaltIn stalls bulk IN: FunctionFS halts an endpoint used in the wrong
 // direction, and answers EBADMSG when it did.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 )
 
 // USB Mass Storage Bulk-Only Transport: a 31-byte CBW on bulk OUT, the data
@@ -94,13 +95,29 @@ type Pipes interface {
 	HaltOut() error
 }
 
+// QueuedPipes also keep several bulk IN transfers in flight: a READ's data
+// and its CSW wait in the controller in order, so the host finds the CSW
+// queued the moment its data phase ends instead of after a wake-up of
+// this process (FunctionFS with AIO).
+type QueuedPipes interface {
+	Pipes
+	// QueueIn starts p on bulk IN and returns; p may be reused at once.
+	QueueIn(p []byte) error
+	// WaitIn waits for every transfer QueueIn started; the first failure.
+	WaitIn() error
+}
+
 // Target serves one LUN over Bulk-Only Transport.
 type Target struct {
 	LUN   *LUN
 	Pipes Pipes
-	// Reset is signalled by the control side on Bulk-Only Mass Storage
-	// Reset; after an invalid CBW the target waits for it.
+	// Reset is signalled by BulkReset; after an invalid CBW the target
+	// waits for it.
 	Reset chan struct{}
+
+	// resets counts BulkReset calls: a command that began before the
+	// latest one belongs to a host that gave up on it, and sends nothing.
+	resets atomic.Uint64
 
 	pending chan cbwRead // the queued read of the next CBW
 	early   bool         // Handle runs under Serve: queue the next CBW read early
@@ -108,6 +125,29 @@ type Target struct {
 	// Log, if set, hears of phase errors and failed reads and writes:
 	// what a host reports as an I/O error.
 	Log *slog.Logger
+}
+
+// errAbandoned ends a command the host reset the device during.
+var errAbandoned = errors.New("the host reset the device during the command")
+
+// BulkReset is the control side's Bulk-Only Mass Storage Reset: the host
+// timed out or lost track of the command in progress. What was queued
+// for it is taken back and what it has not sent yet is never sent: after
+// the reset the host's next IN transfer must carry the next command's
+// answer, not this one's (a READ still waiting on a slow medium would
+// otherwise answer the host's TEST UNIT READY with its data).
+func (t *Target) BulkReset() {
+	t.resets.Add(1)
+	if c, ok := t.Pipes.(interface{ CancelIn() }); ok {
+		c.CancelIn()
+	}
+	t.LUN.Reset()
+	if t.Reset != nil {
+		select {
+		case t.Reset <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func isReadWrite(op byte) bool {
@@ -185,9 +225,11 @@ func (t *Target) readCBW() {
 
 // xfer moves one command's data within the agreed length.
 type xfer struct {
-	p     Pipes
-	limit int64 // bytes the command may move: min(host, device)
-	moved int64
+	p         Pipes
+	q         QueuedPipes // p, when it can queue bulk IN
+	limit     int64       // bytes the command may move: min(host, device)
+	moved     int64
+	abandoned func() bool // the host reset the device since the command began
 }
 
 func (x *xfer) Send(b []byte) error {
@@ -195,6 +237,16 @@ func (x *xfer) Send(b []byte) error {
 		b = b[:n]
 	}
 	if len(b) == 0 {
+		return nil
+	}
+	if x.abandoned() {
+		return errAbandoned
+	}
+	if x.q != nil {
+		if err := x.q.QueueIn(b); err != nil {
+			return fmt.Errorf("send data: %w", err)
+		}
+		x.moved += int64(len(b))
 		return nil
 	}
 	n, err := x.p.Write(b)
@@ -206,6 +258,9 @@ func (x *xfer) Send(b []byte) error {
 }
 
 func (x *xfer) Recv(b []byte) error {
+	if x.abandoned() {
+		return errAbandoned
+	}
 	if int64(len(b)) > x.limit-x.moved {
 		return fmt.Errorf("receive data: %d bytes asked, %d left in the data phase", len(b), x.limit-x.moved)
 	}
@@ -227,6 +282,19 @@ func (x *xfer) Recv(b []byte) error {
 // the data phase (the thirteen cases of the BOT spec) ends in a phase error
 // or a residue with the unused pipe stalled, as the spec allows.
 func (t *Target) Handle(cbw CBW) error {
+	err := t.handle(cbw)
+	if errors.Is(err, errAbandoned) {
+		if t.Log != nil {
+			t.Log.Info("command abandoned: the host reset the drive", "cdb", fmt.Sprintf("%x", cbw.CDB))
+		}
+		return nil
+	}
+	return err
+}
+
+func (t *Target) handle(cbw CBW) error {
+	epoch := t.resets.Load()
+	abandoned := func() bool { return t.resets.Load() != epoch }
 	hostDir, hostLen := None, int64(cbw.Length)
 	if hostLen > 0 {
 		hostDir = Out
@@ -234,17 +302,57 @@ func (t *Target) Handle(cbw CBW) error {
 			hostDir = In
 		}
 	}
-	halt := func() {
+	q, _ := t.Pipes.(QueuedPipes)
+	// waitData waits for the data phase queued so far: before a stall
+	// (a controller refuses to halt an endpoint with transfers queued)
+	// and to learn whether the host took it.
+	waitData := func() error {
+		if q == nil {
+			return nil
+		}
+		if err := q.WaitIn(); err != nil {
+			if abandoned() { // canceled by the reset
+				return errAbandoned
+			}
+			return fmt.Errorf("send data: %w", err)
+		}
+		return nil
+	}
+	halt := func() error {
+		if abandoned() {
+			return errAbandoned
+		}
 		switch hostDir {
 		case In:
+			if err := waitData(); err != nil {
+				return err
+			}
 			t.Pipes.HaltIn()
 		case Out:
 			t.Pipes.HaltOut()
 		}
+		return nil
 	}
 	csw := func(residue int64, status byte) error {
-		if _, err := t.Pipes.Write(CSW(cbw.Tag, uint32(residue), status)); err != nil {
+		if abandoned() {
+			return errAbandoned
+		}
+		b := CSW(cbw.Tag, uint32(residue), status)
+		if q == nil {
+			if _, err := t.Pipes.Write(b); err != nil {
+				return fmt.Errorf("send CSW: %w", err)
+			}
+			return nil
+		}
+		// Queued behind the data: one wait covers both.
+		if err := q.QueueIn(b); err != nil {
 			return fmt.Errorf("send CSW: %w", err)
+		}
+		if err := q.WaitIn(); err != nil {
+			if abandoned() {
+				return errAbandoned
+			}
+			return fmt.Errorf("send data or CSW: %w", err)
 		}
 		return nil
 	}
@@ -263,7 +371,9 @@ func (t *Target) Handle(cbw CBW) error {
 	}
 	if cbw.LUN != 0 {
 		// One LUN per function: Get Max LUN says 0.
-		halt()
+		if err := halt(); err != nil {
+			return err
+		}
 		next()
 		return csw(hostLen, StatusFailed)
 	}
@@ -277,11 +387,13 @@ func (t *Target) Handle(cbw CBW) error {
 		if t.Log != nil {
 			t.Log.Warn("phase error", "cdb", fmt.Sprintf("%x", cbw.CDB), "host_in", cbw.In, "host_len", hostLen, "device_len", devLen)
 		}
-		halt()
+		if err := halt(); err != nil {
+			return err
+		}
 		next()
 		return csw(hostLen, StatusPhase)
 	}
-	x := &xfer{p: t.Pipes, limit: min(hostLen, devLen)}
+	x := &xfer{p: t.Pipes, q: q, limit: min(hostLen, devLen), abandoned: abandoned}
 	err := t.LUN.Exec(cbw.CDB, x)
 	var ce *CheckError
 	if err != nil && !errors.As(err, &ce) {
@@ -289,7 +401,9 @@ func (t *Target) Handle(cbw CBW) error {
 	}
 	residue := hostLen - x.moved
 	if residue > 0 {
-		halt()
+		if err := halt(); err != nil {
+			return err
+		}
 	}
 	next() // for data-out commands: after the data and OUT's stall
 	if ce != nil {

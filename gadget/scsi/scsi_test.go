@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +18,9 @@ type mem struct {
 	size   int64
 	syncs  int
 	failAt int64 // reads at or past this offset fail; 0: never
+	// beforeRead, if set, runs at the start of every read: the host's
+	// reset arriving while a slow medium answers.
+	beforeRead func()
 }
 
 func pat(off int64) byte { return byte(off*7 + off/4096) }
@@ -36,6 +41,9 @@ func (m *mem) at(off, n int64) []byte {
 }
 
 func (m *mem) ReadAt(p []byte, off int64) (int, error) {
+	if m.beforeRead != nil {
+		m.beforeRead()
+	}
 	if m.failAt > 0 && off+int64(len(p)) > m.failAt {
 		return 0, errors.New("gone")
 	}
@@ -88,6 +96,52 @@ func (p *pipes) Write(b []byte) (int, error) {
 func (p *pipes) HaltIn() error  { p.haltIn++; return nil }
 func (p *pipes) HaltOut() error { p.haltOut++; return nil }
 
+// queuedPipes is a host behind a controller that holds the device's queued
+// bulk IN transfers until WaitIn, and refuses what a real one refuses: a
+// stall or a plain write with transfers still queued.
+type queuedPipes struct {
+	*pipes
+	queued  [][]byte
+	waits   int
+	cancels int
+	misuses []string
+}
+
+// CancelIn drops what is queued, as io_cancel on FunctionFS does.
+func (q *queuedPipes) CancelIn() {
+	q.cancels++
+	q.queued = nil
+}
+
+func (q *queuedPipes) QueueIn(b []byte) error {
+	q.queued = append(q.queued, append([]byte(nil), b...))
+	return nil
+}
+
+func (q *queuedPipes) WaitIn() error {
+	q.waits++
+	q.in = append(q.in, q.queued...)
+	q.queued = nil
+	return nil
+}
+
+func (q *queuedPipes) Write(b []byte) (int, error) {
+	if len(q.queued) > 0 {
+		q.misuses = append(q.misuses, "write with transfers queued")
+	}
+	return q.pipes.Write(b)
+}
+
+func (q *queuedPipes) HaltIn() error {
+	if len(q.queued) > 0 {
+		q.misuses = append(q.misuses, "halt with transfers queued")
+	}
+	return q.pipes.HaltIn()
+}
+
+// queueIn makes do() run commands over queuedPipes.
+var queueIn bool
+
 type result struct {
 	data    []byte
 	status  byte
@@ -105,8 +159,21 @@ func do(t *testing.T, l *LUN, cdb []byte, hostLen uint32, in bool, out []byte) r
 		p.out = [][]byte{out}
 	}
 	tg := &Target{LUN: l, Pipes: p}
+	var q *queuedPipes
+	if queueIn {
+		q = &queuedPipes{pipes: p}
+		tg.Pipes = q
+	}
 	if err := tg.Handle(CBW{Tag: 7, Length: hostLen, In: in, CDB: cdb}); err != nil {
 		t.Fatalf("handle %x: %v", cdb, err)
+	}
+	if q != nil {
+		if len(q.queued) > 0 || len(q.misuses) > 0 {
+			t.Fatalf("%x: %d transfers left queued; misuses: %v", cdb, len(q.queued), q.misuses)
+		}
+		if q.waits == 0 {
+			t.Fatalf("%x: the CSW was never waited for", cdb)
+		}
 	}
 	if len(p.in) == 0 {
 		t.Fatalf("%x: no CSW", cdb)
@@ -585,27 +652,36 @@ func TestCommands(t *testing.T) {
 				}
 			}},
 	}
+	// Every command over plain pipes and over pipes that queue bulk IN.
+	defer func() { queueIn = false }()
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			l := NewLUN(tc.s.cd, Inquiry{}, "SER1")
-			var m *mem
-			if tc.s.size > 0 {
-				m = newMem(tc.s.size)
-				if tc.name == "medium error mid-read" {
-					m.failAt = 1
+		for _, queued := range []bool{false, true} {
+			name := tc.name
+			if queued {
+				name = "queued/" + name
+			}
+			t.Run(name, func(t *testing.T) {
+				queueIn = queued
+				l := NewLUN(tc.s.cd, Inquiry{}, "SER1")
+				var m *mem
+				if tc.s.size > 0 {
+					m = newMem(tc.s.size)
+					if tc.name == "medium error mid-read" {
+						m.failAt = 1
+					}
+					l.Insert(m, tc.s.ro)
 				}
-				l.Insert(m, tc.s.ro)
-			}
-			l.ua, l.event, l.prevent = tc.s.ua, tc.s.event, tc.s.prev
-			r := do(t, l, tc.cdb, tc.hostLen, tc.in, tc.out)
-			if r.status != tc.status || r.sense != tc.sense {
-				t.Fatalf("status %d sense %02x/%02x/%02x, want %d %02x/%02x/%02x",
-					r.status, r.sense.Key, r.sense.ASC, r.sense.ASCQ, tc.status, tc.sense.Key, tc.sense.ASC, tc.sense.ASCQ)
-			}
-			if tc.check != nil {
-				tc.check(t, r, l, m)
-			}
-		})
+				l.ua, l.event, l.prevent = tc.s.ua, tc.s.event, tc.s.prev
+				r := do(t, l, tc.cdb, tc.hostLen, tc.in, tc.out)
+				if r.status != tc.status || r.sense != tc.sense {
+					t.Fatalf("status %d sense %02x/%02x/%02x, want %d %02x/%02x/%02x",
+						r.status, r.sense.Key, r.sense.ASC, r.sense.ASCQ, tc.status, tc.sense.Key, tc.sense.ASC, tc.sense.ASCQ)
+				}
+				if tc.check != nil {
+					tc.check(t, r, l, m)
+				}
+			})
+		}
 	}
 }
 
@@ -757,5 +833,47 @@ func TestServeWriteThenCommand(t *testing.T) {
 		if binary.LittleEndian.Uint32(csw[4:]) != want || csw[12] != StatusGood {
 			t.Errorf("CSW %d: %x", i, csw)
 		}
+	}
+}
+
+// A reset that arrives while a READ waits on its medium ends the command
+// silently: neither its data nor its CSW reach the host after the reset,
+// and the next command is answered as usual.
+func TestBulkResetAbandonsTheCommand(t *testing.T) {
+	for _, queued := range []bool{false, true} {
+		t.Run(fmt.Sprintf("queued=%v", queued), func(t *testing.T) {
+			l, m := ready(false, 64*DiskBlock, false)
+			p := &pipes{out: [][]byte{
+				CBW{Tag: 1, Length: 8 * 512, In: true, CDB: cdb10(0x28, 0, 8)}.Bytes(),
+				CBW{Tag: 2, CDB: []byte{0, 0, 0, 0, 0, 0}}.Bytes(),
+			}}
+			tg := &Target{LUN: l, Pipes: p}
+			var q *queuedPipes
+			if queued {
+				q = &queuedPipes{pipes: p}
+				tg.Pipes = q
+			}
+			// The first read of the medium is where the host gives up.
+			m.beforeRead = func() { m.beforeRead = nil; tg.BulkReset() }
+			err := tg.Serve(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "host sends nothing more") {
+				t.Fatalf("serve: %v (want it to go on until the host is done)", err)
+			}
+			if q != nil {
+				if len(q.misuses) > 0 || len(q.queued) > 0 {
+					t.Fatalf("misuses %v, %d left queued", q.misuses, len(q.queued))
+				}
+				if q.cancels != 1 {
+					t.Fatalf("%d cancels of queued transfers, want 1", q.cancels)
+				}
+			}
+			if len(p.in) != 1 || len(p.in[0]) != CSWSize || binary.LittleEndian.Uint32(p.in[0][4:]) != 2 || p.in[0][12] != StatusGood {
+				var sizes []int
+				for _, b := range p.in {
+					sizes = append(sizes, len(b))
+				}
+				t.Fatalf("the host received transfers of %v bytes; want only the TEST UNIT READY's CSW", sizes)
+			}
+		})
 	}
 }

@@ -3,8 +3,10 @@
 package guest
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -76,59 +78,30 @@ func TestUserspace(t *testing.T) {
 root = "/tmp/store"
 [gadget]
 mode = "configfs"
+udc = "dummy_udc.0"
 backend = "`+backend+`"
 drives = 2
 [fetch]
 allow_private = true
 `), 0o644)
 	}
-	// The same read on both backends in this VM: the last 64 MiB of the
-	// 3 GiB image attached as a flash drive, read once from the host.
-	readMBps := func(t *testing.T, backend string) float64 {
-		if code, m := call(t, "PUT", "/api/drives/1", `{"image":"dvd.iso","cdrom":false}`); code != 200 {
-			t.Fatalf("attach: %d %v", code, m)
+	t.Run("read throughput, both backends side by side", func(t *testing.T) {
+		readThroughputSideBySide(t, "/tmp/store/dvd.iso", dvdSize)
+	})
+	// One gadget goes from the kernel's drive to msdav's own: the
+	// server below reconfigures the gadget this one made.
+	t.Run("the kernel backend, then the userspace one on the same gadget", func(t *testing.T) {
+		config("kernel")
+		startMsdav(t)
+		defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
+			t.Fatalf("attach on the kernel backend: %d %v", code, m)
 		}
-		var dev string
-		waitFor(t, "the image as /dev/sd?", 20*time.Second, func() bool {
-			for _, d := range []string{"/dev/sda", "/dev/sdb", "/dev/sdc"} {
-				if deviceSize(d) == dvdSize {
-					dev = d
-					return true
-				}
-			}
-			return false
-		})
-		const n = 64 << 20
-		t0 := time.Now()
-		got := sumTail(t, dev, dvdSize, n)
-		took := time.Since(t0)
-		if got != sumTail(t, "/tmp/store/dvd.iso", dvdSize, n) {
-			t.Fatalf("%s backend: the last 64 MiB of %s differ from the image", backend, dev)
-		}
-		if code, m := call(t, "DELETE", "/api/drives/1", ""); code != 200 {
+		waitFor(t, "/dev/sr0 from f_mass_storage", 20*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
+		if code, m := call(t, "DELETE", "/api/drives/0", ""); code != 200 {
 			t.Fatalf("eject: %d %v", code, m)
 		}
-		mbps := 64 / took.Seconds()
-		t.Logf("READ-MBPS %s %.1f (64 MiB from %s in %s)", backend, mbps, dev, took.Round(time.Millisecond))
-		return mbps
-	}
-	// Two rounds, kernel then userspace, each on a freshly started server
-	// (which also proves switching backends both ways on one gadget);
-	// the machine is shared, so one round alone says little.
-	var rate = map[string][]float64{}
-	for round := 1; round <= 2; round++ {
-		for _, backend := range []string{"kernel", "userspace"} {
-			t.Run(fmt.Sprintf("read throughput, %s backend, round %d", backend, round), func(t *testing.T) {
-				config(backend)
-				startMsdav(t)
-				defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
-				rate[backend] = append(rate[backend], readMBps(t, backend))
-			})
-		}
-	}
-	if k, u := rate["kernel"], rate["userspace"]; len(k) == 2 && len(u) == 2 {
-		t.Logf("THROUGHPUT userspace/kernel = %.2f (kernel %.1f %.1f MB/s, userspace %.1f %.1f MB/s)", (u[0]+u[1])/(k[0]+k[1]), k[0], k[1], u[0], u[1])
-	}
+	})
 	config("userspace")
 	startMsdav(t)
 	defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
@@ -311,20 +284,106 @@ allow_private = true
 			t.Fatalf("eject the URL drive: %d %v", code, m)
 		}
 	})
-	t.Run("after a kill -9 and restart the drives come back, empty, and work", func(t *testing.T) {
+	t.Run("the host gives up on a READ held by a slow URL server; what follows reads right", func(t *testing.T) {
+		hostGivesUpDuringSlowRead(t, "/tmp/store/dvd.iso", dvdSize)
+	})
+	t.Run("a UDF disc bigger than a CD mounts -t udf, its file past the CD limit reads right", func(t *testing.T) {
+		if _, err := os.Stat("/fixtures/udf.pack"); err != nil {
+			t.Skip("no UDF fixture (genisoimage was not installed on the host)")
+		}
+		size := unpackSparse(t, "/fixtures/udf.pack", "/tmp/store/udf.iso")
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+		code, m := call(t, "PUT", "/api/drives/0", `{"image":"udf.iso","cdrom":true}`)
+		if code != 200 || m["media"] != "dvd" {
+			t.Fatalf("attach the UDF disc: %d %v", code, m)
+		}
+		waitFor(t, "/dev/sr0 with the UDF disc", 30*time.Second, func() bool { return deviceSize("/dev/sr0") == size })
+		os.MkdirAll("/mnt/udf", 0o755)
+		run(t, "mount", "-t", "udf", "-o", "ro", "/dev/sr0", "/mnt/udf")
+		defer exec.Command("umount", "/mnt/udf").Run()
+		var st unix.Statfs_t
+		if err := unix.Statfs("/mnt/udf", &st); err != nil || st.Type != 0x15013346 { // UDF_SUPER_MAGIC
+			t.Fatalf("/mnt/udf is not UDF: type %#x %v", st.Type, err)
+		}
+		b, err := os.ReadFile("/mnt/udf/hello.txt")
+		if err != nil || string(b) != "hello from a UDF disc\n" {
+			t.Fatalf("hello.txt on the UDF disc: %q %v", b, err)
+		}
+		b, err = os.ReadFile("/mnt/udf/zzz-payload.bin")
+		if err != nil || !bytes.Equal(b, udfPayload()) {
+			t.Fatalf("the payload past the CD limit reads wrong (%d bytes, %v)", len(b), err)
+		}
+		fi, err := os.Stat("/mnt/udf/aaa-filler.bin")
+		if err != nil || fi.Size() != 2500000000 {
+			t.Fatalf("the filler: %v %v", fi, err)
+		}
+		run(t, "umount", "/mnt/udf")
+		if code, m := call(t, "DELETE", "/api/drives/0", ""); code != 200 {
+			t.Fatalf("eject: %d %v", code, m)
+		}
+	})
+	t.Run("after a kill -9 and restart the drives come back with their media", func(t *testing.T) {
+		// An image server of the test's own, alive across msdav's restarts.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.FileServer(http.Dir("/fixtures"))}
+		go srv.Serve(ln)
+		defer srv.Close()
+		url := "http://" + ln.Addr().String() + "/test.iso"
+		call(t, "DELETE", "/api/drives/0?force=1", "")
+		call(t, "DELETE", "/api/drives/1?force=1", "")
+		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"dvd.iso","cdrom":true}`); code != 200 {
+			t.Fatalf("attach the DVD: %d %v", code, m)
+		}
+		if code, m := call(t, "PUT", "/api/drives/1", `{"url":"`+url+`","cdrom":true}`); code != 200 {
+			t.Fatalf("attach the URL: %d %v", code, m)
+		}
+		dvd := waitDev(t, "the DVD", dvdSize)
+		waitDev(t, "the CD from the URL", iso.Size())
+		_, before0 := call(t, "GET", "/api/drives/0", "")
+		_, before1 := call(t, "GET", "/api/drives/1", "")
 		server.Process.Signal(syscall.SIGKILL)
 		server.Wait()
+		// The process was the device: the host lost both drives.
+		waitFor(t, "the host to lose the DVD", 30*time.Second, func() bool { return deviceSize(dvd) != dvdSize })
+		t0 := time.Now()
 		startMsdav(t)
-		code, m := call(t, "GET", "/api/drives/0", "")
-		if code != 200 || m["image"] != nil || m["url"] != nil {
-			t.Fatalf("drive 0 after restart: %d %v", code, m)
+		for i, before := range []map[string]any{before0, before1} {
+			_, m := call(t, "GET", fmt.Sprintf("/api/drives/%d", i), "")
+			if fmt.Sprint(m) != fmt.Sprint(before) {
+				t.Errorf("drive %d after the restart: %v, was %v", i, m, before)
+			}
 		}
-		if code, m := call(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
-			t.Fatalf("attach after restart: %d %v", code, m)
+		dvd = waitDev(t, "the DVD after the restart", dvdSize)
+		t.Logf("restart to the DVD seen again by the host: %s", time.Since(t0).Round(time.Millisecond))
+		if sumTail(t, dvd, dvdSize, 4<<20) != sumTail(t, "/tmp/store/dvd.iso", dvdSize, 4<<20) {
+			t.Fatalf("the DVD's tail reads wrong from %s after the restart", dvd)
 		}
-		waitFor(t, "/dev/sr0 with test.iso after the restart", 30*time.Second, func() bool { return deviceSize("/dev/sr0") == iso.Size() })
-		if sum(t, "/dev/sr0", iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
-			t.Fatal("/dev/sr0 differs from test.iso after the restart")
+		cd := waitDev(t, "the CD from the URL after the restart", iso.Size())
+		if sum(t, cd, iso.Size()) != sum(t, "/fixtures/test.iso", iso.Size()) {
+			t.Fatalf("%s differs from test.iso after the restart", cd)
+		}
+		// The DVD is still attached as far as the share is concerned.
+		if code, _ := call(t, "DELETE", "/dav/dvd.iso", ""); code != 423 {
+			t.Errorf("DELETE of the restored DVD: %d, want 423", code)
+		}
+
+		// Again, with the image server gone meanwhile: msdav starts, the
+		// DVD comes back, the URL's drive is empty and says why.
+		server.Process.Signal(syscall.SIGKILL)
+		server.Wait()
+		srv.Close()
+		startMsdav(t)
+		_, m := call(t, "GET", "/api/drives/1", "")
+		if m["url"] != nil || !strings.Contains(fmt.Sprint(m["restore_error"]), url) {
+			t.Fatalf("drive 1 after a restart with its URL gone: %v", m)
+		}
+		t.Logf("drive 1's restore_error: %v", m["restore_error"])
+		dvd = waitDev(t, "the DVD after the second restart", dvdSize)
+		if sumTail(t, dvd, dvdSize, 1<<20) != sumTail(t, "/tmp/store/dvd.iso", dvdSize, 1<<20) {
+			t.Fatalf("the DVD's tail reads wrong from %s after the second restart", dvd)
 		}
 		call(t, "DELETE", "/api/drives/0?force=1", "")
 	})
@@ -336,4 +395,72 @@ allow_private = true
 			t.Fatalf("DELETE of an attached image: %d, want 423", code)
 		}
 	})
+}
+
+// waitDev waits for the host to show a medium of size on a CD drive and
+// names the device.
+func waitDev(t *testing.T, what string, size int64) string {
+	t.Helper()
+	var dev string
+	waitFor(t, what, 60*time.Second, func() bool {
+		for _, d := range []string{"/dev/sr0", "/dev/sr1", "/dev/sr2", "/dev/sr3"} {
+			if deviceSize(d) == size {
+				dev = d
+				return true
+			}
+		}
+		return false
+	})
+	return dev
+}
+
+// udfPayload is the file on the UDF fixture (vm.udfPayload on the host).
+func udfPayload() []byte {
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i*13 + i>>12 + 1)
+	}
+	return b
+}
+
+// unpackSparse lays out a sparse pack (vm.udfPack) as a sparse file and
+// returns its size.
+func unpackSparse(t *testing.T, pack, out string) int64 {
+	t.Helper()
+	in, err := os.Open(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	r := bufio.NewReader(in)
+	if magic, _ := r.ReadString('\n'); magic != "MSDAVSPARSE1\n" {
+		t.Fatalf("%s: not a sparse pack (%q)", pack, magic)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for {
+		var off, n int64
+		if err := binary.Read(r, binary.BigEndian, &off); err != nil {
+			t.Fatalf("%s: %v", pack, err)
+		}
+		if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+			t.Fatalf("%s: %v", pack, err)
+		}
+		if off < 0 {
+			if err := f.Truncate(n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			t.Fatalf("%s: %v", pack, err)
+		}
+		if _, err := f.WriteAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
