@@ -3,6 +3,7 @@ package fs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,8 +24,14 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // explainIO adds to an I/O error on rel what a person can do about it when
 // rel lives on an NFS part mounted soft: there EIO most often means the
 // server did not answer within timeo×retrans, and the cure is in the mount
-// options. Any other error is returned as it is.
+// options. The file's absolute path an *os.PathError carries is left out:
+// the caller names the image by its path in the store, and a client has no
+// business learning where the store lives on the box.
 func (s *Store) explainIO(rel string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
 	if !errors.Is(err, syscall.EIO) {
 		return err
 	}

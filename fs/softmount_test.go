@@ -51,7 +51,8 @@ func TestSoftMountAdvice(t *testing.T) {
 // A write that fails is the store's fault (*WriteError), a body that
 // breaks off is not; either way nothing is left under the name.
 func TestUploadWriteError(t *testing.T) {
-	s, err := Open(Options{Root: t.TempDir()})
+	root := t.TempDir()
+	s, err := Open(Options{Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +66,9 @@ func TestUploadWriteError(t *testing.T) {
 	var we *WriteError
 	if !errors.As(err, &we) || we.Rel != "w.iso" || !errors.Is(err, os.ErrClosed) || !strings.Contains(err.Error(), "upload w.iso: write:") {
 		t.Fatalf("a failed write: %v (%T), want a *WriteError for w.iso wrapping os.ErrClosed", err, err)
+	}
+	if strings.Contains(err.Error(), root) {
+		t.Errorf("a failed write's message tells where the store is: %v", err)
 	}
 	u.Abort()
 	if _, err := s.Root().Stat("w.iso"); !errors.Is(err, os.ErrNotExist) {
