@@ -16,8 +16,9 @@ import (
 
 // An exFAT stick mounted root-owned (no umask) inside the store of an
 // msdav that does not run as root: the part is listed read-only with the
-// reason and the fix; remounted with umask=0000 the reason is gone and an
-// upload lands on the stick.
+// reason and the fix; remounted with umask=0000 the reason is gone, an
+// upload lands on the stick, and attached as a flash drive (by a msdav that
+// runs as root, with a gadget) the USB host reads it.
 func TestExfatPart(t *testing.T) {
 	if _, err := os.Stat("/fixtures/exfat.img"); err != nil {
 		t.Skip("no exFAT fixture (the host lacked mkfs.exfat from exfatprogs)")
@@ -83,5 +84,51 @@ mode = "disabled"
 		t.Errorf("the upload is not on the stick: %v", err)
 	}
 	fmt.Println("exFAT part: reason shown, then cleared")
+
+	// The image on the stick attached as a flash drive (a msdav as root,
+	// with a gadget): the USB host reads the stick's bytes.
+	srv.Process.Signal(syscall.SIGTERM)
+	srv.Wait()
+	os.WriteFile("/tmp/exfat-root.toml", []byte(`[server]
+listen = "127.0.0.1:8086"
+runtime_dir = "/tmp/exfat-run"
+[storage]
+root = "/tmp/nobody"
+[gadget]
+mode = "configfs"
+name = "msdavA"
+udc = "dummy_udc.0"
+drives = 1
+`), 0o644)
+	box := &box{name: "exFAT", base: "http://127.0.0.1:8086", cmd: exec.Command("/msdav", "serve", "-config", "/tmp/exfat-root.toml")}
+	box.cmd.Stdout, box.cmd.Stderr = os.Stdout, os.Stderr
+	if err := box.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { box.cmd.Process.Signal(syscall.SIGTERM); box.cmd.Wait() }()
+	waitFor(t, "msdav as root up", 20*time.Second, func() bool {
+		r, err := http.Get(box.base + "/healthz")
+		if err == nil {
+			r.Body.Close()
+		}
+		return err == nil
+	})
+	start := time.Now()
+	if code, out := box.do(t, "PUT", "/api/drives/0", `{"image":"usb/tools.img","cdrom":false}`); code != 200 {
+		t.Fatalf("attach the stick's image: %d %s", code, out)
+	}
+	var dev string
+	waitFor(t, "the stick's image on the USB host", 20*time.Second, func() bool {
+		dev = blockOnBus("usb1")
+		return dev != "" && deviceSize(dev) == 1<<20
+	})
+	got, err := os.ReadFile(dev)
+	if err != nil || string(got) != strings.Repeat("x", 1<<20) {
+		t.Fatalf("%s does not read as the stick's tools.img (%d bytes, %v)", dev, len(got), err)
+	}
+	t.Logf("the stick's image attached: %s readable and identical %s after the API call", dev, time.Since(start).Round(time.Millisecond))
+	if code, out := box.do(t, "DELETE", "/api/drives/0", ""); code != 200 {
+		t.Errorf("eject: %d %s", code, out)
+	}
 	run(t, "umount", root+"/usb")
 }
