@@ -881,3 +881,63 @@ func TestConsoleDeadPart(t *testing.T) {
 		t.Errorf("attach with a stuck part: file %q", f)
 	}
 }
+
+// The page shows what a drive's state says is wrong: a URL drive (userspace
+// backend) as streamed from its server, not as a file outside the store,
+// with its server's failure; a drive left empty by a restart with why. The
+// API's answer is a fixture (testdata/drives-trouble.json): the states come
+// from userspace drives, which need FunctionFS, not here.
+func TestConsoleDriveTrouble(t *testing.T) {
+	ctx := browser(t)
+	drives, err := os.ReadFile("testdata/drives-trouble.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", web.New())
+	answer := func(body []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		}
+	}
+	mux.HandleFunc("/api/drives", answer(drives))
+	mux.HandleFunc("/api/images", answer([]byte(`{"images":[],"parts":[]}`)))
+	mux.HandleFunc("/api/jobs", answer([]byte(`{"jobs":[]}`)))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	do(t, ctx, "open the console", chromedp.Navigate(srv.URL+"/"))
+	waitFor(t, ctx, "three drives", `document.querySelectorAll('li[data-drive]').length === 3`, 10*time.Second)
+	if out := os.Getenv("MSDAV_SHOT"); out != "" {
+		if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
+			os.WriteFile(out, png, 0o644)
+		}
+	}
+	// A long URL wraps inside its card instead of running out of it.
+	if !eval[bool](t, ctx, `[...document.querySelectorAll('li[data-drive]')].every(li => li.scrollWidth <= li.clientWidth)`) {
+		t.Error("a drive's text runs out of its card")
+	}
+	text := func(i int) string {
+		return eval[string](t, ctx, fmt.Sprintf(`document.querySelector('li[data-drive="%d"]').innerText`, i))
+	}
+	for _, tc := range []struct {
+		drive     int
+		want, not []string
+	}{
+		{0, []string{"https://mirror.example/win11.iso", "streamed from its server", "does not answer", "no answer in 10s"}, []string{"outside the store", "writable"}},
+		{1, []string{"No image", "Not put back after msdav restarted: isos/tools.img: the file is gone"}, nil},
+		{2, []string{"isos/debian-13.iso", "read-only"}, []string{"does not answer", "Not put back"}},
+	} {
+		got := text(tc.drive)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("drive %d shows %q, without %q", tc.drive, got, w)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(got, w) {
+				t.Errorf("drive %d shows %q, with %q", tc.drive, got, w)
+			}
+		}
+	}
+}

@@ -152,8 +152,14 @@ function attachedTo(path) {
 function renderDrives() {
   replace($('drives'), S.drives.map(d => {
     const err = S.driveErr.get(d.index);
-    const what = d.image ?? (d.file ? d.file + ' (outside the store)' : null);
-    const mode = what ? (d.rw ? 'writable' : 'read-only') : '';
+    // An image served from a URL (userspace drives) is not a file outside
+    // the store: say where it streams from.
+    const what = d.image ?? d.url ?? (d.file ? d.file + ' (outside the store)' : null);
+    const mode = what ? (d.url ? 'read-only, streamed from its server' : d.rw ? 'writable' : 'read-only') : '';
+    // What the drive's state says is wrong: its URL's server not answering
+    // (the host's reads fail), or a medium not put back after a restart.
+    const trouble = d.medium_error ? 'The image\'s server does not answer; the host\'s reads fail: ' + d.medium_error
+      : d.restore_error ? 'Not put back after msdav restarted: ' + d.restore_error : null;
     return h('li', { class: 'drive' + (what ? ' on' : ''), 'data-drive': d.index },
       h('div', { class: 'drive-head' },
         h('h3', {}, `Drive ${d.index}`, d.index === 0 ? h('span', { class: 'sub' }, ' main') : null),
@@ -164,6 +170,7 @@ function renderDrives() {
         h('button', { type: 'button', 'data-k': 'attach' + d.index, onclick: () => openAttach(d.index) }, what ? 'Change…' : 'Attach…'),
         what ? h('button', { type: 'button', 'data-k': 'eject' + d.index, onclick: () => eject(d.index, false) }, 'Eject') : null,
         what && S.lockedDrives.has(d.index) ? h('button', { type: 'button', class: 'danger', 'data-k': 'force' + d.index, onclick: () => eject(d.index, true) }, 'Force eject') : null),
+      trouble ? h('p', { class: 'error drive-trouble' }, trouble) : null,
       err ? h('p', { class: 'error', role: 'alert' }, err) : null);
   }));
 }
