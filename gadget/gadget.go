@@ -196,26 +196,8 @@ func (g *Gadget) create(cfg conf.Gadget) error {
 			return fmt.Errorf("take the userspace backend's drive %s out of the gadget: %w", filepath.Base(l), err)
 		}
 	}
-	steps := []struct{ path, value string }{
-		{"idVendor", fmt.Sprintf("0x%04x", cfg.VendorID)},
-		{"idProduct", fmt.Sprintf("0x%04x", cfg.ProductID)},
-		{"bcdDevice", "0x0100"},
-		{"bcdUSB", "0x0200"},
-		{"strings/0x409/manufacturer", cfg.Manufacturer},
-		{"strings/0x409/product", cfg.Product},
-		{"strings/0x409/serialnumber", cfg.Serial},
-		{"configs/c.1/strings/0x409/configuration", marker},
-		{"configs/c.1/MaxPower", "250"},
-	}
-	for _, d := range []string{"", "strings/0x409", "configs/c.1", "configs/c.1/strings/0x409"} {
-		if err := os.MkdirAll(filepath.Join(g.dir, d), 0o755); err != nil {
-			return fmt.Errorf("create gadget %s: %w", g.dir, err)
-		}
-	}
-	for _, s := range steps {
-		if err := g.attr.write(filepath.Join(g.dir, s.path), s.value); err != nil {
-			return err
-		}
+	if err := g.describeDevice(cfg); err != nil {
+		return err
 	}
 	for i, lun := range want {
 		fn := filepath.Dir(lun)
@@ -492,4 +474,31 @@ func boolAttr(b bool) string {
 		return "1"
 	}
 	return "0"
+}
+
+// describeDevice creates the gadget's folders and writes what the host
+// reads of the device itself (IDs, strings, the one configuration), the
+// same for either backend.
+func (g *Gadget) describeDevice(cfg conf.Gadget) error {
+	for _, d := range []string{"", "strings/0x409", "configs/c.1", "configs/c.1/strings/0x409"} {
+		if err := os.MkdirAll(filepath.Join(g.dir, d), 0o755); err != nil {
+			return fmt.Errorf("create gadget %s: %w", g.dir, err)
+		}
+	}
+	for _, s := range []struct{ path, value string }{
+		{"idVendor", fmt.Sprintf("0x%04x", cfg.VendorID)},
+		{"idProduct", fmt.Sprintf("0x%04x", cfg.ProductID)},
+		{"bcdDevice", "0x0100"},
+		{"bcdUSB", "0x0200"},
+		{"strings/0x409/manufacturer", cfg.Manufacturer},
+		{"strings/0x409/product", cfg.Product},
+		{"strings/0x409/serialnumber", cfg.Serial},
+		{"configs/c.1/strings/0x409/configuration", marker},
+		{"configs/c.1/MaxPower", "250"},
+	} {
+		if err := g.attr.write(filepath.Join(g.dir, s.path), s.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }

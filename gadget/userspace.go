@@ -87,11 +87,6 @@ func (g *Gadget) openUserspace(cfg conf.Gadget) error {
 	if err := g.unbind(); err != nil {
 		return err
 	}
-	for _, d := range []string{"", "strings/0x409", "configs/c.1", "configs/c.1/strings/0x409"} {
-		if err := os.MkdirAll(filepath.Join(g.dir, d), 0o755); err != nil {
-			return fmt.Errorf("create gadget %s: %w", g.dir, err)
-		}
-	}
 	// A kernel-backend run left f_mass_storage functions in the
 	// configuration; they would show the host a second set of drives.
 	links, _ := filepath.Glob(filepath.Join(g.dir, "configs", "c.1", "mass_storage.*"))
@@ -101,20 +96,8 @@ func (g *Gadget) openUserspace(cfg conf.Gadget) error {
 		}
 		os.Remove(filepath.Join(g.dir, "functions", filepath.Base(l)))
 	}
-	for _, s := range []struct{ path, value string }{
-		{"idVendor", fmt.Sprintf("0x%04x", cfg.VendorID)},
-		{"idProduct", fmt.Sprintf("0x%04x", cfg.ProductID)},
-		{"bcdDevice", "0x0100"},
-		{"bcdUSB", "0x0200"},
-		{"strings/0x409/manufacturer", cfg.Manufacturer},
-		{"strings/0x409/product", cfg.Product},
-		{"strings/0x409/serialnumber", cfg.Serial},
-		{"configs/c.1/strings/0x409/configuration", marker},
-		{"configs/c.1/MaxPower", "250"},
-	} {
-		if err := g.attr.write(filepath.Join(g.dir, s.path), s.value); err != nil {
-			return err
-		}
+	if err := g.describeDevice(cfg); err != nil {
+		return err
 	}
 	u := &userspace{g: g}
 	for i := 0; i < cfg.Drives; i++ {
