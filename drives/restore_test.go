@@ -62,6 +62,15 @@ func newRestartable(t *testing.T) *restartable {
 
 func (r *restartable) run(open OpenURL) (*Manager, *recorder) {
 	r.t.Helper()
+	m, saved, rec := r.start()
+	m.Restore(context.Background(), saved, open)
+	return m, rec
+}
+
+// start is a new run up to the restore: the store, the gadget, the
+// manager, and what the state file says the drives held.
+func (r *restartable) start() (*Manager, []gadget.Saved, *recorder) {
+	r.t.Helper()
 	if r.last != nil {
 		r.kill(r.last)
 	}
@@ -77,10 +86,9 @@ func (r *restartable) run(open OpenURL) (*Manager, *recorder) {
 	}
 	rec := &recorder{}
 	m := New(s, g, nil, rec.publish, nil)
-	m.Restore(context.Background(), saved, open)
 	r.last = m
 	r.t.Cleanup(func() { r.kill(m) })
-	return m, rec
+	return m, saved, rec
 }
 
 // kill ends m's run as a kill -9 would: what the process had open closes
@@ -268,16 +276,7 @@ func TestRestoreStopped(t *testing.T) {
 	if _, err := m.AttachURL(context.Background(), 0, "http://images.example/a.iso", med, true); err != nil {
 		t.Fatal(err)
 	}
-	r.kill(m)
-	r.last = nil
-	s, err := fs.Open(r.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	g := gadget.OpenDetached(3, nil)
-	saved, _ := g.Persist(r.state)
-	m2 := New(s, g, nil, nil, nil)
+	m2, saved, _ := r.start()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m2.Restore(ctx, saved, open)
@@ -380,21 +379,12 @@ func TestRestoreKeepsLease(t *testing.T) {
 			}
 			done()
 		}
-		r.kill(m)
-		r.last = nil
-		s, err := fs.Open(r.o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		g := gadget.OpenDetached(3, nil)
-		saved, _ := g.Persist(r.state)
-		m2 := New(s, g, nil, nil, nil)
+		m2, saved, _ := r.start()
 		if _, err := os.Stat(lease); err != nil {
 			t.Fatalf("the lease went at start, before the restore: %v", err)
 		}
 		m2.Restore(context.Background(), saved, nil)
-		_, err = os.Stat(lease)
+		_, err := os.Stat(lease)
 		if gone && !os.IsNotExist(err) || !gone && err != nil {
 			t.Errorf("image gone %v: lease after the restore: %v", gone, err)
 		}
