@@ -33,7 +33,7 @@ type box struct {
 func startBox(t *testing.T, name, port, udc string) *box {
 	t.Helper()
 	root := "/tmp/box" + name
-	cfg := fmt.Sprintf(`[server]
+	return startBoxWith(t, name, port, fmt.Sprintf(`[server]
 listen = "127.0.0.1:%s"
 runtime_dir = "/run/msdav%s"
 [storage]
@@ -45,7 +45,13 @@ mode = "configfs"
 name = "msdav%s"
 udc = %q
 drives = 1
-`, port, name, root, name, name, udc)
+`, port, name, root, name, name, udc))
+}
+
+// startBoxWith runs msdav with the config cfg, listening on port, and
+// waits until it answers.
+func startBoxWith(t *testing.T, name, port, cfg string) *box {
+	t.Helper()
 	os.WriteFile("/tmp/box"+name+".toml", []byte(cfg), 0o644)
 	b := &box{name: name, base: "http://127.0.0.1:" + port}
 	b.cmd = exec.Command("/msdav", "serve", "-config", "/tmp/box"+name+".toml")

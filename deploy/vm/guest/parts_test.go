@@ -89,7 +89,7 @@ mode = "disabled"
 	// with a gadget): the USB host reads the stick's bytes.
 	srv.Process.Signal(syscall.SIGTERM)
 	srv.Wait()
-	os.WriteFile("/tmp/exfat-root.toml", []byte(`[server]
+	box := startBoxWith(t, "exFAT", "8086", `[server]
 listen = "127.0.0.1:8086"
 runtime_dir = "/tmp/exfat-run"
 [storage]
@@ -99,20 +99,8 @@ mode = "configfs"
 name = "msdavA"
 udc = "dummy_udc.0"
 drives = 1
-`), 0o644)
-	box := &box{name: "exFAT", base: "http://127.0.0.1:8086", cmd: exec.Command("/msdav", "serve", "-config", "/tmp/exfat-root.toml")}
-	box.cmd.Stdout, box.cmd.Stderr = os.Stdout, os.Stderr
-	if err := box.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+`)
 	defer func() { box.cmd.Process.Signal(syscall.SIGTERM); box.cmd.Wait() }()
-	waitFor(t, "msdav as root up", 20*time.Second, func() bool {
-		r, err := http.Get(box.base + "/healthz")
-		if err == nil {
-			r.Body.Close()
-		}
-		return err == nil
-	})
 	start := time.Now()
 	if code, out := box.do(t, "PUT", "/api/drives/0", `{"image":"usb/tools.img","cdrom":false}`); code != 200 {
 		t.Fatalf("attach the stick's image: %d %s", code, out)

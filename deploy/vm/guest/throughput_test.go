@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"syscall"
 	"testing"
@@ -24,7 +22,7 @@ func startBackendBox(t *testing.T, name, port, udc, backend, image string) *box 
 	if err := os.Link(image, root+"/dvd.iso"); err != nil && !os.IsExist(err) {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`[server]
+	return startBoxWith(t, name, port, fmt.Sprintf(`[server]
 listen = "127.0.0.1:%s"
 runtime_dir = "/run/msdav%s"
 [storage]
@@ -35,22 +33,7 @@ backend = %q
 name = "msdav%s"
 udc = %q
 drives = 1
-`, port, name, root, backend, name, udc)
-	os.WriteFile(root+".toml", []byte(cfg), 0o644)
-	b := &box{name: name, base: "http://127.0.0.1:" + port}
-	b.cmd = exec.Command("/msdav", "serve", "-config", root+".toml")
-	b.cmd.Stdout, b.cmd.Stderr = os.Stdout, os.Stderr
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "box "+name+" up", 20*time.Second, func() bool {
-		r, err := http.Get(b.base + "/healthz")
-		if err == nil {
-			r.Body.Close()
-		}
-		return err == nil
-	})
-	return b
+`, port, name, root, backend, name, udc))
 }
 
 // readThroughputSideBySide attaches image (size bytes) as a flash drive on
