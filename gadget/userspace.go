@@ -231,8 +231,7 @@ func (u *userspace) attachMedium(i int, url string, m scsi.Medium, cdrom bool) (
 		return Drive{Index: i, Media: "none"}, err
 	}
 	d := u.drives[i]
-	retype := d.lun.CD() != cdrom
-	d.lun.SetCD(cdrom)
+	retype := d.lun.SetCD(cdrom)
 	d.lun.Insert(m, true)
 	u.saveState()
 	out, _ := u.drive(i)
@@ -241,6 +240,7 @@ func (u *userspace) attachMedium(i int, url string, m scsi.Medium, cdrom bool) (
 		if err := u.reconnect(); err != nil {
 			return out, err
 		}
+		u.g.log.Info("reconnected so the host sees the new drive type", "drive", i, "cdrom", cdrom)
 	}
 	return out, nil
 }
@@ -292,8 +292,7 @@ func (u *userspace) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 		f.Close()
 		return Drive{Index: i, Media: "none"}, err
 	}
-	retype := d.lun.CD() != cdrom
-	d.lun.SetCD(cdrom)
+	retype := d.lun.SetCD(cdrom)
 	d.lun.Insert(&fileMedium{File: f, path: abs, size: fi.Size(), inode: inode(fi), rw: rw}, !rw)
 	u.saveState()
 	out, _ := u.drive(i)
@@ -325,7 +324,14 @@ func (u *userspace) reconnect() error {
 	if u.detached {
 		return nil
 	}
-	return u.g.reconnect()
+	if err := u.g.unbind(); err != nil {
+		return err
+	}
+	// Between unbind and bind no host can ask: none has read the type.
+	for _, d := range u.drives {
+		d.lun.Unplugged()
+	}
+	return u.g.bind()
 }
 
 // OpenDetached builds a userspace-backend gadget of n drives that no USB

@@ -46,13 +46,31 @@ func image(t *testing.T, size int64) string {
 
 func TestUserspaceAttachEject(t *testing.T) {
 	g, u := userspaceGadget(t, 2)
+	udc := filepath.Join(g.dir, "UDC")
 	dvd := image(t, 3<<30) // no TooBigError on this backend
+	// The host has not asked drive 0 its type yet: it reads DVD when it does.
+	os.WriteFile(udc, nil, 0o644)
 	d, err := g.Attach(0, dvd, true, false)
 	if err != nil || d.Media != "dvd" || !d.CDROM || d.RW || d.File != dvd {
 		t.Fatalf("attach a 3 GiB DVD: %+v %v", d, err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(g.dir, "UDC")); strings.TrimSpace(string(b)) != "dummy_udc.0" {
+	if b, _ := os.ReadFile(udc); len(b) != 0 {
+		t.Errorf("reconnected for a type the host had not read: UDC %q", b)
+	}
+	g.Eject(0, true)
+	// Now it has read it (DVD): a flash drive needs the host to see it anew.
+	if err := u.drives[0].lun.Exec([]byte{0x12, 0, 0, 0, 36, 0}, discard{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Attach(0, image(t, 1<<20), false, false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(udc); strings.TrimSpace(string(b)) != "dummy_udc.0" {
 		t.Errorf("a drive that changed type was not reconnected: UDC %q", b)
+	}
+	g.Eject(0, true)
+	if d, err = g.Attach(0, dvd, true, false); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := g.Attach(0, dvd, true, false); !errors.Is(err, ErrBusy) {
 		t.Errorf("attach into a full drive: %v", err)
@@ -260,3 +278,9 @@ func TestKernelAfterUserspace(t *testing.T) {
 		t.Fatalf("no kernel drive linked: %v", err)
 	}
 }
+
+// discard is a data phase that takes whatever the drive sends.
+type discard struct{}
+
+func (discard) Send([]byte) error { return nil }
+func (discard) Recv([]byte) error { return nil }

@@ -87,6 +87,9 @@ type LUN struct {
 	// onHostEject is told when the host ejects the medium itself (START
 	// STOP UNIT with LoEj), so the drive's owner can let go of the image.
 	onHostEject func(Medium)
+	// typeRead: the host asked INQUIRY, which carries the device type,
+	// since the device was last plugged in (SetCD, Unplugged).
+	typeRead bool
 	// buf is the data buffer of READ and WRITE, kept between commands
 	// (one Serve loop runs a LUN's commands one at a time).
 	buf []byte
@@ -117,11 +120,25 @@ func (l *LUN) OnHostEject(f func(Medium)) {
 	l.mu.Unlock()
 }
 
-// SetCD changes the device type; the host reads it at enumeration, so
-// the caller reconnects the USB device after a change.
-func (l *LUN) SetCD(cd bool) {
+// SetCD changes the device type. A host reads it (INQUIRY) once after the
+// device is plugged in, and SetCD reports whether this one already has:
+// then the caller reconnects the USB device for the host to see the new
+// type. Before that (msdav restoring its drives as it starts, a host that
+// is off) the host simply reads the new type, and a reconnect would only
+// show it the device twice.
+func (l *LUN) SetCD(cd bool) (reconnect bool) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	reconnect = l.cd != cd && l.typeRead
 	l.cd = cd
+	return reconnect
+}
+
+// Unplugged forgets that the host read the device type: the device is off
+// the bus, and a host reads the type again when it comes back.
+func (l *LUN) Unplugged() {
+	l.mu.Lock()
+	l.typeRead = false
 	l.mu.Unlock()
 }
 
@@ -433,6 +450,7 @@ func padded(s string, n int) []byte {
 }
 
 func doInquiry(l *LUN, cdb []byte, x Xfer) error {
+	l.typeRead = true
 	if cdb[1]&0x01 != 0 {
 		switch cdb[2] {
 		case 0x00:

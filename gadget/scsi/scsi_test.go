@@ -702,6 +702,49 @@ func TestSwapWithoutReconnect(t *testing.T) {
 	}
 }
 
+// A change of device type needs a reconnect only once the host has read
+// the type (INQUIRY): msdav restoring a DVD as it starts, before the host
+// asked, must not show the host the device twice.
+func TestSetCDReconnectsOnlyWhenTheHostReadTheType(t *testing.T) {
+	l := NewLUN(false, Inquiry{}, "S")
+	inquiry := func() byte {
+		t.Helper()
+		r := do(t, l, alloc(0x12, 3, 36, 6), 36, true, nil)
+		if r.status != 0 {
+			t.Fatalf("INQUIRY status %d", r.status)
+		}
+		return r.data[0]
+	}
+	steps := []struct {
+		name string
+		run  func() bool // the reconnect SetCD or nothing asks for
+		want bool
+	}{
+		{"a CD before the host asked", func() bool { return l.SetCD(true) }, false},
+		{"the host reads a CD drive", func() bool {
+			if got := inquiry(); got != 5 {
+				t.Errorf("device type %d, want 5 (CD/DVD)", got)
+			}
+			return false
+		}, false},
+		{"same type again", func() bool { return l.SetCD(true) }, false},
+		{"a disk after the host read CD", func() bool { return l.SetCD(false) }, true},
+		{"unplugged", func() bool { l.Unplugged(); return false }, false},
+		{"a CD while unplugged", func() bool { return l.SetCD(true) }, false},
+		{"plugged in: the host reads a CD drive", func() bool {
+			if got := inquiry(); got != 5 {
+				t.Errorf("device type %d after the reconnect, want 5", got)
+			}
+			return l.SetCD(false)
+		}, true},
+	}
+	for _, s := range steps {
+		if got := s.run(); got != s.want {
+			t.Errorf("%s: reconnect %v, want %v", s.name, got, s.want)
+		}
+	}
+}
+
 func TestHostEjectTellsOwner(t *testing.T) {
 	l, m := ready(true, 4*CDBlock, true)
 	got := make(chan Medium, 1)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,10 +27,38 @@ const base = "http://127.0.0.1:8080"
 
 var server *exec.Cmd
 
+// serverLog is what the latest startMsdav's server has logged so far.
+var serverLog lockedBuffer
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	l.b.Reset()
+	l.mu.Unlock()
+}
+
 func startMsdav(t *testing.T) {
 	t.Helper()
 	server = exec.Command("/msdav", "serve", "-config", "/tmp/msdav.toml")
-	server.Stdout, server.Stderr = os.Stdout, os.Stderr
+	serverLog.Reset()
+	server.Stdout = io.MultiWriter(os.Stdout, &serverLog)
+	server.Stderr = server.Stdout
 	if err := server.Start(); err != nil {
 		t.Fatal(err)
 	}
