@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // mem is an in-memory medium: its first MiB is in b, the rest (for DVD
@@ -67,17 +65,9 @@ type pipes struct {
 	in      [][]byte
 	haltIn  int
 	haltOut int
-	// reading and overlaps catch two reads of bulk OUT at once: the
-	// host's data would go to whichever was queued first.
-	reading, overlaps atomic.Int32
 }
 
 func (p *pipes) Read(b []byte) (int, error) {
-	if p.reading.Add(1) > 1 {
-		p.overlaps.Add(1)
-	}
-	defer p.reading.Add(-1)
-	time.Sleep(time.Millisecond) // a window for an overlapping read to show
 	if len(p.out) == 0 {
 		return 0, errors.New("host sends nothing more")
 	}
@@ -105,6 +95,17 @@ type queuedPipes struct {
 	waits   int
 	cancels int
 	misuses []string
+	// readsQueued counts reads of bulk OUT begun with IN transfers still
+	// queued; failWait fails the next WaitIn with transfers queued, once.
+	readsQueued int
+	failWait    error
+}
+
+func (q *queuedPipes) Read(b []byte) (int, error) {
+	if len(q.queued) > 0 {
+		q.readsQueued++
+	}
+	return q.pipes.Read(b)
 }
 
 // CancelIn drops what is queued, as io_cancel on FunctionFS does.
@@ -120,6 +121,11 @@ func (q *queuedPipes) QueueIn(b []byte) error {
 
 func (q *queuedPipes) WaitIn() error {
 	q.waits++
+	if err := q.failWait; err != nil && len(q.queued) > 0 {
+		q.failWait = nil
+		q.queued = nil
+		return err
+	}
 	q.in = append(q.in, q.queued...)
 	q.queued = nil
 	return nil
@@ -848,8 +854,8 @@ func TestServeInvalidCBW(t *testing.T) {
 	}
 }
 
-// Under Serve the next CBW's read is queued early, but never while the
-// host may still send data: a WRITE's data is not taken for a CBW.
+// Serve reads the next CBW only once the host's data is in: a WRITE's
+// data is not taken for a CBW.
 func TestServeWriteThenCommand(t *testing.T) {
 	l, m := ready(false, 4096, false)
 	data := bytes.Repeat([]byte{0x5a}, 512)
@@ -862,9 +868,6 @@ func TestServeWriteThenCommand(t *testing.T) {
 	if err := tg.Serve(t.Context()); err == nil {
 		t.Fatal("serve ended without error")
 	}
-	if n := p.overlaps.Load(); n > 0 {
-		t.Fatalf("%d reads of bulk OUT overlapped", n)
-	}
 	if !bytes.Equal(m.b[1024:1536], data) {
 		t.Fatal("the WRITE's data is not in the medium")
 	}
@@ -876,6 +879,43 @@ func TestServeWriteThenCommand(t *testing.T) {
 		if binary.LittleEndian.Uint32(csw[4:]) != want || csw[12] != StatusGood {
 			t.Errorf("CSW %d: %x", i, csw)
 		}
+	}
+}
+
+// With queued IN, a command's data and CSW stay queued while Serve reads the
+// next CBW (the read waits in the controller when the host sends it), and
+// are waited for once that CBW is in. A failure among them is the last
+// command's: the host has moved on, and its next command is answered.
+func TestServeQueuesTheNextCBWReadBehindTheCSW(t *testing.T) {
+	l, _ := ready(false, 64*DiskBlock, false)
+	p := &pipes{out: [][]byte{
+		CBW{Tag: 1, Length: 8 * 512, In: true, CDB: cdb10(0x28, 0, 8)}.Bytes(),
+		CBW{Tag: 2, CDB: []byte{0, 0, 0, 0, 0, 0}}.Bytes(),
+		CBW{Tag: 3, CDB: []byte{0, 0, 0, 0, 0, 0}}.Bytes(),
+	}}
+	q := &queuedPipes{pipes: p}
+	tg := &Target{LUN: l, Pipes: q}
+	// The first READ's transfers fail (an io_cancel, say) before the host
+	// sends tag 2.
+	q.failWait = errors.New("canceled")
+	err := tg.Serve(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "host sends nothing more") {
+		t.Fatalf("serve: %v (want it to go on until the host is done)", err)
+	}
+	if q.readsQueued != 3 {
+		t.Errorf("%d of 3 CBW reads began with the last command's transfers queued, want 3 (the first is the READ's data and CSW, then two CSWs)", q.readsQueued)
+	}
+	if len(q.queued) > 0 || len(q.misuses) > 0 {
+		t.Fatalf("%d transfers left queued; misuses %v", len(q.queued), q.misuses)
+	}
+	var tags []uint32
+	for _, b := range p.in {
+		if len(b) == CSWSize {
+			tags = append(tags, binary.LittleEndian.Uint32(b[4:]))
+		}
+	}
+	if fmt.Sprint(tags) != "[2 3]" {
+		t.Fatalf("CSWs the host got: tags %v, want [2 3] (tag 1's were lost to the failure)", tags)
 	}
 }
 
