@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -122,5 +125,89 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 	t.Logf("READ-MBPS kernel %.1f userspace %.1f (%d interleaved slices of 8 MiB each)", kr, ur, slices_)
 	t.Logf("THROUGHPUT userspace/kernel = %.2f (kernel %.1f MB/s, userspace %.1f MB/s; per-slice ratios %.2f to %.2f, median %.2f)",
 		ur/kr, kr, ur, ratios[0], ratios[len(ratios)-1], (ratios[len(ratios)/2-1]+ratios[len(ratios)/2])/2)
+	// Where the time goes, from the kernel's own gadget tracepoints.
+	k1, kc := tracePhases(t, devs["K"], start)
+	u1, uc := tracePhases(t, devs["U"], start)
+	if kc > 0 && uc > 0 {
+		t.Logf("PHASES CBW in to first data queued: kernel %v, userspace %v; a whole command (CBW to CBW): kernel %v, userspace %v (medians over a 2 MiB read each)",
+			k1, u1, kc, uc)
+	}
 	return ur / kr
 }
+
+// tracePhases reads 2 MiB at off from dev with the gadget tracepoints on
+// (usb_ep_queue, usb_gadget_giveback_request) and returns the medians of
+// the time from a CBW's arrival to the first data queued for it, and from
+// one CBW to the next. Zero when the kernel has no such tracepoints.
+func tracePhases(t *testing.T, dev string, off int64) (firstData, command time.Duration) {
+	const dir = "/sys/kernel/tracing/"
+	if _, err := os.Stat(dir + "events"); err != nil {
+		syscall.Mount("tracefs", dir, "tracefs", 0, "")
+	}
+	set := func(f, v string) error { return os.WriteFile(dir+f, []byte(v), 0o644) }
+	for _, ev := range []string{"usb_ep_queue", "usb_gadget_giveback_request"} {
+		if err := set("events/gadget/"+ev+"/enable", "1"); err != nil {
+			t.Logf("no gadget tracepoints here (%v): no phases", err)
+			return 0, 0
+		}
+	}
+	// The host's cache holds what the timed reads read: drop it, so that
+	// this read goes to the device again.
+	os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0o644)
+	f, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	set("trace", "")
+	set("tracing_on", "1")
+	buf := make([]byte, 32<<10)
+	for o := int64(0); o < 2<<20; o += int64(len(buf)) {
+		if _, err := f.ReadAt(buf, off+o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("tracing_on", "0")
+	b, _ := os.ReadFile(dir + "trace")
+	set("events/gadget/enable", "0")
+	return commandPhases(string(b))
+}
+
+// commandPhases reads a trace of the gadget tracepoints: a CBW is a
+// 31-byte completion on bulk OUT, its data the next queue on bulk IN that
+// is not a 13-byte CSW.
+func commandPhases(trace string) (firstData, command time.Duration) {
+	var cbw float64 = -1
+	var waiting bool
+	var first, cmd []float64
+	for _, line := range strings.Split(trace, "\n") {
+		m := tracePoint.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		at, _ := strconv.ParseFloat(m[1], 64)
+		done, out := m[2] == "usb_gadget_giveback_request", strings.HasSuffix(m[3], "out")
+		switch {
+		case done && out && m[4] == "31":
+			if cbw >= 0 {
+				cmd = append(cmd, at-cbw)
+			}
+			cbw, waiting = at, true
+		case !done && !out && m[5] != "13" && waiting:
+			first = append(first, at-cbw)
+			waiting = false
+		}
+	}
+	median := func(v []float64) time.Duration {
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		return time.Duration(v[len(v)/2] * float64(time.Second)).Round(10 * time.Microsecond)
+	}
+	return median(first), median(cmd)
+}
+
+// tracePoint is one line of the gadget tracepoints: time, event, endpoint,
+// bytes done and asked.
+var tracePoint = regexp.MustCompile(`\s(\d+\.\d+): (usb_ep_queue|usb_gadget_giveback_request): (ep\d+(?:in|out))[-\w]*: .*length (\d+)/(\d+)`)
