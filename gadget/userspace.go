@@ -16,8 +16,10 @@ import (
 	"github.com/msdav/msdav/gadget/scsi"
 )
 
-// FFSMounts is where each drive's FunctionFS instance is mounted.
-var FFSMounts = "/dev/usb-ffs"
+// FFSMounts is where each drive's FunctionFS instance is mounted; serve
+// sets it to server.runtime_dir/ffs. Not /dev: a systemd unit's private
+// /dev (PrivateDevices=yes) is read-only from systemd 255 on.
+var FFSMounts = "/run/msdav/ffs"
 
 // userspace is the backend of gadget.backend = "userspace": one FunctionFS
 // function per drive, each a Bulk-Only target msdav serves itself. The

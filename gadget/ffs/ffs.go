@@ -144,6 +144,9 @@ func Mount(instance, dir string) error {
 		return nil
 	}
 	if err := unix.Mount(instance, dir, "functionfs", 0, ""); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("mount functionfs %s at %s: the instance is mounted elsewhere (an older msdav's mount? see /proc/mounts and umount it): %w", instance, dir, err)
+		}
 		return fmt.Errorf("mount functionfs %s at %s (is usb_f_fs loaded? modprobe usb_f_fs): %w", instance, dir, err)
 	}
 	return nil

@@ -8,11 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/msdav/msdav/gadget/ffs"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,6 +107,28 @@ allow_private = true
 	config("userspace")
 	startMsdav(t)
 	defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
+	// The drives' FunctionFS instances are mounted in msdav's runtime
+	// directory (the boxes above: their own), not under /dev, which a
+	// systemd 255+ unit with PrivateDevices=yes has read-only.
+	mounts, _ := os.ReadFile("/proc/mounts")
+	var ffsMounts []string
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "functionfs" {
+			ffsMounts = append(ffsMounts, f[1])
+			if !strings.HasPrefix(f[1], "/run/msdav") || !strings.Contains(f[1], "/ffs/") {
+				t.Errorf("a drive's FunctionFS is mounted at %s, not in a runtime directory", f[1])
+			}
+		}
+	}
+	if !slices.Contains(ffsMounts, "/run/msdav/ffs/msdav0") || !slices.Contains(ffsMounts, "/run/msdav/ffs/msdav1") {
+		t.Errorf("FunctionFS mounts %v: want /run/msdav/ffs/msdav0 and msdav1", ffsMounts)
+	}
+	// An instance mounted elsewhere (an older msdav's mount at another
+	// place) is refused with a reason.
+	os.MkdirAll("/tmp/ffs-elsewhere", 0o755)
+	if err := ffs.Mount("msdav0", "/tmp/ffs-elsewhere"); err == nil || !strings.Contains(err.Error(), "mounted elsewhere") {
+		t.Errorf("mount of a mounted instance elsewhere: %v", err)
+	}
 
 	t.Run("a 3 GiB DVD shows its full size, its tail reads back, it mounts", func(t *testing.T) {
 		start := time.Now()
