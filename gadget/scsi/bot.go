@@ -167,7 +167,7 @@ func isReadWrite(op byte) bool {
 // (deploy/vm/guest/throughput_test.go), a READ's CBW reached its first
 // data queued in 0.7 ms where a goroutine reading CBWs and waking this
 // one took 1.3 ms (side by side with f_mass_storage: 0.65 of its read
-// speed, median of ten runs, against 0.55 of eight).
+// speed, median of twelve runs, against 0.55 of eight).
 func (t *Target) Serve(ctx context.Context) error {
 	q, _ := t.Pipes.(QueuedPipes)
 	buf := make([]byte, 512) // one max packet: a CBW is always a short one
