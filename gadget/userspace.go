@@ -232,12 +232,19 @@ func (u *userspace) attachMedium(i int, url string, m scsi.Medium, cdrom bool) (
 	if err := oneBlock(url, m.Size(), cdrom); err != nil {
 		return Drive{Index: i, Media: "none"}, err
 	}
+	return u.insert(i, m, cdrom, true, "url", url)
+}
+
+// insert puts m in drive i as a CD/DVD or a disk, records what the drives
+// hold, and reconnects the USB device when the host must see a new type.
+// what names the medium in the log.
+func (u *userspace) insert(i int, m scsi.Medium, cdrom, ro bool, what ...any) (Drive, error) {
 	d := u.drives[i]
 	retype := d.lun.SetCD(cdrom)
-	d.lun.Insert(m, true)
+	d.lun.Insert(m, ro)
 	u.saveState()
 	out, _ := u.drive(i)
-	u.g.log.Info("attached", "drive", i, "url", url, "cdrom", cdrom, "media", out.Media)
+	u.g.log.Info("attached", append(append([]any{"drive", i}, what...), "cdrom", cdrom, "media", out.Media)...)
 	if retype {
 		if err := u.reconnect(); err != nil {
 			return out, err
@@ -276,7 +283,6 @@ func (u *userspace) drive(i int) (Drive, error) {
 }
 
 func (u *userspace) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
-	d := u.drives[i]
 	flag := os.O_RDONLY
 	if rw {
 		flag = os.O_RDWR
@@ -294,19 +300,7 @@ func (u *userspace) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 		f.Close()
 		return Drive{Index: i, Media: "none"}, err
 	}
-	retype := d.lun.SetCD(cdrom)
-	d.lun.Insert(&fileMedium{File: f, path: abs, size: fi.Size(), inode: inode(fi), rw: rw}, !rw)
-	u.saveState()
-	out, _ := u.drive(i)
-	u.g.log.Info("attached", "drive", i, "image", abs, "cdrom", cdrom, "rw", rw, "media", out.Media)
-	if retype {
-		// The host reads the device type (INQUIRY) once, at enumeration.
-		if err := u.reconnect(); err != nil {
-			return out, err
-		}
-		u.g.log.Info("reconnected so the host sees the new drive type", "drive", i, "cdrom", cdrom)
-	}
-	return out, nil
+	return u.insert(i, &fileMedium{File: f, path: abs, size: fi.Size(), inode: inode(fi), rw: rw}, cdrom, !rw, "image", abs, "rw", rw)
 }
 
 func (u *userspace) eject(i int, cur Drive, force bool) (Drive, error) {

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"github.com/msdav/msdav/gadget/ffs"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msdav/msdav/gadget/ffs"
 	"golang.org/x/sys/unix"
 )
 
