@@ -107,12 +107,6 @@ type QueuedPipes interface {
 	WaitIn() error
 }
 
-// SoonReader is Pipes that can wait for a CBW the host is about to send
-// (it is streaming READs or WRITEs) more cheaply than Read does.
-type SoonReader interface {
-	ReadSoon(p []byte) (int, error)
-}
-
 // Target serves one LUN over Bulk-Only Transport.
 type Target struct {
 	LUN   *LUN
@@ -174,28 +168,14 @@ func isReadWrite(op byte) bool {
 // data queued in 0.7 ms where a goroutine reading CBWs and waking this
 // one took 1.3 ms (side by side with f_mass_storage: 0.65 of its read
 // speed, median of twelve runs, against 0.55 of eight).
-//
-// With a SoonReader, the CBW after a READ or a WRITE is read with
-// ReadSoon: the host is streaming and sends it within milliseconds (0.73
-// of f_mass_storage's speed, median of nine runs, against 0.65). After
-// anything else (a TEST UNIT READY a host repeats every two seconds) the
-// host may stay quiet, and the wait is Read's.
 func (t *Target) Serve(ctx context.Context) error {
 	q, _ := t.Pipes.(QueuedPipes)
-	soon, _ := t.Pipes.(SoonReader)
 	buf := make([]byte, 512) // one max packet: a CBW is always a short one
-	streaming := false       // the last command was a READ or a WRITE
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var n int
-		var err error
-		if streaming && soon != nil {
-			n, err = soon.ReadSoon(buf)
-		} else {
-			n, err = t.Pipes.Read(buf)
-		}
+		n, err := t.Pipes.Read(buf)
 		if q != nil {
 			// The last command's transfers are done: the host took its
 			// CSW before this CBW, or is gone. A failure among them is
@@ -208,7 +188,6 @@ func (t *Target) Serve(ctx context.Context) error {
 			return fmt.Errorf("read CBW: %w", err)
 		}
 		cbw, err := ParseCBW(buf[:n])
-		streaming = err == nil && isReadWrite(cbw.CDB[0])
 		if err != nil {
 			// Stall both pipes; the host's reset recovery clears them.
 			t.Pipes.HaltIn()

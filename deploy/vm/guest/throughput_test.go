@@ -75,7 +75,6 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 		})
 	}
 	const slice, slices_ = 8 << 20, 8
-	countEINTR := traceFFSInterrupts(t)
 	start := size - slice*slices_
 	took := map[string]time.Duration{}
 	sums := map[string]io.Writer{}
@@ -116,18 +115,6 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 		}
 		ratios = append(ratios, d[0].Seconds()/d[1].Seconds())
 	}
-	// Box U waits for its next CBW in a raw read while the host streams
-	// (gadget/ffs/soon.go), and the host goes quiet for it while it reads
-	// box K's slices: the runtime's signals (sysmon's preemption every
-	// 10 ms, the collector's) must end those waits with EINTR, or a raw
-	// wait would hold its P, and a garbage collection, for as long as the
-	// host stays quiet.
-	if n, ok := countEINTR(); ok {
-		t.Logf("FunctionFS ended %d endpoint waits with EINTR during the side-by-side reads", n)
-		if n == 0 {
-			t.Error("no FunctionFS read ended with EINTR: the raw waits for a CBW of a quiet host were never ended by the runtime's signals")
-		}
-	}
 	want := sumTail(t, image, size, slice*slices_)
 	if [32]byte(hk.Sum(nil)) != want || [32]byte(hu.Sum(nil)) != want {
 		t.Fatal("the bytes read through a drive differ from the image")
@@ -146,34 +133,6 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 			k1, u1, kc, uc)
 	}
 	return ur / kr
-}
-
-// traceFFSInterrupts counts the FunctionFS endpoint reads and writes
-// that end with EINTR (a return probe on ffs_epfile_io), from now until
-// the function it returns is called; ok is false where the kernel has no
-// probe events.
-func traceFFSInterrupts(t *testing.T) func() (n int, ok bool) {
-	const dir = "/sys/kernel/tracing/"
-	if _, err := os.Stat(dir + "events"); err != nil {
-		syscall.Mount("tracefs", dir, "tracefs", 0, "")
-	}
-	set := func(f, v string) error { return os.WriteFile(dir+f, []byte(v), 0o644) }
-	if err := set("kprobe_events", "r:msdav_ffs_io usb_f_fs:ffs_epfile_io ret=$retval:s64\n"); err != nil {
-		t.Logf("no return probe on ffs_epfile_io (%v): EINTRs not counted", err)
-		return func() (int, bool) { return 0, false }
-	}
-	set("events/kprobes/msdav_ffs_io/filter", "ret == -4")
-	set("trace", "")
-	set("events/kprobes/msdav_ffs_io/enable", "1")
-	set("tracing_on", "1")
-	return func() (int, bool) {
-		set("tracing_on", "0")
-		b, _ := os.ReadFile(dir + "trace")
-		set("events/kprobes/msdav_ffs_io/enable", "0")
-		set("kprobe_events", "")
-		set("trace", "")
-		return strings.Count(string(b), "ret=-4"), true
-	}
 }
 
 // tracePhases reads 2 MiB at off from dev with the gadget tracepoints on
