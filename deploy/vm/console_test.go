@@ -13,6 +13,8 @@ func TestGuestKernelTrouble(t *testing.T) {
 		{"[   45.959742] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", kernelStalled},
 		{"[   72.871876] watchdog: BUG: soft lockup - CPU#0 stuck for 44s! [guest.test:134]", kernelLockedUp},
 		{"[   12.000000] rcu: INFO: rcu_sched self-detected stall on CPU", kernelStalled},
+		// Kernels before 5.0 print it without the "rcu: " prefix.
+		{"[   12.000000] INFO: rcu_sched self-detected stall on CPU", kernelStalled},
 		{"[   30.000000] NMI watchdog: Watchdog detected hard LOCKUP on cpu 1", kernelLockedUp},
 		// Ordinary lines, some of them near misses.
 		{"[   46.704405] rcu: \t1-...!: (0 ticks this GP) idle=adc4/1/0x4000000000000000 softirq=943/943 fqs=0", kernelFine},
