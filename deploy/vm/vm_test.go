@@ -245,7 +245,15 @@ func TestUserspaceVM(t *testing.T) {
 	if r := os.Getenv("MSDAV_VM_RUN"); r != "" {
 		run = r // one subtest while working on it, e.g. ^TestUserspace$/URL
 	}
-	log, exit := boot(t, kernel, img, "msdav.run="+run)
+	cmdline := "msdav.run=" + run
+	if os.Getenv("MSDAV_VM_PHASES") != "" {
+		// Off by default: turning the gadget tracepoints on in the running
+		// TCG guest locked its kernel up in one of two CI runs on
+		// 2026-11-26 (an RCU stall, then a soft lockup of the process
+		// switching them on), which voided the whole boot.
+		cmdline += " msdav.phases=1"
+	}
+	log, exit := boot(t, kernel, img, cmdline)
 	if exit != 0 {
 		t.Fatalf("guest tests exited %d", exit)
 	}
@@ -438,7 +446,7 @@ mount -t configfs none /sys/kernel/config
 echo "boot done after $(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
 run='^(TestGuest|TestGuardedStoreWithCLI)$'
-for a in $(cat /proc/cmdline); do case $a in msdav.run=*) run=${a#msdav.run=};; esac; done
+for a in $(cat /proc/cmdline); do case $a in msdav.run=*) run=${a#msdav.run=};; msdav.phases=1) export MSDAV_PHASES=1;; esac; done
 /guest.test -test.v -test.timeout 5m -test.run "$run"
 rc=$?
 if [ $rc != 0 ]; then echo "--- guest dmesg"; dmesg | tail -80; ls /sys/bus/usb/devices /sys/class/udc /dev; fi
