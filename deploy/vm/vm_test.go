@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -141,7 +142,7 @@ func TestFleetVM(t *testing.T) {
 	kernel, img := guestImage(t, t.TempDir(), initScript, "nfs", "nfsv3", "exfat", "loop")
 	log, exit := boot(t, kernel, img, "msdav.run=^(TestFleetOnNFS|TestNFSManualOptions|TestExfatPart)$")
 	if exit != 0 {
-		t.Fatalf("guest tests exited %d", exit)
+		t.Fatalf("guest tests exited %d%s", exit, guestFailures(log))
 	}
 	for _, name := range []string{"TestFleetOnNFS", "TestNFSManualOptions", "TestExfatPart"} {
 		if !strings.Contains(log, "--- PASS: "+name) {
@@ -162,7 +163,7 @@ func TestCifsVM(t *testing.T) {
 	kernel, img := guestImage(t, t.TempDir(), initScript, cifsModules...)
 	log, exit := boot(t, kernel, img, "msdav.run=^TestCifsPart$")
 	if exit != 0 {
-		t.Fatalf("guest tests exited %d", exit)
+		t.Fatalf("guest tests exited %d%s", exit, guestFailures(log))
 	}
 	if !strings.Contains(log, "--- PASS: TestCifsPart") {
 		t.Fatal("TestCifsPart did not pass in the guest")
@@ -226,7 +227,7 @@ func TestVM(t *testing.T) {
 	kernel, img := guestImage(t, t.TempDir(), initScript)
 	log, exit := boot(t, kernel, img, "")
 	if exit != 0 {
-		t.Fatalf("guest tests exited %d", exit)
+		t.Fatalf("guest tests exited %d%s", exit, guestFailures(log))
 	}
 	if !strings.Contains(log, "--- PASS") {
 		t.Fatal("no guest test passed")
@@ -255,7 +256,7 @@ func TestUserspaceVM(t *testing.T) {
 	}
 	log, exit := boot(t, kernel, img, cmdline)
 	if exit != 0 {
-		t.Fatalf("guest tests exited %d", exit)
+		t.Fatalf("guest tests exited %d%s", exit, guestFailures(log))
 	}
 	if !strings.Contains(log, "--- PASS: TestUserspace") {
 		t.Fatal("TestUserspace did not pass in the guest")
@@ -383,7 +384,7 @@ func TestPowerLoss(t *testing.T) {
 	t.Logf("e2fsck -fn right after the power cut:\n%s", pre)
 	log, exit := boot(t, kernel, img, "msdav.run=^TestPowerLossAfter$", drive...)
 	if exit != 0 {
-		t.Fatalf("second boot's checks exited %d", exit)
+		t.Fatalf("second boot's checks exited %d%s", exit, guestFailures(log))
 	}
 	if got := field(log, "KEEP-SHA256-AFTER "); got == "" || got != want {
 		t.Errorf("complete image changed across the power cut: %q before, %q after", want, got)
@@ -420,6 +421,46 @@ func guestKernelTrouble(line string) kernelTrouble {
 	}
 	return kernelFine
 }
+
+// guestFailures picks out of a boot's console log what each failed guest
+// test said (its own t.Log/t.Error lines and their continuations), so the
+// reason comes last in the host test's output: CI shows only the end of
+// it, and there the guest's dmesg and device listing used to bury it.
+func guestFailures(log string) string {
+	said := map[string][]string{}
+	var current string
+	var out []string
+	deeper := -1 // indentation of the last test line; deeper ones continue it
+	for _, l := range strings.Split(log, "\n") {
+		l = strings.TrimRight(l, "\r")
+		trimmed := strings.TrimLeft(l, " \t")
+		indent := len(l) - len(trimmed)
+		switch {
+		case strings.HasPrefix(trimmed, "=== RUN ") || strings.HasPrefix(trimmed, "=== CONT "):
+			current = strings.Fields(trimmed)[2]
+			deeper = -1
+		case strings.HasPrefix(trimmed, "--- FAIL: "):
+			name, _, _ := strings.Cut(strings.TrimPrefix(trimmed, "--- FAIL: "), " ")
+			out = append(out, trimmed)
+			out = append(out, said[name]...)
+			deeper = -1
+		case guestTestLine.MatchString(trimmed) && indent > 0:
+			said[current] = append(said[current], l)
+			deeper = indent
+		case deeper >= 0 && indent > deeper && trimmed != "":
+			said[current] = append(said[current], l)
+		default:
+			deeper = -1
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "\nwhat the failed guest tests said:\n" + strings.Join(out, "\n")
+}
+
+// guestTestLine is how go test starts a test's own log line.
+var guestTestLine = regexp.MustCompile(`^\w+_test\.go:\d+: `)
 
 func field(log, prefix string) string {
 	for _, l := range strings.Split(log, "\n") {
