@@ -436,8 +436,10 @@ func guestFailures(log string) string {
 		trimmed := strings.TrimLeft(l, " \t")
 		indent := len(l) - len(trimmed)
 		switch {
-		case strings.HasPrefix(trimmed, "=== RUN ") || strings.HasPrefix(trimmed, "=== CONT "):
-			current = strings.Fields(trimmed)[2]
+		case strings.HasPrefix(trimmed, "=== "): // RUN, CONT, NAME, PAUSE: whose lines follow
+			if f := strings.Fields(trimmed); len(f) > 2 {
+				current = f[2]
+			}
 			deeper = -1
 		case strings.HasPrefix(trimmed, "--- FAIL: "):
 			name, _, _ := strings.Cut(strings.TrimPrefix(trimmed, "--- FAIL: "), " ")
