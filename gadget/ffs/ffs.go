@@ -127,6 +127,7 @@ type Function struct {
 	Dir      string
 	ep0      *os.File
 	in, out  *os.File
+	outRaw   syscall.RawConn // out's descriptor, for ReadSoon
 	// inQ sends bulk IN through AIO; nil where io_setup failed (AIO
 	// disabled: fs.aio-max-nr), and QueueIn then writes synchronously.
 	inQ     *aioQueue
@@ -182,6 +183,10 @@ func Open(instance, dir, name string, log *slog.Logger) (*Function, error) {
 		f.out, err = os.OpenFile(filepath.Join(dir, "ep2"), os.O_RDWR, 0)
 	}
 	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open the endpoints of %s: %w", dir, err)
+	}
+	if f.outRaw, err = f.out.SyscallConn(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open the endpoints of %s: %w", dir, err)
 	}

@@ -107,6 +107,12 @@ type QueuedPipes interface {
 	WaitIn() error
 }
 
+// SoonReader is Pipes that can wait for a CBW the host is about to send
+// (it is streaming READs or WRITEs) more cheaply than Read does.
+type SoonReader interface {
+	ReadSoon(p []byte) (int, error)
+}
+
 // Target serves one LUN over Bulk-Only Transport.
 type Target struct {
 	LUN   *LUN
@@ -170,12 +176,20 @@ func isReadWrite(op byte) bool {
 // speed, median of twelve runs, against 0.55 of eight).
 func (t *Target) Serve(ctx context.Context) error {
 	q, _ := t.Pipes.(QueuedPipes)
+	soon, _ := t.Pipes.(SoonReader)
 	buf := make([]byte, 512) // one max packet: a CBW is always a short one
+	streaming := false       // the last command was a READ or a WRITE
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := t.Pipes.Read(buf)
+		var n int
+		var err error
+		if streaming && soon != nil {
+			n, err = soon.ReadSoon(buf)
+		} else {
+			n, err = t.Pipes.Read(buf)
+		}
 		if q != nil {
 			// The last command's transfers are done: the host took its
 			// CSW before this CBW, or is gone. A failure among them is
@@ -188,6 +202,7 @@ func (t *Target) Serve(ctx context.Context) error {
 			return fmt.Errorf("read CBW: %w", err)
 		}
 		cbw, err := ParseCBW(buf[:n])
+		streaming = err == nil && isReadWrite(cbw.CDB[0])
 		if err != nil {
 			// Stall both pipes; the host's reset recovery clears them.
 			t.Pipes.HaltIn()

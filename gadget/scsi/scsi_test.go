@@ -960,3 +960,49 @@ func TestBulkResetAbandonsTheCommand(t *testing.T) {
 		})
 	}
 }
+
+// soonPipes records which read brought each CBW in.
+type soonPipes struct {
+	*pipes
+	reads []string
+}
+
+func (s *soonPipes) Read(b []byte) (int, error) {
+	s.reads = append(s.reads, "Read")
+	return s.pipes.Read(b)
+}
+
+func (s *soonPipes) ReadSoon(b []byte) (int, error) {
+	s.reads = append(s.reads, "ReadSoon")
+	return s.pipes.Read(b)
+}
+
+// The host sends the next CBW within milliseconds while it streams READs
+// and WRITEs, and may go quiet after anything else: Serve waits with
+// ReadSoon only after a READ or a WRITE (a wait that keeps its P must
+// not follow a TEST UNIT READY that a host repeats every two seconds).
+func TestServeReadsSoonOnlyWhileStreaming(t *testing.T) {
+	l, _ := ready(false, 64*DiskBlock, false)
+	tur := CBW{Tag: 9, CDB: []byte{0, 0, 0, 0, 0, 0}}.Bytes()
+	p := &soonPipes{pipes: &pipes{out: [][]byte{
+		tur,
+		CBW{Tag: 1, Length: 512, In: true, CDB: cdb10(0x28, 0, 1)}.Bytes(),
+		CBW{Tag: 2, Length: 512, CDB: cdb10(0x2a, 1, 1)}.Bytes(),
+		bytes.Repeat([]byte{1}, 512),
+		tur,
+		[]byte("not a CBW"),
+	}}}
+	tg := &Target{LUN: l, Pipes: p}
+	// The invalid CBW stalls and waits for a reset: give it one at once.
+	tg.Reset = make(chan struct{}, 1)
+	tg.Reset <- struct{}{}
+	if err := tg.Serve(t.Context()); err == nil || !strings.Contains(err.Error(), "host sends nothing more") {
+		t.Fatalf("serve: %v", err)
+	}
+	// CBWs: TUR, READ, WRITE (then its data, read with Read by Recv), TUR,
+	// garbage, and the read that finds the host gone.
+	want := "[Read Read ReadSoon Read ReadSoon Read Read]"
+	if got := fmt.Sprint(p.reads); got != want {
+		t.Fatalf("reads %s, want %s", got, want)
+	}
+}
