@@ -15,11 +15,12 @@ import (
 // and Go's scheduler pays for it on the way in and out (in the VM that
 // measures it, deploy/vm/guest/throughput_test.go, profiles showed sysmon
 // retaking the P and the read taking one back). Read through a raw system
-// call, the goroutine keeps its P while it waits: 0.72-0.89 of
-// f_mass_storage's read speed (median 0.77 of five runs) against 0.65-0.72
-// with syscall.Syscall. Neither an AIO read waited for in Go's poller
-// (0.55-0.60: FunctionFS completes an AIO read from a workqueue) nor a
-// TSC clock for the VM (0.64-0.70) came close.
+// call, the goroutine keeps its P while it waits: in eight boots
+// alternating with syscall.Syscall's read (2026-11-26), 0.62-0.79 of
+// f_mass_storage's read speed, median 0.72, against 0.61-0.68, median
+// 0.64. Neither an AIO read waited for in Go's poller (0.55-0.60:
+// FunctionFS completes an AIO read from a workqueue) nor a TSC clock for
+// the VM (0.64-0.70) came close.
 //
 // A goroutine in a raw system call cannot be stopped by the runtime, so
 // the garbage collector's stop-the-world would wait for the host. It does
