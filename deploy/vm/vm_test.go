@@ -281,25 +281,32 @@ func copyHostTools(t *testing.T, initrd string) {
 			continue
 		}
 		must(t, "cp", bin, filepath.Join(dir, name))
-		out, err := exec.Command("ldd", bin).Output()
-		if err != nil {
-			continue // static
+		copyLibs(t, initrd, bin)
+	}
+}
+
+// copyLibs copies the shared libraries bin loads (as ldd resolves them on
+// this host) into initrd at the same paths.
+func copyLibs(t *testing.T, initrd, bin string) {
+	t.Helper()
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		return // static
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		var lib string
+		if _, after, ok := strings.Cut(line, "=> "); ok {
+			lib, _, _ = strings.Cut(after, " ")
+		} else if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
+			lib = f[0]
 		}
-		for _, line := range strings.Split(string(out), "\n") {
-			var lib string
-			if _, after, ok := strings.Cut(line, "=> "); ok {
-				lib, _, _ = strings.Cut(after, " ")
-			} else if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
-				lib = f[0]
-			}
-			if !strings.HasPrefix(lib, "/") {
-				continue
-			}
-			dst := filepath.Join(initrd, lib)
-			os.MkdirAll(filepath.Dir(dst), 0o755)
-			if _, err := os.Stat(dst); err != nil {
-				must(t, "cp", "-L", lib, dst)
-			}
+		if !strings.HasPrefix(lib, "/") {
+			continue
+		}
+		dst := filepath.Join(initrd, lib)
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		if _, err := os.Stat(dst); err != nil {
+			must(t, "cp", "-L", lib, dst)
 		}
 	}
 }
