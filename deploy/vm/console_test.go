@@ -82,3 +82,17 @@ func TestGuestFailures(t *testing.T) {
 		t.Errorf("guestFailures of a passing run = %q, want nothing", got)
 	}
 }
+
+func TestLddPath(t *testing.T) {
+	for _, c := range []struct{ line, want string }{
+		{"\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f0000000000)", "/lib/x86_64-linux-gnu/libc.so.6"},
+		{"\t/lib64/ld-linux-x86-64.so.2 (0x00007f0000000000)", "/lib64/ld-linux-x86-64.so.2"},
+		{"\tlinux-vdso.so.1 (0x00007ffc00000000)", ""},
+		{"\tlibfoo.so.1 => not found", ""},
+		{"", ""},
+	} {
+		if got := lddPath(c.line); got != c.want {
+			t.Errorf("lddPath(%q) = %q, want %q", c.line, got, c.want)
+		}
+	}
+}

@@ -201,13 +201,8 @@ func copySamba(t *testing.T, cache, initrd string) {
 			if strings.Contains(line, "not found") {
 				t.Fatalf("%s needs a library neither fetch-samba.sh nor this host has: %s", bin, strings.TrimSpace(line))
 			}
-			var so string
-			if _, after, ok := strings.Cut(line, "=> "); ok {
-				so, _, _ = strings.Cut(after, " ")
-			} else if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
-				so = f[0]
-			}
-			if !strings.HasPrefix(so, "/") {
+			so := lddPath(line)
+			if so == "" {
 				continue
 			}
 			dst := filepath.Join(initrd, so)
@@ -285,6 +280,22 @@ func copyHostTools(t *testing.T, initrd string) {
 	}
 }
 
+// lddPath is the library file one line of ldd's output names ("libc.so.6
+// => /lib/.../libc.so.6 (0x...)", or the loader's "/lib64/ld-linux...
+// (0x...)"), or "" (the vDSO, a blank line).
+func lddPath(line string) string {
+	var lib string
+	if _, after, ok := strings.Cut(line, "=> "); ok {
+		lib, _, _ = strings.Cut(after, " ")
+	} else if f := strings.Fields(line); len(f) > 0 {
+		lib = f[0]
+	}
+	if !strings.HasPrefix(lib, "/") {
+		return ""
+	}
+	return lib
+}
+
 // copyLibs copies the shared libraries bin loads (as ldd resolves them on
 // this host) into initrd at the same paths.
 func copyLibs(t *testing.T, initrd, bin string) {
@@ -294,13 +305,8 @@ func copyLibs(t *testing.T, initrd, bin string) {
 		return // static
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		var lib string
-		if _, after, ok := strings.Cut(line, "=> "); ok {
-			lib, _, _ = strings.Cut(after, " ")
-		} else if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
-			lib = f[0]
-		}
-		if !strings.HasPrefix(lib, "/") {
+		lib := lddPath(line)
+		if lib == "" {
 			continue
 		}
 		dst := filepath.Join(initrd, lib)
