@@ -361,10 +361,22 @@ func TestCifsPart(t *testing.T) {
 		}
 	}
 	// C attaches the NAS's image and dies: D's 423 lasts until the lease
-	// expires (lease_ttl 5s).
+	// expires (lease_ttl 5s). D sees C's new lease once its cifs client's
+	// attribute cache (1 s) lets the lease file through: until then D's
+	// DELETE reaches the server (CI, 2026-11-26: refused there, with C's
+	// gadget holding the image open, and answered 405, 27 ms before D's
+	// first 423). So C dies once D has seen the lease.
 	if code, out := c.do(t, "PUT", "/api/drives/0", `{"image":"lib/nas.img"}`); code != 200 {
 		t.Fatalf("attach on C: %d %s", code, out)
 	}
+	attached := time.Now()
+	waitFor(t, "box D to see C's lease", 5*time.Second, func() bool {
+		// A COPY onto itself changes nothing: 403 from WebDAV while D
+		// sees no lease, 423 once it does.
+		code, _ := d.do(t, "COPY", "/dav/lib/nas.img", "", "Destination", d.base+"/dav/lib/nas.img")
+		return code == 423
+	})
+	t.Logf("box D saw C's lease %s after C's attach", time.Since(attached).Round(time.Millisecond))
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	c.cmd.Wait()
 	killed := time.Now()
