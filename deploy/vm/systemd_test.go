@@ -83,14 +83,7 @@ StandardOutput=tty
 StandardError=tty
 TTYPath=/dev/ttyS0
 `, 0o644)
-	put("vm-modules.sh", `/bin/busybox --install -s /bin
-# dummy_hcd num=2: one UDC for each backend.
-for m in $(cat /modules/order); do
-	case $m in dummy_hcd.ko) p=num=2;; *) p=;; esac
-	insmod /modules/$m $p || echo "insmod $m failed"
-done
-grep -q configfs /proc/mounts || mount -t configfs none /sys/kernel/config
-`, 0o755)
+	put("vm-modules.sh", "/bin/busybox --install -s /bin\n"+loadModules, 0o755)
 	put("etc/systemd/system/vm-check.service", `[Unit]
 Description=check msdav under its unit
 Wants=msdav.service

@@ -486,6 +486,16 @@ func field(log, prefix string) string {
 	return ""
 }
 
+// loadModules inserts the initramfs' modules and mounts configfs, for
+// initScript and for the systemd boot's vm-modules.service.
+const loadModules = `# dummy_hcd num=2: two UDCs, so two msdav boxes (or backends) run side by side.
+for m in $(cat /modules/order); do
+	case $m in dummy_hcd.ko) p=num=2;; *) p=;; esac
+	insmod /modules/$m $p || echo "insmod $m failed"
+done
+grep -q configfs /proc/mounts || mount -t configfs none /sys/kernel/config
+`
+
 const initScript = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -493,13 +503,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 ifconfig lo 127.0.0.1 up
-# dummy_hcd num=2: two UDCs, so two msdav boxes can run side by side.
-for m in $(cat /modules/order); do
-	case $m in dummy_hcd.ko) p=num=2;; *) p=;; esac
-	insmod /modules/$m $p || echo "insmod $m failed"
-done
-mount -t configfs none /sys/kernel/config
-echo "boot done after $(cut -d' ' -f1 /proc/uptime)s"
+` + loadModules + `echo "boot done after $(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
 run='^(TestGuest|TestGuardedStoreWithCLI)$'
 for a in $(cat /proc/cmdline); do case $a in msdav.run=*) run=${a#msdav.run=};; msdav.phases=1) export MSDAV_PHASES=1;; esac; done

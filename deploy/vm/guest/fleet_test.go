@@ -59,14 +59,22 @@ func startBoxWith(t *testing.T, name, port, cfg string) *box {
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "box "+name+" up", 20*time.Second, func() bool {
-		r, err := http.Get(b.base + "/healthz")
-		if err == nil {
-			r.Body.Close()
-		}
-		return err == nil
-	})
+	b.waitAnswers(t, "box "+name+" up", "/healthz", 20*time.Second)
 	return b
+}
+
+// waitAnswers waits until GET path on the box answers 200 (a box that
+// is starting refuses connections or is not yet serving the path).
+func (b *box) waitAnswers(t *testing.T, what, path string, within time.Duration) {
+	t.Helper()
+	waitFor(t, what, within, func() bool {
+		r, err := http.Get(b.base + path)
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == 200
+	})
 }
 
 func (b *box) do(t *testing.T, method, path, body string, hdr ...string) (int, string) {

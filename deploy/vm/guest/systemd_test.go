@@ -5,7 +5,6 @@ package guest
 import (
 	"bytes"
 	"crypto/sha256"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,13 +19,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Skip("runs only under systemd in TestSystemdVM")
 	}
 	b := &box{name: "systemd", base: "http://127.0.0.1:8080"}
-	waitFor(t, "msdav started by its unit", 60*time.Second, func() bool {
-		r, err := http.Get(b.base + "/healthz")
-		if err == nil {
-			r.Body.Close()
-		}
-		return err == nil
-	})
+	b.waitAnswers(t, "msdav started by its unit", "/healthz", 60*time.Second)
 
 	// The sandbox is the unit's: no new privileges, a seccomp filter, and
 	// a /dev of its own without the machine's devices.
@@ -100,14 +93,7 @@ func TestSystemdUnit(t *testing.T) {
 	if out, err := exec.Command("/bin/systemctl", "restart", "msdav").CombinedOutput(); err != nil {
 		t.Fatalf("systemctl restart msdav with the kernel backend: %v %s", err, out)
 	}
-	waitFor(t, "msdav back with the kernel backend", 60*time.Second, func() bool {
-		r, err := http.Get(b.base + "/api/drives")
-		if err != nil {
-			return false
-		}
-		r.Body.Close()
-		return r.StatusCode == 200
-	})
+	b.waitAnswers(t, "msdav back with the kernel backend", "/api/drives", 60*time.Second)
 	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach with the kernel backend under the unit: %d %s", code, out)
 	}

@@ -43,9 +43,10 @@ drives = 1
 
 // readThroughputSideBySide attaches image (size bytes) as a flash drive on
 // both backends at once, each on its own UDC, and reads its last 64 MiB
-// four times from the host through both in alternating 8 MiB slices, so that both see
-// the same load on this shared machine (rounds run one after the other
-// once gave ratios from 0.32 to 1.19). It returns userspace/kernel.
+// four times from the host through both in alternating 8 MiB slices, so
+// that both see the same load on this shared machine (the backends
+// measured one after the other once gave ratios from 0.32 to 1.19). It
+// returns userspace/kernel.
 func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 	k := startBackendBox(t, "K", "8091", "dummy_udc.0", "kernel", image)
 	u := startBackendBox(t, "U", "8092", "dummy_udc.1", "userspace", image)
@@ -82,6 +83,7 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 	// a slice is dropped before each read, so every round reads the device.
 	const slice, slices_, rounds = 8 << 20, 8, 4
 	start := size - slice*slices_
+	roundMiB := float64(slice*slices_) / (1 << 20)
 	took := map[string]time.Duration{}
 	sums := map[string]io.Writer{}
 	hk, hu := sha256.New(), sha256.New()
@@ -132,13 +134,13 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 			roundTook[1] += d[1]
 			ratios = append(ratios, d[0].Seconds()/d[1].Seconds())
 		}
-		roundRates = append(roundRates, fmt.Sprintf("%.1f/%.1f", float64(slice*slices_>>20)/roundTook[0].Seconds(), float64(slice*slices_>>20)/roundTook[1].Seconds()))
+		roundRates = append(roundRates, fmt.Sprintf("%.1f/%.1f", roundMiB/roundTook[0].Seconds(), roundMiB/roundTook[1].Seconds()))
 	}
 	want := sumTail(t, image, size, slice*slices_)
 	if [32]byte(hk.Sum(nil)) != want || [32]byte(hu.Sum(nil)) != want {
 		t.Fatal("the bytes read through a drive differ from the image")
 	}
-	mb := float64(slice*slices_*rounds) / (1 << 20)
+	mb := roundMiB * rounds
 	kr, ur := mb/took["K"].Seconds(), mb/took["U"].Seconds()
 	slices.Sort(ratios)
 	t.Logf("READ-MBPS kernel %.1f userspace %.1f (%d interleaved slices of 8 MiB each; MB/s kernel/userspace by round: %s)", kr, ur, slices_*rounds, strings.Join(roundRates, ", "))
