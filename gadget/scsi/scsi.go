@@ -3,6 +3,7 @@
 package scsi
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -454,10 +455,18 @@ func doInquiry(l *LUN, cdb []byte, x Xfer) error {
 	if cdb[1]&0x01 != 0 {
 		switch cdb[2] {
 		case 0x00:
-			return x.Send([]byte{l.devType(), 0x00, 0, 2, 0x00, 0x80})
+			return x.Send([]byte{l.devType(), 0x00, 0, 3, 0x00, 0x80, 0x83})
 		case 0x80:
 			s := []byte(l.serial)
 			return x.Send(append([]byte{l.devType(), 0x80, 0, byte(len(s))}, s...))
+		case 0x83:
+			// SPC-3, which the standard data claims, requires this page.
+			// One designator: T10 vendor ID (vendor, then the drive's
+			// serial), ASCII, of the logical unit, padded to 4 bytes.
+			id := append(padded(l.inq.Vendor, 8), l.serial...)
+			id = append(id, bytes.Repeat([]byte{' '}, -len(id)&3)...)
+			d := append([]byte{0x02, 0x01, 0, byte(len(id))}, id...)
+			return x.Send(append([]byte{l.devType(), 0x83, 0, byte(len(d))}, d...))
 		}
 		return check(InvalidField)
 	}
@@ -607,6 +616,11 @@ func doModeSense(l *LUN, cdb []byte, x Xfer) error {
 	if pcf == 3 {
 		return check(SavingNotSupported)
 	}
+	// No page here has subpages: FFh (all subpages) is the page itself,
+	// any other subpage is not there.
+	if sub := cdb[3]; sub != 0 && sub != 0xff {
+		return check(InvalidField)
+	}
 	pages, ok := l.modePages(page, pcf)
 	if !ok {
 		return check(InvalidField)
@@ -652,10 +666,26 @@ func doModeSelect(l *LUN, cdb []byte, x Xfer) error {
 	return nil
 }
 
+// doReportLuns lists the one LUN of a function (SPC-3 requires the
+// command; Get Max LUN is what USB hosts ask instead).
+func doReportLuns(l *LUN, cdb []byte, x Xfer) error {
+	if be32(cdb[6:]) < 16 {
+		return check(InvalidField)
+	}
+	switch cdb[2] {
+	case 0x00, 0x02: // all LUNs: LUN 0
+		return x.Send([]byte{0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	case 0x01: // well-known LUNs: none
+		return x.Send([]byte{0, 0, 0, 0, 0, 0, 0, 0})
+	}
+	return check(InvalidField)
+}
+
 var commands = map[byte]*command{
 	0x00: {name: "TEST UNIT READY", length: fixed(0), run: doTUR},
 	0x03: {name: "REQUEST SENSE", dir: In, length: alloc8(4), run: doRequestSense, noMedium: true, attention: true},
 	0x12: {name: "INQUIRY", dir: In, length: alloc16(3), run: doInquiry, noMedium: true, attention: true},
+	0xa0: {name: "REPORT LUNS", dir: In, length: alloc32(6), run: doReportLuns, noMedium: true, attention: true},
 	0x1a: {name: "MODE SENSE(6)", dir: In, length: alloc8(4), run: doModeSense, noMedium: true},
 	0x5a: {name: "MODE SENSE(10)", dir: In, length: alloc16(7), run: doModeSense, noMedium: true},
 	0x15: {name: "MODE SELECT(6)", dir: Out, length: alloc8(4), run: doModeSelect, noMedium: true},

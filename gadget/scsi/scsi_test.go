@@ -303,6 +303,29 @@ func TestCommands(t *testing.T) {
 					t.Errorf("serial %q", r.data)
 				}
 			}},
+		{name: "INQUIRY supported pages", s: disk, cdb: []byte{0x12, 1, 0x00, 0, 64, 0}, hostLen: 64, in: true,
+			check: func(t *testing.T, r result, l *LUN, m *mem) {
+				if !bytes.Equal(r.data, []byte{0, 0, 0, 3, 0x00, 0x80, 0x83}) {
+					t.Errorf("supported VPD pages %x", r.data)
+				}
+			}},
+		{name: "INQUIRY device identification page", s: cd, cdb: []byte{0x12, 1, 0x83, 0, 64, 0}, hostLen: 64, in: true,
+			check: func(t *testing.T, r result, l *LUN, m *mem) {
+				// One T10 vendor ID designator, ASCII, of the logical unit.
+				want := append([]byte{5, 0x83, 0, 16, 0x02, 0x01, 0, 12}, "msdav   SER1"...)
+				if !bytes.Equal(r.data, want) {
+					t.Errorf("device identification %q, want %q", r.data, want)
+				}
+			}},
+		{name: "REPORT LUNS", s: disk, cdb: []byte{0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0}, hostLen: 64, in: true,
+			check: func(t *testing.T, r result, l *LUN, m *mem) {
+				if !bytes.Equal(r.data, []byte{0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
+					t.Errorf("LUN list %x", r.data)
+				}
+			}},
+		{name: "REPORT LUNS with no medium", s: setup{cd: true}, cdb: []byte{0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0}, hostLen: 16, in: true},
+		{name: "REPORT LUNS of a kind not offered", s: disk, cdb: []byte{0xa0, 0, 0x10, 0, 0, 0, 0, 0, 0, 64, 0, 0}, hostLen: 64, in: true, status: 1, sense: InvalidField},
+		{name: "REPORT LUNS, allocation under 16", s: disk, cdb: []byte{0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0}, hostLen: 8, in: true, status: 1, sense: InvalidField},
 		{name: "INQUIRY unknown page", s: disk, cdb: []byte{0x12, 1, 0x99, 0, 64, 0}, hostLen: 64, in: true, status: 1, sense: InvalidField},
 		{name: "INQUIRY page without EVPD", s: disk, cdb: []byte{0x12, 0, 0x80, 0, 64, 0}, hostLen: 64, in: true, status: 1, sense: InvalidField},
 		{name: "READ CAPACITY(10) disk", s: disk, cdb: cdb10(0x25, 0, 0), hostLen: 8, in: true,
@@ -426,6 +449,14 @@ func TestCommands(t *testing.T) {
 			}},
 		{name: "MODE SENSE capabilities page on a disk", s: disk, cdb: []byte{0x1a, 0, 0x2a, 0, 192, 0}, hostLen: 192, in: true, status: 1, sense: InvalidField},
 		{name: "MODE SENSE saved values", s: disk, cdb: []byte{0x1a, 0, 0xff, 0, 192, 0}, hostLen: 192, in: true, status: 1, sense: SavingNotSupported},
+		{name: "MODE SENSE all pages and subpages", s: disk, cdb: []byte{0x1a, 0, 0x3f, 0xff, 192, 0}, hostLen: 192, in: true,
+			check: func(t *testing.T, r result, l *LUN, m *mem) {
+				if len(r.data) != 24 || r.data[4] != 0x08 {
+					t.Errorf("mode data %x: want the header and the caching page", r.data)
+				}
+			}},
+		{name: "MODE SENSE a subpage not there", s: disk, cdb: []byte{0x1a, 0, 0x08, 0x01, 192, 0}, hostLen: 192, in: true, status: 1, sense: InvalidField},
+		{name: "MODE SENSE(10) a subpage of all pages not there", s: cd, cdb: append([]byte{0x5a, 0, 0x3f, 0x02}, alloc(0x5a, 7, 200, 10)[4:]...), hostLen: 200, in: true, status: 1, sense: InvalidField},
 		{name: "MODE SELECT(6)", s: disk, cdb: []byte{0x15, 0x10, 0, 0, 4, 0}, hostLen: 4, out: make([]byte, 4)},
 		{name: "MODE SELECT(10) short list", s: disk, cdb: alloc(0x55, 7, 4, 10), hostLen: 4, out: make([]byte, 4), status: 1, sense: InvalidParamList},
 		{name: "MODE SELECT save pages", s: disk, cdb: []byte{0x15, 0x11, 0, 0, 4, 0}, hostLen: 4, out: make([]byte, 4), status: 1, sense: SavingNotSupported},
