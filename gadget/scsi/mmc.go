@@ -40,7 +40,8 @@ func addr(lba int64, useMSF bool) []byte {
 }
 
 // doReadTOC answers formats 0 (TOC), 1 (session info) and 2 (full TOC) for
-// a single-session disc with one data track.
+// a single-session disc with one data track. ADR/control 16h (a data track,
+// copying allowed) is f_mass_storage's, which hosts have long been shown.
 func doReadTOC(l *LUN, cdb []byte, x Xfer) error {
 	useMSF := cdb[1]&0x02 != 0
 	format := cdb[2] & 0x0f
@@ -56,22 +57,22 @@ func doReadTOC(l *LUN, cdb []byte, x Xfer) error {
 		}
 		b = []byte{0, 0, 1, 1}
 		if track <= 1 {
-			b = append(b, 0, 0x14, 1, 0)
+			b = append(b, 0, 0x16, 1, 0)
 			b = append(b, addr(0, useMSF)...)
 		}
-		b = append(b, 0, 0x14, 0xaa, 0)
+		b = append(b, 0, 0x16, 0xaa, 0)
 		b = append(b, addr(l.blocks(), useMSF)...)
 	case 1:
-		b = []byte{0, 0, 1, 1, 0, 0x14, 1, 0}
+		b = []byte{0, 0, 1, 1, 0, 0x16, 1, 0}
 		b = append(b, addr(0, useMSF)...)
 	case 2:
 		b = []byte{0, 0, 1, 1}
 		lo := msf(l.blocks())
 		for _, d := range [][]byte{
-			{1, 0x14, 0, 0xa0, 0, 0, 0, 0, 1, 0x00, 0},          // first track 1, disc type CD-ROM
-			{1, 0x14, 0, 0xa1, 0, 0, 0, 0, 1, 0, 0},             // last track 1
-			{1, 0x14, 0, 0xa2, 0, 0, 0, 0, lo[1], lo[2], lo[3]}, // lead-out
-			{1, 0x14, 0, 1, 0, 0, 0, 0, 0, 2, 0},                // track 1 at 00:02:00
+			{1, 0x16, 0, 0xa0, 0, 0, 0, 0, 1, 0x00, 0},          // first track 1, disc type CD-ROM
+			{1, 0x16, 0, 0xa1, 0, 0, 0, 0, 1, 0, 0},             // last track 1
+			{1, 0x16, 0, 0xa2, 0, 0, 0, 0, lo[1], lo[2], lo[3]}, // lead-out
+			{1, 0x16, 0, 1, 0, 0, 0, 0, 0, 2, 0},                // track 1 at 00:02:00
 		} {
 			b = append(b, d...)
 		}

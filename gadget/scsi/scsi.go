@@ -242,7 +242,7 @@ type command struct {
 	// noMedium: runs with no medium; attention: runs and leaves a pending
 	// unit attention alone (INQUIRY, REQUEST SENSE, the event poll).
 	noMedium, attention bool
-	cdOnly, diskOnly    bool
+	cdOnly              bool
 }
 
 // Phase is what a CDB asks of the data phase.
@@ -270,7 +270,7 @@ func (l *LUN) lookup(cdb []byte) *command {
 		return nil
 	}
 	c, ok := commands[cdb[0]]
-	if !ok || (c.cdOnly && !l.cd) || (c.diskOnly && l.cd) {
+	if !ok || (c.cdOnly && !l.cd) {
 		return nil
 	}
 	return c
@@ -695,11 +695,13 @@ var commands = map[byte]*command{
 	0x25: {name: "READ CAPACITY(10)", dir: In, length: fixed(8), run: doReadCapacity10},
 	0x9e: {name: "SERVICE ACTION IN(16)", dir: In, length: alloc32(10), run: doServiceAction16},
 	0x23: {name: "READ FORMAT CAPACITIES", dir: In, length: alloc16(7), run: doReadFormatCapacities, noMedium: true},
-	0x08: {name: "READ(6)", dir: In, length: rwLength, run: doRead, diskOnly: true},
+	// MMC has no READ(6) or WRITE(6), but f_mass_storage answers them on a
+	// CD too, and a host that sends them is better read than refused.
+	0x08: {name: "READ(6)", dir: In, length: rwLength, run: doRead},
 	0x28: {name: "READ(10)", dir: In, length: rwLength, run: doRead},
 	0xa8: {name: "READ(12)", dir: In, length: rwLength, run: doRead},
 	0x88: {name: "READ(16)", dir: In, length: rwLength, run: doRead},
-	0x0a: {name: "WRITE(6)", dir: Out, length: rwLength, run: doWrite, diskOnly: true},
+	0x0a: {name: "WRITE(6)", dir: Out, length: rwLength, run: doWrite},
 	0x2a: {name: "WRITE(10)", dir: Out, length: rwLength, run: doWrite},
 	0xaa: {name: "WRITE(12)", dir: Out, length: rwLength, run: doWrite},
 	0x8a: {name: "WRITE(16)", dir: Out, length: rwLength, run: doWrite},

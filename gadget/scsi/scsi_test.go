@@ -384,7 +384,13 @@ func TestCommands(t *testing.T) {
 					t.Errorf("residue %d halts %d data %d", r.residue, r.p.haltIn, len(r.data))
 				}
 			}},
-		{name: "READ(6) is not an MMC command", s: cd, cdb: []byte{0x08, 0, 0, 1, 1, 0}, hostLen: 2048, in: true, status: 1, sense: InvalidOpcode},
+		{name: "READ(6) on a CD, as f_mass_storage answers it", s: cd, cdb: []byte{0x08, 0, 0, 1, 1, 0}, hostLen: 2048, in: true,
+			check: func(t *testing.T, r result, l *LUN, m *mem) {
+				if !bytes.Equal(r.data, m.b[2048:4096]) {
+					t.Error("READ(6) of block 1 of a CD read other bytes")
+				}
+			}},
+		{name: "WRITE(6) on a CD is write-protected", s: cd, cdb: []byte{0x0a, 0, 0, 1, 1, 0}, hostLen: 2048, out: make([]byte, 2048), status: 1, sense: WriteProtected},
 		{name: "READ of zero blocks", s: disk, cdb: cdb10(0x28, 0, 0)},
 		{name: "READ empty drive", s: setup{cd: true}, cdb: cdb10(0x28, 0, 1), hostLen: 2048, in: true, status: 1, sense: NotReadyNoMedium},
 		{name: "WRITE(10)", s: disk, cdb: cdb10(0x2a, 1, 1), hostLen: 512, out: bytes.Repeat([]byte{0xab}, 512),
