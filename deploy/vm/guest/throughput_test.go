@@ -19,12 +19,13 @@ import (
 )
 
 // startBackendBox runs msdav with the given drive backend on its own gadget
-// and UDC, its store a hard link of image (no copy of a 3 GiB file).
-func startBackendBox(t *testing.T, name, port, udc, backend, image string) *box {
+// and UDC, its store /tmp/box<name>, which holds file: a hard link of
+// image (no copy of a 3 GiB file).
+func startBackendBox(t *testing.T, name, port, udc, backend, image, file string) *box {
 	t.Helper()
 	root := "/tmp/box" + name
 	os.MkdirAll(root, 0o755)
-	if err := os.Link(image, root+"/dvd.iso"); err != nil && !os.IsExist(err) {
+	if err := os.Link(image, root+"/"+file); err != nil && !os.IsExist(err) {
 		t.Fatal(err)
 	}
 	return startBoxWith(t, name, port, fmt.Sprintf(`[server]
@@ -41,6 +42,18 @@ drives = 1
 `, port, name, root, backend, name, udc))
 }
 
+// stopBackendBoxes ejects and stops boxes of startBackendBox.
+func stopBackendBoxes(t *testing.T, boxes ...*box) {
+	for _, b := range boxes {
+		b.do(t, "DELETE", "/api/drives/0?force=1", "")
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		b.cmd.Wait()
+		// The kernel backend's gadget outlives its server (by design: a
+		// restart keeps the drives); free the UDC for the next test.
+		os.WriteFile("/sys/kernel/config/usb_gadget/msdav"+b.name+"/UDC", []byte("\n"), 0o644)
+	}
+}
+
 // readThroughputSideBySide attaches image (size bytes) as a flash drive on
 // both backends at once, each on its own UDC, and reads its last 64 MiB
 // four times from the host through both in alternating 8 MiB slices, so
@@ -48,18 +61,9 @@ drives = 1
 // measured one after the other once gave ratios from 0.32 to 1.19). It
 // returns userspace/kernel.
 func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
-	k := startBackendBox(t, "K", "8091", "dummy_udc.0", "kernel", image)
-	u := startBackendBox(t, "U", "8092", "dummy_udc.1", "userspace", image)
-	defer func() {
-		for _, b := range []*box{k, u} {
-			b.do(t, "DELETE", "/api/drives/0?force=1", "")
-			b.cmd.Process.Signal(syscall.SIGTERM)
-			b.cmd.Wait()
-			// The kernel backend's gadget outlives its server (by design:
-			// a restart keeps the drives); free the UDC for the next test.
-			os.WriteFile("/sys/kernel/config/usb_gadget/msdav"+b.name+"/UDC", []byte("\n"), 0o644)
-		}
-	}()
+	k := startBackendBox(t, "K", "8091", "dummy_udc.0", "kernel", image, "dvd.iso")
+	u := startBackendBox(t, "U", "8092", "dummy_udc.1", "userspace", image, "dvd.iso")
+	defer stopBackendBoxes(t, k, u)
 	devs := map[string]string{}
 	for _, x := range []struct {
 		b   *box

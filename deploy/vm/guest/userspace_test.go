@@ -90,6 +90,7 @@ allow_private = true
 	t.Run("read throughput, both backends side by side", func(t *testing.T) {
 		readThroughputSideBySide(t, "/tmp/store/dvd.iso", dvdSize)
 	})
+	t.Run("SCSI answers as f_mass_storage's", scsiAnswersMatchKernel)
 	// One gadget goes from the kernel's drive to msdav's own: the
 	// server below reconfigures the gadget this one made.
 	t.Run("the kernel backend, then the userspace one on the same gadget", func(t *testing.T) {
