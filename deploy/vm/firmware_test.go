@@ -1,0 +1,206 @@
+//go:build vmtest
+
+package vm
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Blocks of the boot DVD where the test puts the firmware's boot images:
+// past f_mass_storage's CD limit (block 1,151,999), so a firmware that
+// boots has read there through msdav's userspace drive.
+const (
+	biosImageBlock = 1200000
+	efiImageBlock  = 1200016
+	bootDiscSize   = 3 << 30
+)
+
+// firmwares boot from the DVD: SeaBIOS (qemu's default) and OVMF, each
+// with the line its boot image prints when it runs.
+var firmwares = []struct{ name, bios, says string }{
+	{"SeaBIOS", "", "MSDAV-BIOS-BOOT"},
+	{"OVMF", "/usr/share/ovmf/OVMF.fd", "MSDAV-UEFI-BOOT"},
+}
+
+// TestFirmwareBootVM boots PC firmware from a 3 GiB DVD that msdav's
+// userspace drive serves: msdav runs in the usual VM, and a second qemu,
+// outside it, gets the drive's USB device through usbredir (usbredirect
+// in the VM, qemu's usb-redir on an xHCI controller) and boots from it,
+// first with SeaBIOS (El Torito, a boot program that prints a line) and
+// then with OVMF (the EFI shell runs startup.nsh from the El Torito EFI
+// image). Both boot images lie past the CD limit.
+func TestFirmwareBootVM(t *testing.T) {
+	for _, tool := range []string{"as", "ld", "mcopy", "usbredirect"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("needs %s (.ci/run installs binutils, mtools and usbredirect)", tool)
+		}
+	}
+	if _, err := os.Stat(firmwares[1].bios); err != nil {
+		t.Fatalf("needs OVMF (.ci/run installs ovmf): %v", err)
+	}
+	work := t.TempDir()
+	initrd := filepath.Join(work, "initrd")
+	os.MkdirAll(filepath.Join(initrd, "fixtures"), 0o755)
+	os.MkdirAll(filepath.Join(initrd, "hosttools"), 0o755)
+	bootDiscPack(t, work, filepath.Join(initrd, "fixtures", "boot.pack"))
+	usbredirect, _ := exec.LookPath("usbredirect")
+	must(t, "cp", usbredirect, filepath.Join(initrd, "hosttools", "usbredirect"))
+	copyLibs(t, initrd, usbredirect)
+	kernel, img := guestImage(t, work, initScript, "virtio_net", "virtio_pci")
+
+	// Each firmware's qemu listens for the VM's usbredirect on a port of
+	// its own and starts the machine only once it is connected (wait=on):
+	// the firmware finds the drive plugged in at power-on.
+	var ports []string
+	for range firmwares {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
+	type result struct {
+		log  string
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, len(firmwares))
+	go func() {
+		for i, fw := range firmwares {
+			args := []string{"-nographic", "-m", "256", "-nic", "none", "-no-reboot", "-accel", "tcg",
+				"-chardev", "socket,id=usbredir,host=127.0.0.1,port=" + ports[i] + ",server=on,wait=on",
+				"-device", "qemu-xhci,id=xhci", "-device", "usb-redir,chardev=usbredir,bus=xhci.0",
+				"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"}
+			if fw.bios != "" {
+				args = append(args, "-bios", fw.bios)
+			}
+			q := exec.Command("qemu-system-x86_64", args...)
+			var out bytes.Buffer
+			q.Stdout, q.Stderr = &out, &out
+			start := time.Now()
+			err := q.Start()
+			if err == nil {
+				timer := time.AfterFunc(3*time.Minute, func() { q.Process.Kill() })
+				err = q.Wait()
+				timer.Stop()
+			}
+			results <- result{out.String(), err, time.Since(start)}
+		}
+	}()
+	log, exit := boot(t, kernel, img, "msdav.run=^TestFirmwareBoot$ msdav.fwports="+strings.Join(ports, ","),
+		"-nic", "user,model=virtio-net-pci")
+	if exit != 0 {
+		t.Errorf("guest test exited %d%s", exit, guestFailures(log))
+	}
+	for _, fw := range firmwares {
+		var r result
+		select {
+		case r = <-results:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("%s's qemu did not end", fw.name)
+		}
+		// Only the firmware's own lines: the console's escape sequences out.
+		screen := regexpEscapes.ReplaceAllString(r.log, "")
+		t.Logf("%s ran %s (%v); its console:\n%s", fw.name, r.took.Round(time.Millisecond), r.err, screen)
+		if !hasLine(screen, fw.says) {
+			t.Errorf("%s did not boot from the DVD: no %q on its console", fw.name, fw.says)
+		}
+	}
+}
+
+// regexpEscapes are a terminal's control sequences (OVMF draws its screen).
+var regexpEscapes = regexp.MustCompile(`\x1b\[[0-9;=?]*[A-Za-z]`)
+
+func hasLine(s, line string) bool {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == line {
+			return true
+		}
+	}
+	return false
+}
+
+// bootDiscPack makes the boot DVD and writes it as a sparse pack (see
+// udfPack) for the guest to lay out: an ISO 9660 disc with two El Torito
+// images, a BIOS one (testdata/boot.S) and an EFI one (a FAT image holding
+// startup.nsh), both moved past the CD limit with the boot catalog
+// pointing there, in a disc of 3 GiB.
+func bootDiscPack(t *testing.T, work, out string) {
+	t.Helper()
+	src := filepath.Join(work, "bootsrc")
+	os.MkdirAll(src, 0o755)
+	obj := filepath.Join(work, "boot.o")
+	must(t, "as", "--32", "-o", obj, filepath.Join(repoRoot(t), "deploy", "vm", "testdata", "boot.S"))
+	must(t, "ld", "-m", "elf_i386", "-Ttext", "0x7c00", "--oformat", "binary", "-o", filepath.Join(src, "boot.bin"), obj)
+	nsh := filepath.Join(work, "startup.nsh")
+	os.WriteFile(nsh, []byte("echo "+firmwares[1].says+"\r\nreset -s\r\n"), 0o644)
+	efi := filepath.Join(src, "efi.img")
+	must(t, "mkfs.vfat", "-C", efi, "1440")
+	must(t, "mcopy", "-i", efi, nsh, "::/startup.nsh")
+	iso := filepath.Join(work, "boot.iso")
+	must(t, "xorriso", "-as", "mkisofs", "-quiet", "-V", "MSDAVBOOT",
+		"-b", "boot.bin", "-no-emul-boot", "-boot-load-size", "4",
+		"-eltorito-alt-boot", "-e", "efi.img", "-no-emul-boot", "-o", iso, src)
+	disc, err := os.ReadFile(iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The boot record volume descriptor (block 17) names the catalog;
+	// its default entry (BIOS) is the second 32-byte record, the EFI
+	// section's entry the fourth; each entry's image block is at byte 8.
+	brvd := disc[17*2048:]
+	if brvd[0] != 0 || string(brvd[1:6]) != "CD001" || !bytes.HasPrefix(brvd[7:], []byte("EL TORITO SPECIFICATION")) {
+		t.Fatal("xorriso's disc has no El Torito boot record at block 17")
+	}
+	catalog := disc[binary.LittleEndian.Uint32(brvd[0x47:])*2048:]
+	if catalog[32] != 0x88 || catalog[64]&0xfe != 0x90 || catalog[65] != 0xef || catalog[96] != 0x88 {
+		t.Fatalf("unexpected boot catalog: % x", catalog[:128])
+	}
+	image := func(entry []byte) []byte {
+		at := int(binary.LittleEndian.Uint32(entry[8:])) * 2048
+		n := int(binary.LittleEndian.Uint16(entry[6:])) * 512
+		return append([]byte(nil), disc[at:at+n]...)
+	}
+	bios, efiImage := image(catalog[32:]), image(catalog[96:])
+	binary.LittleEndian.PutUint32(catalog[32+8:], biosImageBlock)
+	binary.LittleEndian.PutUint32(catalog[96+8:], efiImageBlock)
+	if len(bios) > (efiImageBlock-biosImageBlock)*2048 {
+		t.Fatalf("the BIOS image (%d bytes) runs into the EFI one", len(bios))
+	}
+
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "MSDAVSPARSE1\n")
+	for _, run := range []struct {
+		at int64
+		b  []byte
+	}{{0, disc}, {biosImageBlock * 2048, bios}, {efiImageBlock * 2048, efiImage}} {
+		binary.Write(w, binary.BigEndian, run.at)
+		binary.Write(w, binary.BigEndian, int64(len(run.b)))
+		w.Write(run.b)
+	}
+	binary.Write(w, binary.BigEndian, int64(-1))
+	binary.Write(w, binary.BigEndian, int64(bootDiscSize))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot DVD: %d bytes; BIOS image (%d bytes) at block %d, EFI image (%d bytes) at block %d",
+		int64(bootDiscSize), len(bios), biosImageBlock, len(efiImage), efiImageBlock)
+}
