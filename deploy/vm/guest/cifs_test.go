@@ -292,11 +292,10 @@ func TestCifsPart(t *testing.T) {
 	if code, out := c.do(t, "PUT", "/api/drives/0", `{"image":"lib/lib.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach on C: %d %s", code, out)
 	}
-	dev := ""
-	took = waitFor(t, "C's CD on the host", 30*time.Second, func() bool {
-		dev = blockOnBus("usb1")
-		return strings.HasPrefix(dev, "/dev/sr") && deviceSize(dev) == int64(len(iso))
-	})
+	dev, took := waitBlockOnBus(t, "C's CD on the host", "usb1", int64(len(iso)), 30*time.Second)
+	if !strings.HasPrefix(dev, "/dev/sr") {
+		t.Fatalf("C's drive is %s on the host, not a CD", dev)
+	}
 	t.Logf("the host saw %s with the share's ISO %s after the attach", dev, took.Round(time.Millisecond))
 	start := time.Now()
 	if got := sum(t, dev, int64(len(iso))); got != sha256.Sum256(iso) {

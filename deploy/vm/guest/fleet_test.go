@@ -107,6 +107,17 @@ func blockOnBus(bus string) string {
 	return ""
 }
 
+// waitBlockOnBus waits until the host shows a device of size on bus and
+// names it, with how long that took.
+func waitBlockOnBus(t *testing.T, what, bus string, size int64, within time.Duration) (dev string, took time.Duration) {
+	t.Helper()
+	took = waitFor(t, what, within, func() bool {
+		dev = blockOnBus(bus)
+		return dev != "" && deviceSize(dev) == size
+	})
+	return dev, took
+}
+
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
 
 // Two boxes, each with its own store and gadget, mount one NFS export (a
@@ -199,10 +210,7 @@ func TestFleetOnNFS(t *testing.T) {
 	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/lib.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach of the replaced lib.iso on A: %d %s", code, out)
 	}
-	waitFor(t, "A's CD of the replaced lib.iso on the host", 20*time.Second, func() bool {
-		dev := blockOnBus("usb1")
-		return dev != "" && deviceSize(dev) == int64(len(iso))
-	})
+	waitBlockOnBus(t, "A's CD of the replaced lib.iso on the host", "usb1", int64(len(iso)), 20*time.Second)
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	a.cmd.Wait()
 	killed := time.Now()
@@ -229,11 +237,7 @@ func TestFleetOnNFS(t *testing.T) {
 	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/held.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach on A: %d %s", code, out)
 	}
-	devA := ""
-	waitFor(t, "A's CD on the host", 20*time.Second, func() bool {
-		devA = blockOnBus("usb1")
-		return devA != "" && deviceSize(devA) == int64(len(iso))
-	})
+	devA, _ := waitBlockOnBus(t, "A's CD on the host", "usb1", int64(len(iso)), 20*time.Second)
 
 	// The library's server dies with an image attached on B: the host's
 	// reads fail (no hang), B's catalog answers with the part marked
@@ -244,11 +248,7 @@ func TestFleetOnNFS(t *testing.T) {
 	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach on B: %d %s", code, out)
 	}
-	dev := ""
-	waitFor(t, "B's CD on the host", 20*time.Second, func() bool {
-		dev = blockOnBus("usb2")
-		return dev != "" && deviceSize(dev) == int64(len(iso))
-	})
+	dev, _ := waitBlockOnBus(t, "B's CD on the host", "usb2", int64(len(iso)), 20*time.Second)
 	srv.Process.Kill()
 	srv.Wait()
 	killed = time.Now()
@@ -331,10 +331,7 @@ func TestFleetOnNFS(t *testing.T) {
 	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"nfs/dead.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("B's attach after the library came back: %d %s", code, out)
 	}
-	waitFor(t, "B's CD on the host again", 20*time.Second, func() bool {
-		dev = blockOnBus("usb2")
-		return dev != "" && deviceSize(dev) == int64(len(iso))
-	})
+	dev, _ = waitBlockOnBus(t, "B's CD on the host again", "usb2", int64(len(iso)), 20*time.Second)
 	if got, err := readDirect(dev, int64(len(iso))); err != nil || got != sha256.Sum256(iso) {
 		t.Errorf("the host's read of B's image after the library came back: %v (sha256 match %v)", err, got == sha256.Sum256(iso))
 	}

@@ -62,11 +62,7 @@ func TestNFSManualOptions(t *testing.T) {
 	if code, out := m.do(t, "PUT", "/api/drives/0", `{"image":"nfs/isos/boot.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach: %d %s", code, out)
 	}
-	dev := ""
-	waitFor(t, "the CD on the host", 20*time.Second, func() bool {
-		dev = blockOnBus("usb2")
-		return dev != "" && deviceSize(dev) == int64(len(iso))
-	})
+	dev, _ := waitBlockOnBus(t, "the CD on the host", "usb2", int64(len(iso)), 20*time.Second)
 	if got, err := readDirect(dev, int64(len(iso))); err != nil || got != sha256.Sum256(iso) {
 		t.Fatalf("the host's read with the manual's options: %v (sha256 match %v)", err, got == sha256.Sum256(iso))
 	}

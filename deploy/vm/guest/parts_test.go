@@ -105,11 +105,7 @@ drives = 1
 	if code, out := box.do(t, "PUT", "/api/drives/0", `{"image":"usb/tools.img","cdrom":false}`); code != 200 {
 		t.Fatalf("attach the stick's image: %d %s", code, out)
 	}
-	var dev string
-	waitFor(t, "the stick's image on the USB host", 20*time.Second, func() bool {
-		dev = blockOnBus("usb1")
-		return dev != "" && deviceSize(dev) == 1<<20
-	})
+	dev, _ := waitBlockOnBus(t, "the stick's image on the USB host", "usb1", 1<<20, 20*time.Second)
 	got, err := os.ReadFile(dev)
 	if err != nil || string(got) != strings.Repeat("x", 1<<20) {
 		t.Fatalf("%s does not read as the stick's tools.img (%d bytes, %v)", dev, len(got), err)

@@ -188,14 +188,7 @@ func scsiAnswersMatchKernel(t *testing.T) {
 			if code, out := x.b.do(t, "PUT", "/api/drives/0", body); code != 200 {
 				t.Fatalf("attach %s on box %s: %d %s", body, x.b.name, code, out)
 			}
-			waitFor(t, "box "+x.b.name+"'s drive on "+x.bus, 30*time.Second, func() bool {
-				d := blockOnBus(x.bus)
-				if d != "" && deviceSize(d) == size {
-					devs[x.b.name] = d
-					return true
-				}
-				return false
-			})
+			devs[x.b.name], _ = waitBlockOnBus(t, "box "+x.b.name+"'s drive on "+x.bus, x.bus, size, 30*time.Second)
 		}
 		return devs["K"], devs["U"]
 	}

@@ -51,11 +51,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	hostReads := func(what, bus string) {
 		t.Helper()
-		var dev string
-		waitFor(t, what, 60*time.Second, func() bool {
-			dev = blockOnBus(bus)
-			return dev != "" && deviceSize(dev) == int64(len(iso))
-		})
+		dev, _ := waitBlockOnBus(t, what, bus, int64(len(iso)), 60*time.Second)
 		got, err := os.ReadFile(dev)
 		if err != nil {
 			t.Fatalf("%s: read %s: %v", what, dev, err)

@@ -72,14 +72,7 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 		if code, out := x.b.do(t, "PUT", "/api/drives/0", `{"image":"dvd.iso","cdrom":false}`); code != 200 {
 			t.Fatalf("attach on box %s: %d %s", x.b.name, code, out)
 		}
-		waitFor(t, "box "+x.b.name+"'s drive on "+x.bus, 30*time.Second, func() bool {
-			d := blockOnBus(x.bus)
-			if d != "" && deviceSize(d) == size {
-				devs[x.b.name] = d
-				return true
-			}
-			return false
-		})
+		devs[x.b.name], _ = waitBlockOnBus(t, "box "+x.b.name+"'s drive on "+x.bus, x.bus, size, 30*time.Second)
 	}
 	// Four rounds over the same 64 MiB: per-slice ratios in one boot
 	// spread from about 0.45 to 0.9, so eight slices left a boot's figure
