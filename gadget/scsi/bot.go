@@ -126,8 +126,14 @@ type Target struct {
 	resets atomic.Uint64
 
 	// Log, if set, hears of phase errors and failed reads and writes:
-	// what a host reports as an I/O error.
+	// what a host reports as an I/O error; and, once per opcode, of
+	// commands this drive does not have: what to look for when a
+	// firmware or an installer will not take the drive.
 	Log *slog.Logger
+
+	// unknown are the opcodes answered INVALID COMMAND OPERATION CODE so
+	// far; only the goroutine running the commands touches it.
+	unknown map[byte]bool
 }
 
 // errAbandoned ends a command the host reset the device during.
@@ -403,6 +409,14 @@ func (t *Target) handle(cbw CBW) error {
 		if err := halt(); err != nil {
 			return err
 		}
+	}
+	if ce != nil && ce.Sense == InvalidOpcode && t.Log != nil && !t.unknown[cbw.CDB[0]] {
+		if t.unknown == nil {
+			t.unknown = map[byte]bool{}
+		}
+		t.unknown[cbw.CDB[0]] = true
+		t.Log.Info("the host sent a command this drive does not have; it is refused (invalid opcode), and this is said once per opcode",
+			"cdb", fmt.Sprintf("%x", cbw.CDB))
 	}
 	if ce != nil {
 		if t.Log != nil && isReadWrite(cbw.CDB[0]) {

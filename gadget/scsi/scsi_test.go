@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -1041,5 +1042,25 @@ func TestServeReadsSoonOnlyWhileStreaming(t *testing.T) {
 	want := "[Read Read ReadSoon Read ReadSoon Read Read]"
 	if got := fmt.Sprint(p.reads); got != want {
 		t.Fatalf("reads %s, want %s", got, want)
+	}
+}
+
+func TestUnknownOpcodeLoggedOncePerOpcode(t *testing.T) {
+	var logged bytes.Buffer
+	l, _ := ready(false, 64*DiskBlock, false)
+	tg := &Target{LUN: l, Pipes: &pipes{}, Log: slog.New(slog.NewTextHandler(&logged, nil))}
+	for _, cdb := range [][]byte{
+		{0x02, 0, 0, 0, 0, 0},             // nobody has it
+		{0x00, 0, 0, 0, 0, 0},             // TEST UNIT READY: known
+		{0x02, 0, 0, 0, 0, 0},             // the same again
+		{0x43, 0, 0, 0, 0, 0, 0, 0, 0, 0}, // READ TOC: a CD's, not a disk's
+	} {
+		if err := tg.Handle(CBW{Tag: 1, CDB: cdb}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "cdb=020000000000") || !strings.Contains(lines[1], "cdb=43000000000000000000") {
+		t.Errorf("log:\n%s\nwant one line for opcode 02 and one for 43", logged.String())
 	}
 }
