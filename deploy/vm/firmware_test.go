@@ -26,11 +26,18 @@ const (
 	bootDiscSize   = 3 << 30
 )
 
-// firmwares boot from the DVD: SeaBIOS (qemu's default) and OVMF, each
-// with the line its boot image prints when it runs.
-var firmwares = []struct{ name, bios, says string }{
-	{"SeaBIOS", "", "MSDAV-BIOS-BOOT"},
-	{"OVMF", "/usr/share/ovmf/OVMF.fd", "MSDAV-UEFI-BOOT"},
+const ovmf = "/usr/share/ovmf/OVMF.fd"
+
+// firmwares are the boots, in order: SeaBIOS (qemu's default) and OVMF
+// from the DVD, then from a USB stick, each with the image the drive
+// holds (a file of the guest's store; dvd or flash) and the line its boot
+// program or script prints. From the stick OVMF's script also writes a
+// file, which the guest then reads back through the drive.
+var firmwares = []struct{ name, bios, image, media, says string }{
+	{"SeaBIOS from the DVD", "", "boot.iso", "dvd", "MSDAV-BIOS-BOOT"},
+	{"OVMF from the DVD", ovmf, "boot.iso", "dvd", "MSDAV-UEFI-BOOT"},
+	{"SeaBIOS from the stick", "", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},
+	{"OVMF from the stick", ovmf, "efi-stick.img", "flash", "MSDAV-UEFI-STICK"},
 }
 
 // TestFirmwareBootVM boots PC firmware from a 3 GiB DVD that msdav's
@@ -39,14 +46,17 @@ var firmwares = []struct{ name, bios, says string }{
 // in the VM, qemu's usb-redir on an xHCI controller) and boots from it,
 // first with SeaBIOS (El Torito, a boot program that prints a line) and
 // then with OVMF (the EFI shell runs startup.nsh from the El Torito EFI
-// image). Both boot images lie past the CD limit.
+// image). Both boot images lie past the CD limit. Then the same from a
+// USB stick (the drive as flash, read-write): SeaBIOS runs the boot
+// program from its first sector, OVMF's shell runs startup.nsh from its
+// FAT file system, which writes a file there for the guest to read back.
 func TestFirmwareBootVM(t *testing.T) {
 	for _, tool := range []string{"as", "ld", "mcopy", "usbredirect"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("needs %s (.ci/run installs binutils, mtools and usbredirect)", tool)
 		}
 	}
-	if _, err := os.Stat(firmwares[1].bios); err != nil {
+	if _, err := os.Stat(ovmf); err != nil {
 		t.Fatalf("needs OVMF (.ci/run installs ovmf): %v", err)
 	}
 	work := t.TempDir()
@@ -54,6 +64,7 @@ func TestFirmwareBootVM(t *testing.T) {
 	os.MkdirAll(filepath.Join(initrd, "fixtures"), 0o755)
 	os.MkdirAll(filepath.Join(initrd, "hosttools"), 0o755)
 	bootDiscPack(t, work, filepath.Join(initrd, "fixtures", "boot.pack"))
+	bootSticks(t, work, filepath.Join(initrd, "fixtures"))
 	usbredirect, _ := exec.LookPath("usbredirect")
 	must(t, "cp", usbredirect, filepath.Join(initrd, "hosttools", "usbredirect"))
 	copyLibs(t, initrd, usbredirect)
@@ -99,7 +110,11 @@ func TestFirmwareBootVM(t *testing.T) {
 			results <- result{out.String(), err, time.Since(start)}
 		}
 	}()
-	log, exit := boot(t, kernel, img, "msdav.run=^TestFirmwareBoot$ msdav.fwports="+strings.Join(ports, ","),
+	var sessions []string // port:image:media, for the guest
+	for i, fw := range firmwares {
+		sessions = append(sessions, ports[i]+":"+fw.image+":"+fw.media)
+	}
+	log, exit := boot(t, kernel, img, "msdav.run=^TestFirmwareBoot$ msdav.fw="+strings.Join(sessions, ","),
 		"-nic", "user,model=virtio-net-pci")
 	if exit != 0 {
 		t.Errorf("guest test exited %d%s", exit, guestFailures(log))
@@ -211,3 +226,33 @@ func bootDiscPack(t *testing.T, work, out string) {
 	t.Logf("boot DVD: %d bytes; BIOS image (%d bytes) at block %d, EFI image (%d bytes) at block %d",
 		int64(bootDiscSize), len(bios), biosImageBlock, len(efiImage), efiImageBlock)
 }
+
+// bootSticks makes the two USB stick images into dir: bios-stick.img, the
+// boot program (testdata/boot.S, saying MSDAV-DISK-BOOT) as its master boot
+// record; efi-stick.img, a FAT file system without partitions whose
+// startup.nsh writes written.txt and ends the machine.
+func bootSticks(t *testing.T, work, dir string) {
+	t.Helper()
+	prog, err := os.ReadFile(filepath.Join(work, "bootsrc", "boot.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog = bytes.Replace(prog, []byte(firmwares[0].says), []byte(firmwares[2].says), 1)
+	if !bytes.Contains(prog, []byte(firmwares[2].says)) || len(prog) > 446 {
+		t.Fatalf("boot program of %d bytes without its line: not a master boot record", len(prog))
+	}
+	mbr := make([]byte, 1<<20)
+	copy(mbr, prog)
+	mbr[510], mbr[511] = 0x55, 0xaa
+	if err := os.WriteFile(filepath.Join(dir, "bios-stick.img"), mbr, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nsh := filepath.Join(work, "stick-startup.nsh")
+	os.WriteFile(nsh, []byte("echo "+firmwares[3].says+"\r\necho "+stickWrote+" >a FS0:\\written.txt\r\nreset -s\r\n"), 0o644)
+	efi := filepath.Join(dir, "efi-stick.img")
+	must(t, "mkfs.vfat", "-C", efi, "4096")
+	must(t, "mcopy", "-i", efi, nsh, "::/startup.nsh")
+}
+
+// stickWrote is what OVMF's script writes to written.txt on the stick.
+const stickWrote = "MSDAV-UEFI-WROTE"
