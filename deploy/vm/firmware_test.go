@@ -29,15 +29,20 @@ const (
 const ovmf = "/usr/share/ovmf/OVMF.fd"
 
 // firmwares are the boots, in order: SeaBIOS (qemu's default) and OVMF
-// from the DVD, then from a USB stick, each with the image the drive
-// holds (a file of the guest's store; dvd or flash) and the line its boot
+// from a disc, then from a USB stick, on msdav's userspace drive and then
+// on the kernel's f_mass_storage, each with the image the drive holds (a
+// file of the guest's store; dvd, cd or flash) and the line its boot
 // program or script prints. From the stick OVMF's script also writes a
 // file, which the guest then reads back through the drive.
-var firmwares = []struct{ name, bios, image, media, says string }{
-	{"SeaBIOS from the DVD", "", "boot.iso", "dvd", "MSDAV-BIOS-BOOT"},
-	{"OVMF from the DVD", ovmf, "boot.iso", "dvd", "MSDAV-UEFI-BOOT"},
-	{"SeaBIOS from the stick", "", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},
-	{"OVMF from the stick", ovmf, "efi-stick.img", "flash", "MSDAV-UEFI-STICK"},
+var firmwares = []struct{ name, bios, backend, image, media, says string }{
+	{"SeaBIOS from the userspace DVD", "", "userspace", "boot.iso", "dvd", "MSDAV-BIOS-BOOT"},
+	{"OVMF from the userspace DVD", ovmf, "userspace", "boot.iso", "dvd", "MSDAV-UEFI-BOOT"},
+	{"SeaBIOS from the userspace stick", "", "userspace", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},
+	{"OVMF from the userspace stick", ovmf, "userspace", "efi-stick.img", "flash", "MSDAV-UEFI-STICK"},
+	{"SeaBIOS from the kernel's CD", "", "kernel", "boot-cd.iso", "cd", "MSDAV-BIOS-BOOT"},
+	{"OVMF from the kernel's CD", ovmf, "kernel", "boot-cd.iso", "cd", "MSDAV-UEFI-BOOT"},
+	{"SeaBIOS from the kernel's stick", "", "kernel", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},
+	{"OVMF from the kernel's stick", ovmf, "kernel", "efi-stick.img", "flash", "MSDAV-UEFI-STICK"},
 }
 
 // TestFirmwareBootVM boots PC firmware from a 3 GiB DVD that msdav's
@@ -50,6 +55,8 @@ var firmwares = []struct{ name, bios, image, media, says string }{
 // USB stick (the drive as flash, read-write): SeaBIOS runs the boot
 // program from its first sector, OVMF's shell runs startup.nsh from its
 // FAT file system, which writes a file there for the guest to read back.
+// Then all of it again on the kernel backend (f_mass_storage), from the
+// disc as made (a CD) and the same sticks: the default works as well.
 func TestFirmwareBootVM(t *testing.T) {
 	for _, tool := range []string{"as", "ld", "mcopy", "usbredirect"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -110,9 +117,9 @@ func TestFirmwareBootVM(t *testing.T) {
 			results <- result{out.String(), err, time.Since(start)}
 		}
 	}()
-	var sessions []string // port:image:media, for the guest
+	var sessions []string // port:backend:image:media, for the guest
 	for i, fw := range firmwares {
-		sessions = append(sessions, ports[i]+":"+fw.image+":"+fw.media)
+		sessions = append(sessions, strings.Join([]string{ports[i], fw.backend, fw.image, fw.media}, ":"))
 	}
 	log, exit := boot(t, kernel, img, "msdav.run=^TestFirmwareBoot$ msdav.fw="+strings.Join(sessions, ","),
 		"-nic", "user,model=virtio-net-pci")
@@ -178,6 +185,10 @@ func bootDiscPack(t *testing.T, work, out string) {
 		"-eltorito-alt-boot", "-e", "efi.img", "-no-emul-boot", "-o", iso, src)
 	disc, err := os.ReadFile(iso)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// As made, with its images where xorriso put them: the kernel's CD.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(out), "boot-cd.iso"), disc, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The boot record volume descriptor (block 17) names the catalog;

@@ -12,12 +12,12 @@ import (
 	"time"
 )
 
-// TestFirmwareBoot serves the boot DVD (vm.bootDiscPack) and the USB sticks
-// (vm.bootSticks) on msdav's userspace drive and hands the drive's USB
-// device, through usbredirect, to each firmware's qemu outside the VM
-// (vm.TestFirmwareBootVM), one after the other: msdav.fw names each
-// session's port, image and media. Then it reads back through the drive
-// what OVMF wrote to its stick.
+// TestFirmwareBoot serves the boot discs (vm.bootDiscPack) and the USB
+// sticks (vm.bootSticks) on msdav's drives, userspace and kernel, and hands
+// the drive's USB device, through usbredirect, to each firmware's qemu
+// outside the VM (vm.TestFirmwareBootVM), one after the other: msdav.fw
+// names each session's port, backend, image and media. It reads back
+// through the drive what OVMF wrote to each stick.
 func TestFirmwareBoot(t *testing.T) {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	var sessions []string
@@ -29,64 +29,97 @@ func TestFirmwareBoot(t *testing.T) {
 	if len(sessions) == 0 {
 		t.Fatal("no msdav.fw on the kernel's command line")
 	}
+	// Box U serves the userspace drive on the first UDC (usb1), box K the
+	// kernel's on the second (usb2); each store holds the images.
 	os.MkdirAll("/tmp/store", 0o755)
 	sizes := map[string]int64{"boot.iso": unpackSparse(t, "/fixtures/boot.pack", "/tmp/store/boot.iso")}
-	for _, stick := range []string{"bios-stick.img", "efi-stick.img"} {
-		run(t, "cp", "/fixtures/"+stick, "/tmp/store/"+stick)
-		fi, _ := os.Stat("/tmp/store/" + stick)
-		sizes[stick] = fi.Size()
+	os.MkdirAll("/tmp/boxK", 0o755)
+	for _, image := range []string{"boot-cd.iso", "bios-stick.img", "efi-stick.img"} {
+		run(t, "cp", "/fixtures/"+image, "/tmp/store/"+image)
+		run(t, "cp", "/fixtures/"+image, "/tmp/boxK/"+image)
+		fi, _ := os.Stat("/tmp/store/" + image)
+		sizes[image] = fi.Size()
 	}
-	os.WriteFile("/tmp/msdav.toml", []byte(`[storage]
+	u := startBoxWith(t, "U", "8092", `[server]
+listen = "127.0.0.1:8092"
+runtime_dir = "/run/msdavU"
+[storage]
 root = "/tmp/store"
 [gadget]
 mode = "configfs"
+name = "msdavU"
 udc = "dummy_udc.0"
 backend = "userspace"
 drives = 1
-`), 0o644)
-	startMsdav(t)
-	defer func() { server.Process.Signal(syscall.SIGTERM); server.Wait() }()
+`)
+	k := startBoxWith(t, "K", "8091", `[server]
+listen = "127.0.0.1:8091"
+runtime_dir = "/run/msdavK"
+[storage]
+root = "/tmp/boxK"
+[gadget]
+mode = "configfs"
+name = "msdavK"
+udc = "dummy_udc.1"
+backend = "kernel"
+drives = 1
+# usbredirect finds a device by its vendor and product IDs, even when
+# given its bus and number: box U has the default ones.
+product_id = 0x0105
+serial = "msdavK"
+`)
+	defer stopBackendBoxes(t, u, k)
 	run(t, "ifconfig", "eth0", "10.0.2.15", "netmask", "255.255.255.0", "up")
 
-	held := ""
+	held := map[string]string{}
 	for _, session := range sessions {
-		port, rest, _ := strings.Cut(session, ":")
-		image, media, _ := strings.Cut(rest, ":")
-		if image != held {
+		f := strings.Split(session, ":")
+		if len(f) != 4 {
+			t.Fatalf("session %q: want port:backend:image:media", session)
+		}
+		port, backend, image, media := f[0], f[1], f[2], f[3]
+		b, bus := u, "usb1"
+		if backend == "kernel" {
+			b, bus = k, "usb2"
+		}
+		if held[backend] != image {
 			body := `{"image":"` + image + `","cdrom":true}`
 			if media == "flash" {
 				body = `{"image":"` + image + `","cdrom":false,"rw":true}`
 			}
-			if code, m := call(t, "PUT", "/api/drives/0", body); code != 200 || m["media"] != media {
-				t.Fatalf("attach %s: %d %v", image, code, m)
+			if code, out := b.do(t, "PUT", "/api/drives/0", body); code != 200 || !strings.Contains(out, `"media":"`+media+`"`) {
+				t.Fatalf("attach %s on box %s: %d %s", image, b.name, code, out)
 			}
-			held = image
+			held[backend] = image
 		}
-		waitBlockOnBus(t, image+" on the VM's USB host", "usb1", sizes[image], 60*time.Second)
-		redirect(t, port)
-	}
-
-	// OVMF's script wrote to its stick: the VM's Linux reads it through the
-	// drive once the device is back.
-	dev, _ := waitBlockOnBus(t, "the stick back on the VM's USB host", "usb1", sizes["efi-stick.img"], 60*time.Second)
-	os.MkdirAll("/mnt/stick", 0o755)
-	run(t, "mount", "-t", "vfat", "-o", "ro", dev, "/mnt/stick")
-	defer syscall.Unmount("/mnt/stick", 0)
-	got, err := os.ReadFile("/mnt/stick/written.txt")
-	if err != nil || strings.TrimSpace(string(got)) != "MSDAV-UEFI-WROTE" {
-		t.Errorf("the file OVMF wrote on the stick reads %q (%v), want MSDAV-UEFI-WROTE", got, err)
+		waitBlockOnBus(t, image+" on the VM's USB host ("+backend+")", bus, sizes[image], 60*time.Second)
+		redirect(t, port, bus)
+		if image != "efi-stick.img" {
+			continue
+		}
+		// OVMF's script wrote to the stick: the VM's Linux reads it
+		// through the drive once the device is back.
+		dev, _ := waitBlockOnBus(t, "the stick back on the VM's USB host", bus, sizes[image], 60*time.Second)
+		os.MkdirAll("/mnt/stick", 0o755)
+		run(t, "mount", "-t", "vfat", "-o", "ro", dev, "/mnt/stick")
+		got, err := os.ReadFile("/mnt/stick/written.txt")
+		syscall.Unmount("/mnt/stick", 0)
+		if err != nil || strings.TrimSpace(string(got)) != "MSDAV-UEFI-WROTE" {
+			t.Errorf("the file OVMF wrote on the %s stick reads %q (%v), want MSDAV-UEFI-WROTE", backend, got, err)
+		}
 	}
 }
 
-// redirect hands the drive's USB device to the firmware's qemu listening
-// on port of the host (10.0.2.2 on qemu's user network) until that qemu
-// ends.
-func redirect(t *testing.T, port string) {
+// redirect hands the USB device on the VM's bus (usb1: the first UDC's)
+// to the firmware's qemu listening on port of the host (10.0.2.2 on qemu's
+// user network) until that qemu ends.
+func redirect(t *testing.T, port, onBus string) {
 	t.Helper()
-	// The device is on the VM's first USB host (dummy_hcd.0); read its
-	// number each time, the device may have been plugged anew.
-	bus, _ := os.ReadFile("/sys/bus/usb/devices/1-1/busnum")
-	dev, _ := os.ReadFile("/sys/bus/usb/devices/1-1/devnum")
+	// The drive is the one device on its bus; read its number each time,
+	// it may have been plugged anew.
+	sys := "/sys/bus/usb/devices/" + strings.TrimPrefix(onBus, "usb") + "-1/"
+	bus, _ := os.ReadFile(sys + "busnum")
+	dev, _ := os.ReadFile(sys + "devnum")
 	device := strings.TrimSpace(string(bus)) + "-" + strings.TrimSpace(string(dev))
 	// The firmware's qemu may not listen yet: a refused connection ends
 	// usbredirect at once (and, in Debian's 0.13, in an abort), and is
