@@ -214,26 +214,11 @@ func bootDiscPack(t *testing.T, work, out string) {
 		t.Fatalf("the BIOS image (%d bytes) runs into the EFI one", len(bios))
 	}
 
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := bufio.NewWriter(f)
-	fmt.Fprintf(w, "MSDAVSPARSE1\n")
-	for _, run := range []struct {
-		at int64
-		b  []byte
-	}{{0, disc}, {biosImageBlock * 2048, bios}, {efiImageBlock * 2048, efiImage}} {
-		binary.Write(w, binary.BigEndian, run.at)
-		binary.Write(w, binary.BigEndian, int64(len(run.b)))
-		w.Write(run.b)
-	}
-	binary.Write(w, binary.BigEndian, int64(-1))
-	binary.Write(w, binary.BigEndian, int64(bootDiscSize))
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	pack := createSparsePack(t, out)
+	pack.run(0, disc)
+	pack.run(biosImageBlock*2048, bios)
+	pack.run(efiImageBlock*2048, efiImage)
+	pack.close(t, bootDiscSize)
 	t.Logf("boot DVD: %d bytes; BIOS image (%d bytes) at block %d, EFI image (%d bytes) at block %d",
 		int64(bootDiscSize), len(bios), biosImageBlock, len(efiImage), efiImageBlock)
 }

@@ -64,13 +64,7 @@ func udfPack(t *testing.T, out string) bool {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := bufio.NewWriter(f)
-	fmt.Fprintf(w, "MSDAVSPARSE1\n")
+	pack := createSparsePack(t, out)
 	var (
 		off, runStart int64 = 0, -1
 		run           bytes.Buffer
@@ -82,9 +76,7 @@ func udfPack(t *testing.T, out string) bool {
 		if runStart < 0 {
 			return
 		}
-		binary.Write(w, binary.BigEndian, runStart)
-		binary.Write(w, binary.BigEndian, int64(run.Len()))
-		w.Write(run.Bytes())
+		pack.run(runStart, run.Bytes())
 		run.Reset()
 		runStart = -1
 	}
@@ -117,16 +109,49 @@ func udfPack(t *testing.T, out string) bool {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("genisoimage: %v\n%s", err, stderr.String())
 	}
-	// The end: offset -1, then the image's size.
-	binary.Write(w, binary.BigEndian, int64(-1))
-	binary.Write(w, binary.BigEndian, off)
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	pack.close(t, off)
 	if at <= cdLimit {
 		t.Fatalf("the UDF payload starts at byte %d, not past the CD limit (%d): the check would prove nothing", at, int64(cdLimit))
 	}
-	fi, _ := f.Stat()
+	fi, _ := os.Stat(out)
 	t.Logf("UDF disc: %d bytes, payload at byte %d (block %d, past the CD limit of block 1151999); sparse pack %d bytes", off, at, at/2048, fi.Size())
 	return true
+}
+
+// sparsePack writes the format the guest's unpackSparse lays out again as
+// a sparse file: a magic line, each run of bytes as its offset, length and
+// bytes, then offset -1 and the image's size.
+type sparsePack struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func createSparsePack(t *testing.T, out string) *sparsePack {
+	t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &sparsePack{f: f, w: bufio.NewWriter(f)}
+	fmt.Fprintf(p.w, "MSDAVSPARSE1\n")
+	return p
+}
+
+func (p *sparsePack) run(at int64, b []byte) {
+	binary.Write(p.w, binary.BigEndian, at)
+	binary.Write(p.w, binary.BigEndian, int64(len(b)))
+	p.w.Write(b)
+}
+
+// close ends the pack of an image of size bytes.
+func (p *sparsePack) close(t *testing.T, size int64) {
+	t.Helper()
+	binary.Write(p.w, binary.BigEndian, int64(-1))
+	binary.Write(p.w, binary.BigEndian, size)
+	if err := p.w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -31,43 +31,18 @@ func TestFirmwareBoot(t *testing.T) {
 	}
 	// Box U serves the userspace drive on the first UDC (usb1), box K the
 	// kernel's on the second (usb2); each store holds the images.
-	os.MkdirAll("/tmp/store", 0o755)
-	sizes := map[string]int64{"boot.iso": unpackSparse(t, "/fixtures/boot.pack", "/tmp/store/boot.iso")}
-	os.MkdirAll("/tmp/boxK", 0o755)
+	u := startBackendBox(t, "U", "8092", "dummy_udc.0", "userspace")
+	// usbredirect finds a device by its vendor and product IDs, even when
+	// given its bus and number: box U has the default ones.
+	k := startBackendBox(t, "K", "8091", "dummy_udc.1", "kernel", "product_id = 0x0105", `serial = "msdavK"`)
+	sizes := map[string]int64{"boot.iso": unpackSparse(t, "/fixtures/boot.pack", "/tmp/boxU/boot.iso")}
 	for _, image := range []string{"boot-cd.iso", "bios-stick.img", "efi-stick.img"} {
-		run(t, "cp", "/fixtures/"+image, "/tmp/store/"+image)
-		run(t, "cp", "/fixtures/"+image, "/tmp/boxK/"+image)
-		fi, _ := os.Stat("/tmp/store/" + image)
+		for _, b := range []*box{u, k} {
+			run(t, "cp", "/fixtures/"+image, "/tmp/box"+b.name+"/"+image)
+		}
+		fi, _ := os.Stat("/fixtures/" + image)
 		sizes[image] = fi.Size()
 	}
-	u := startBoxWith(t, "U", "8092", `[server]
-listen = "127.0.0.1:8092"
-runtime_dir = "/run/msdavU"
-[storage]
-root = "/tmp/store"
-[gadget]
-mode = "configfs"
-name = "msdavU"
-udc = "dummy_udc.0"
-backend = "userspace"
-drives = 1
-`)
-	k := startBoxWith(t, "K", "8091", `[server]
-listen = "127.0.0.1:8091"
-runtime_dir = "/run/msdavK"
-[storage]
-root = "/tmp/boxK"
-[gadget]
-mode = "configfs"
-name = "msdavK"
-udc = "dummy_udc.1"
-backend = "kernel"
-drives = 1
-# usbredirect finds a device by its vendor and product IDs, even when
-# given its bus and number: box U has the default ones.
-product_id = 0x0105
-serial = "msdavK"
-`)
 	defer stopBackendBoxes(t, u, k)
 	run(t, "ifconfig", "eth0", "10.0.2.15", "netmask", "255.255.255.0", "up")
 

@@ -165,12 +165,11 @@ func scsiAnswersMatchKernel(t *testing.T) {
 	}
 	run(t, "cp", "/fixtures/test.iso", "/tmp/scsidiff.iso")
 	iso, _ := os.Stat("/tmp/scsidiff.iso")
-	k := startBackendBox(t, "K", "8091", "dummy_udc.0", "kernel", "/tmp/scsidiff.img", "disk.img")
-	u := startBackendBox(t, "U", "8092", "dummy_udc.1", "userspace", "/tmp/scsidiff.img", "disk.img")
+	k := startBackendBox(t, "K", "8091", "dummy_udc.0", "kernel")
+	u := startBackendBox(t, "U", "8092", "dummy_udc.1", "userspace")
 	for _, b := range []*box{k, u} {
-		if err := os.Link("/tmp/scsidiff.iso", "/tmp/box"+b.name+"/cd.iso"); err != nil && !os.IsExist(err) {
-			t.Fatal(err)
-		}
+		b.link(t, "/tmp/scsidiff.img", "disk.img")
+		b.link(t, "/tmp/scsidiff.iso", "cd.iso")
 		// Each its own copy to write to.
 		if err := os.WriteFile("/tmp/box"+b.name+"/rw.img", img, 0o644); err != nil {
 			t.Fatal(err)

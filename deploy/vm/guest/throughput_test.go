@@ -19,15 +19,12 @@ import (
 )
 
 // startBackendBox runs msdav with the given drive backend on its own gadget
-// and UDC, its store /tmp/box<name>, which holds file: a hard link of
-// image (no copy of a 3 GiB file).
-func startBackendBox(t *testing.T, name, port, udc, backend, image, file string) *box {
+// and UDC, with one drive and its store in /tmp/box<name>; gadget are more
+// lines of its [gadget] section.
+func startBackendBox(t *testing.T, name, port, udc, backend string, gadget ...string) *box {
 	t.Helper()
 	root := "/tmp/box" + name
 	os.MkdirAll(root, 0o755)
-	if err := os.Link(image, root+"/"+file); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
 	return startBoxWith(t, name, port, fmt.Sprintf(`[server]
 listen = "127.0.0.1:%s"
 runtime_dir = "/run/msdav%s"
@@ -39,7 +36,17 @@ backend = %q
 name = "msdav%s"
 udc = %q
 drives = 1
-`, port, name, root, backend, name, udc))
+%s
+`, port, name, root, backend, name, udc, strings.Join(gadget, "\n")))
+}
+
+// link puts a hard link of image in the box's store as file: no copy of a
+// 3 GiB file.
+func (b *box) link(t *testing.T, image, file string) {
+	t.Helper()
+	if err := os.Link(image, "/tmp/box"+b.name+"/"+file); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
 }
 
 // stopBackendBoxes ejects and stops boxes of startBackendBox.
@@ -61,8 +68,10 @@ func stopBackendBoxes(t *testing.T, boxes ...*box) {
 // measured one after the other once gave ratios from 0.32 to 1.19). It
 // returns userspace/kernel.
 func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
-	k := startBackendBox(t, "K", "8091", "dummy_udc.0", "kernel", image, "dvd.iso")
-	u := startBackendBox(t, "U", "8092", "dummy_udc.1", "userspace", image, "dvd.iso")
+	k := startBackendBox(t, "K", "8091", "dummy_udc.0", "kernel")
+	u := startBackendBox(t, "U", "8092", "dummy_udc.1", "userspace")
+	k.link(t, image, "dvd.iso")
+	u.link(t, image, "dvd.iso")
 	defer stopBackendBoxes(t, k, u)
 	devs := map[string]string{}
 	for _, x := range []struct {
