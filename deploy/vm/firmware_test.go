@@ -31,7 +31,8 @@ const ovmf = "/usr/share/ovmf/OVMF.fd"
 // firmwares are the boots, in order: SeaBIOS (qemu's default) and OVMF
 // from a disc, then from a USB stick, on msdav's userspace drive and then
 // on the kernel's f_mass_storage, each with the image the drive holds (a
-// file of the guest's store; dvd, cd or flash) and the line its boot
+// file of the guest's store; dvd, cd, flash, or url: the DVD served to
+// the drive by an HTTP server in the guest) and the line its boot
 // program or script prints. From the stick OVMF's script also writes a
 // file, which the guest then reads back through the drive.
 var firmwares = []struct{ name, bios, backend, image, media, says string }{
@@ -39,6 +40,8 @@ var firmwares = []struct{ name, bios, backend, image, media, says string }{
 	{"OVMF from the userspace DVD", ovmf, "userspace", "boot.iso", "dvd", "MSDAV-UEFI-BOOT"},
 	{"SeaBIOS from the userspace stick", "", "userspace", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},
 	{"OVMF from the userspace stick", ovmf, "userspace", "efi-stick.img", "flash", "MSDAV-UEFI-STICK"},
+	{"SeaBIOS from the userspace DVD at a URL", "", "userspace", "boot.iso", "url", "MSDAV-BIOS-BOOT"},
+	{"OVMF from the userspace DVD at a URL", ovmf, "userspace", "boot.iso", "url", "MSDAV-UEFI-BOOT"},
 	{"SeaBIOS from the kernel's CD", "", "kernel", "boot-cd.iso", "cd", "MSDAV-BIOS-BOOT"},
 	{"OVMF from the kernel's CD", ovmf, "kernel", "boot-cd.iso", "cd", "MSDAV-UEFI-BOOT"},
 	{"SeaBIOS from the kernel's stick", "", "kernel", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},

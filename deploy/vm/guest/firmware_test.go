@@ -4,6 +4,7 @@ package guest
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,7 +17,8 @@ import (
 // sticks (vm.bootSticks) on msdav's drives, userspace and kernel, and hands
 // the drive's USB device, through usbredirect, to each firmware's qemu
 // outside the VM (vm.TestFirmwareBootVM), one after the other: msdav.fw
-// names each session's port, backend, image and media. It reads back
+// names each session's port, backend, image and media (dvd, cd, flash, or
+// url: the DVD from an HTTP server here). It reads back
 // through the drive what OVMF wrote to each stick.
 func TestFirmwareBoot(t *testing.T) {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
@@ -31,7 +33,7 @@ func TestFirmwareBoot(t *testing.T) {
 	}
 	// Box U serves the userspace drive on the first UDC (usb1), box K the
 	// kernel's on the second (usb2); each store holds the images.
-	u := startBackendBox(t, "U", "8092", "dummy_udc.0", "userspace")
+	u := startBackendBox(t, "U", "8092", "dummy_udc.0", "userspace", "[fetch]", "allow_private = true")
 	// usbredirect finds a device by its vendor and product IDs, even when
 	// given its bus and number: box U has the default ones.
 	k := startBackendBox(t, "K", "8091", "dummy_udc.1", "kernel", "product_id = 0x0105", `serial = "msdavK"`)
@@ -46,7 +48,13 @@ func TestFirmwareBoot(t *testing.T) {
 	defer stopBackendBoxes(t, u, k)
 	run(t, "ifconfig", "eth0", "10.0.2.15", "netmask", "255.255.255.0", "up")
 
-	held := map[string]string{}
+	// The DVD also from a URL: an HTTP server here (Range requests, as
+	// net/http serves files) of box U's store.
+	web := &http.Server{Addr: "127.0.0.1:8099", Handler: http.FileServer(http.Dir("/tmp/boxU"))}
+	go web.ListenAndServe()
+	defer web.Close()
+
+	held := map[string]string{} // backend: image and media
 	for _, session := range sessions {
 		f := strings.Split(session, ":")
 		if len(f) != 4 {
@@ -57,15 +65,18 @@ func TestFirmwareBoot(t *testing.T) {
 		if backend == "kernel" {
 			b, bus = k, "usb2"
 		}
-		if held[backend] != image {
-			body := `{"image":"` + image + `","cdrom":true}`
-			if media == "flash" {
+		if held[backend] != image+media {
+			body, want := `{"image":"`+image+`","cdrom":true}`, media
+			switch media {
+			case "flash":
 				body = `{"image":"` + image + `","cdrom":false,"rw":true}`
+			case "url":
+				body, want = `{"url":"http://127.0.0.1:8099/`+image+`","cdrom":true}`, "dvd"
 			}
-			if code, out := b.do(t, "PUT", "/api/drives/0", body); code != 200 || !strings.Contains(out, `"media":"`+media+`"`) {
-				t.Fatalf("attach %s on box %s: %d %s", image, b.name, code, out)
+			if code, out := b.do(t, "PUT", "/api/drives/0", body); code != 200 || !strings.Contains(out, `"media":"`+want+`"`) {
+				t.Fatalf("attach %s on box %s: %d %s", body, b.name, code, out)
 			}
-			held[backend] = image
+			held[backend] = image + media
 		}
 		waitBlockOnBus(t, image+" on the VM's USB host ("+backend+")", bus, sizes[image], 60*time.Second)
 		redirect(t, port, bus)
