@@ -4,6 +4,7 @@ package vm
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // PrivateDevices=yes, the system call filter, the capability bounding set)
 // must leave the userspace drives working, their FunctionFS mounts under
 // RuntimeDirectory included, and keep them across a restart; and the
-// kernel backend's configfs gadget working after it.
+// kernel backend's configfs gadget working after it. The store is an ext4
+// disk mounted ro, which the remount guard makes rw while it writes.
 func TestSystemdVM(t *testing.T) {
 	systemd := "/lib/systemd/systemd"
 	if _, err := os.Stat(systemd); err != nil {
@@ -62,6 +64,8 @@ func TestSystemdVM(t *testing.T) {
 listen = "127.0.0.1:8080"
 [storage]
 root = "/var/lib/msdav/images"
+remount = true
+remount_grace = "1s"
 [gadget]
 mode = "configfs"
 backend = "userspace"
@@ -83,7 +87,11 @@ StandardOutput=tty
 StandardError=tty
 TTYPath=/dev/ttyS0
 `, 0o644)
-	put("vm-modules.sh", "/bin/busybox --install -s /bin\n"+loadModules, 0o755)
+	// The store: an ext4 disk that fstab would mount ro, for the remount
+	// guard to make rw while it writes, from inside the unit's namespace.
+	put("vm-modules.sh", "/bin/busybox --install -s /bin\n"+loadModules+`for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
+mount -t ext4 -o ro /dev/vda /var/lib/msdav/images
+`, 0o755)
 	put("etc/systemd/system/vm-check.service", `[Unit]
 Description=check msdav under its unit
 Wants=msdav.service
@@ -114,12 +122,24 @@ Requires=vm-modules.service vm-check.service
 		t.Fatal(err)
 	}
 
-	kernel, img := guestImage(t, work, initScript)
-	log, exit := boot(t, kernel, img, "rdinit="+systemd+" systemd.log_target=console systemd.show_status=0")
+	disk := filepath.Join(work, "store.img")
+	must(t, "truncate", "-s", "64M", disk)
+	must(t, "mkfs.ext4", "-q", "-F", disk)
+	kernel, img := guestImage(t, work, initScript, "crc32c_generic", "ext4", "virtio_blk", "virtio_pci")
+	log, exit := boot(t, kernel, img, "rdinit="+systemd+" systemd.log_target=console systemd.show_status=0",
+		"-drive", "file="+disk+",if=virtio,format=raw,cache=none")
 	if exit != 0 {
 		t.Fatalf("guest tests exited %d%s", exit, guestFailures(log))
 	}
 	if !strings.Contains(log, "--- PASS: TestSystemdUnit") {
 		t.Fatal("TestSystemdUnit did not pass in the guest")
+	}
+	// The VM powered off with the store mounted: the guard had left it ro
+	// and synced, so the disk is clean and holds the upload.
+	if out, err := exec.Command("e2fsck", "-fn", disk).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck of the store after the VM: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("debugfs", "-R", "ls -l /", disk).CombinedOutput(); !strings.Contains(string(out), "test.iso") {
+		t.Errorf("the store's disk has no test.iso:\n%s", out)
 	}
 }

@@ -39,12 +39,23 @@ func TestSystemdUnit(t *testing.T) {
 
 	// Into the store over WebDAV (ProtectSystem=strict leaves only the
 	// unit's ReadWritePaths writable), then onto the USB host as a CD.
+	// The store's disk is mounted ro: the remount guard makes it rw for
+	// the upload from inside the unit's mount namespace, and ro again a
+	// second (remount_grace) after it.
+	const store = "/var/lib/msdav/images"
+	if !superRO(t, store) {
+		t.Fatal("the store's disk is not mounted ro before the upload")
+	}
 	iso, err := os.ReadFile("/fixtures/test.iso")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code, out := b.do(t, "PUT", "/dav/test.iso", string(iso)); code != 201 {
 		t.Fatalf("upload under the unit: %d %s", code, out)
+	}
+	waitFor(t, "the store's disk ro again after the upload", 15*time.Second, func() bool { return superRO(t, store) })
+	if got, err := os.ReadFile(store + "/test.iso"); err != nil || !bytes.Equal(got, iso) {
+		t.Fatalf("the upload as the machine sees it: %d bytes, %v", len(got), err)
 	}
 	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach under the unit: %d %s", code, out)
@@ -94,6 +105,28 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatalf("attach with the kernel backend under the unit: %d %s", code, out)
 	}
 	hostReads("the CD on the USB host through f_mass_storage", "usb2")
+}
+
+// superRO reports whether the file system mounted at dir is read-only
+// itself (its super options in mountinfo), whatever one mount of it says.
+func superRO(t *testing.T, dir string) bool {
+	t.Helper()
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[4] != dir {
+			continue
+		}
+		_, after, _ := strings.Cut(line, " - ")
+		if sf := strings.Fields(after); len(sf) == 3 {
+			return strings.HasPrefix(sf[2], "ro")
+		}
+	}
+	t.Fatalf("nothing is mounted at %s", dir)
+	return false
 }
 
 // msdavPID waits for the one msdav process and returns its pid.
