@@ -102,7 +102,7 @@ func Message(err error) string {
 	msg := internalName.ReplaceAllString(err.Error(), "")
 	switch {
 	case errors.Is(err, syscall.EROFS):
-		msg += " (the store's filesystem is read-only: someone remounted it behind msdav's back; msdav makes it writable again on the next change, so try again)"
+		msg += " (the store's filesystem is read-only. With storage.remount on, msdav makes it writable for each change, also after someone remounted it behind msdav's back: try again. With storage.remount off, mount it read-write, or turn storage.remount on)"
 	case errors.Is(err, gadget.ErrMediumLocked):
 		msg += "; eject it on the host, or eject with force to break the lock"
 	}
