@@ -17,7 +17,8 @@ import (
 // must leave the userspace drives working, their FunctionFS mounts under
 // RuntimeDirectory included, and keep them across a restart; and the
 // kernel backend's configfs gadget working after it. The store is an ext4
-// disk mounted ro, which the remount guard makes rw while it writes.
+// disk mounted ro, which the remount guard makes rw while it writes; an
+// exFAT stick mounted inside it while msdav runs is a part it writes to.
 func TestSystemdVM(t *testing.T) {
 	systemd := "/lib/systemd/systemd"
 	if _, err := os.Stat(systemd); err != nil {
@@ -124,10 +125,17 @@ Requires=vm-modules.service vm-check.service
 
 	disk := filepath.Join(work, "store.img")
 	must(t, "truncate", "-s", "64M", disk)
-	must(t, "mkfs.ext4", "-q", "-F", disk)
-	kernel, img := guestImage(t, work, initScript, "crc32c_generic", "ext4", "virtio_blk", "virtio_pci")
+	// usb/: where the guest mounts the stick as a part of the store.
+	layout := filepath.Join(work, "storelayout")
+	os.MkdirAll(filepath.Join(layout, "usb"), 0o755)
+	must(t, "mkfs.ext4", "-q", "-F", "-d", layout, disk)
+	stick := filepath.Join(work, "stick.img")
+	must(t, "truncate", "-s", "32M", stick)
+	must(t, "mkfs.exfat", "-L", "STICK", stick)
+	kernel, img := guestImage(t, work, initScript, "crc32c_generic", "ext4", "virtio_blk", "virtio_pci", "exfat")
 	log, exit := boot(t, kernel, img, "rdinit="+systemd+" systemd.log_target=console systemd.show_status=0",
-		"-drive", "file="+disk+",if=virtio,format=raw,cache=none")
+		"-drive", "file="+disk+",if=virtio,format=raw,cache=none",
+		"-drive", "file="+stick+",if=virtio,format=raw,cache=none")
 	if exit != 0 {
 		t.Fatalf("guest tests exited %d%s", exit, guestFailures(log))
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -56,6 +57,22 @@ func TestSystemdUnit(t *testing.T) {
 	waitFor(t, "the store's disk ro again after the upload", 15*time.Second, func() bool { return superRO(t, store) })
 	if got, err := os.ReadFile(store + "/test.iso"); err != nil || !bytes.Equal(got, iso) {
 		t.Fatalf("the upload as the machine sees it: %d bytes, %v", len(got), err)
+	}
+
+	// A USB stick (exFAT) mounted inside the store while msdav runs: the
+	// mount reaches the unit's namespace, msdav lists it as a writable
+	// part, and an upload lands on the stick.
+	run(t, "mount", "-t", "exfat", "/dev/vdb", store+"/usb")
+	defer syscall.Unmount(store+"/usb", 0)
+	waitFor(t, "the stick as a writable part of the store", 15*time.Second, func() bool {
+		_, out := b.do(t, "GET", "/api/images", "")
+		return strings.Contains(out, `"path":"usb"`) && strings.Contains(out, `"fstype":"exfat"`) && strings.Contains(out, `"writable":true`)
+	})
+	if code, out := b.do(t, "PUT", "/dav/usb/on-the-stick.iso", string(iso)); code != 201 {
+		t.Fatalf("upload onto the stick under the unit: %d %s", code, out)
+	}
+	if got, err := os.ReadFile(store + "/usb/on-the-stick.iso"); err != nil || !bytes.Equal(got, iso) {
+		t.Fatalf("the upload on the stick as the machine sees it: %d bytes, %v", len(got), err)
 	}
 	if code, out := b.do(t, "PUT", "/api/drives/0", `{"image":"test.iso","cdrom":true}`); code != 200 {
 		t.Fatalf("attach under the unit: %d %s", code, out)
