@@ -28,6 +28,18 @@ const (
 
 const ovmf = "/usr/share/ovmf/OVMF.fd"
 
+// The lines the boot images print: the boot program from the DVD and
+// from the stick (testdata/boot.S, its line swapped for the stick's), and
+// OVMF's startup.nsh from the DVD and from the stick; and what the
+// stick's script writes to written.txt there.
+const (
+	biosSays   = "MSDAV-BIOS-BOOT"
+	diskSays   = "MSDAV-DISK-BOOT"
+	uefiSays   = "MSDAV-UEFI-BOOT"
+	stickSays  = "MSDAV-UEFI-STICK"
+	stickWrote = "MSDAV-UEFI-WROTE"
+)
+
 // firmwares are the boots, in order: SeaBIOS (qemu's default) and OVMF
 // from a disc, then from a USB stick, on msdav's userspace drive and then
 // on the kernel's f_mass_storage, each with the image the drive holds (a
@@ -36,16 +48,16 @@ const ovmf = "/usr/share/ovmf/OVMF.fd"
 // program or script prints. From the stick OVMF's script also writes a
 // file, which the guest then reads back through the drive.
 var firmwares = []struct{ name, bios, backend, image, media, says string }{
-	{"SeaBIOS from the userspace DVD", "", "userspace", "boot.iso", "dvd", "MSDAV-BIOS-BOOT"},
-	{"OVMF from the userspace DVD", ovmf, "userspace", "boot.iso", "dvd", "MSDAV-UEFI-BOOT"},
-	{"SeaBIOS from the userspace stick", "", "userspace", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},
-	{"OVMF from the userspace stick", ovmf, "userspace", "efi-stick.img", "flash", "MSDAV-UEFI-STICK"},
-	{"SeaBIOS from the userspace DVD at a URL", "", "userspace", "boot.iso", "url", "MSDAV-BIOS-BOOT"},
-	{"OVMF from the userspace DVD at a URL", ovmf, "userspace", "boot.iso", "url", "MSDAV-UEFI-BOOT"},
-	{"SeaBIOS from the kernel's CD", "", "kernel", "boot-cd.iso", "cd", "MSDAV-BIOS-BOOT"},
-	{"OVMF from the kernel's CD", ovmf, "kernel", "boot-cd.iso", "cd", "MSDAV-UEFI-BOOT"},
-	{"SeaBIOS from the kernel's stick", "", "kernel", "bios-stick.img", "flash", "MSDAV-DISK-BOOT"},
-	{"OVMF from the kernel's stick", ovmf, "kernel", "efi-stick.img", "flash", "MSDAV-UEFI-STICK"},
+	{"SeaBIOS from the userspace DVD", "", "userspace", "boot.iso", "dvd", biosSays},
+	{"OVMF from the userspace DVD", ovmf, "userspace", "boot.iso", "dvd", uefiSays},
+	{"SeaBIOS from the userspace stick", "", "userspace", "bios-stick.img", "flash", diskSays},
+	{"OVMF from the userspace stick", ovmf, "userspace", "efi-stick.img", "flash", stickSays},
+	{"SeaBIOS from the userspace DVD at a URL", "", "userspace", "boot.iso", "url", biosSays},
+	{"OVMF from the userspace DVD at a URL", ovmf, "userspace", "boot.iso", "url", uefiSays},
+	{"SeaBIOS from the kernel's CD", "", "kernel", "boot-cd.iso", "cd", biosSays},
+	{"OVMF from the kernel's CD", ovmf, "kernel", "boot-cd.iso", "cd", uefiSays},
+	{"SeaBIOS from the kernel's stick", "", "kernel", "bios-stick.img", "flash", diskSays},
+	{"OVMF from the kernel's stick", ovmf, "kernel", "efi-stick.img", "flash", stickSays},
 }
 
 // TestFirmwareBootVM boots PC firmware from a 3 GiB DVD that msdav's
@@ -58,8 +70,9 @@ var firmwares = []struct{ name, bios, backend, image, media, says string }{
 // USB stick (the drive as flash, read-write): SeaBIOS runs the boot
 // program from its first sector, OVMF's shell runs startup.nsh from its
 // FAT file system, which writes a file there for the guest to read back.
-// Then all of it again on the kernel backend (f_mass_storage), from the
-// disc as made (a CD) and the same sticks: the default works as well.
+// Then both from the DVD served to the drive from a URL. Then the disc and
+// stick boots again on the kernel backend (f_mass_storage), from the disc
+// as made (a CD) and the same sticks: the default works as well.
 func TestFirmwareBootVM(t *testing.T) {
 	for _, tool := range []string{"as", "ld", "mcopy", "usbredirect"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -73,8 +86,9 @@ func TestFirmwareBootVM(t *testing.T) {
 	initrd := filepath.Join(work, "initrd")
 	os.MkdirAll(filepath.Join(initrd, "fixtures"), 0o755)
 	os.MkdirAll(filepath.Join(initrd, "hosttools"), 0o755)
-	bootDiscPack(t, work, filepath.Join(initrd, "fixtures", "boot.pack"))
-	bootSticks(t, work, filepath.Join(initrd, "fixtures"))
+	prog := bootProgram(t, work)
+	bootDiscPack(t, work, prog, filepath.Join(initrd, "fixtures", "boot.pack"))
+	bootSticks(t, work, prog, filepath.Join(initrd, "fixtures"))
 	usbredirect, _ := exec.LookPath("usbredirect")
 	must(t, "cp", usbredirect, filepath.Join(initrd, "hosttools", "usbredirect"))
 	copyLibs(t, initrd, usbredirect)
@@ -147,7 +161,7 @@ func TestFirmwareBootVM(t *testing.T) {
 		screen := regexpEscapes.ReplaceAllString(r.log, "")
 		t.Logf("%s ran %s (%v); its console:\n%s", fw.name, r.took.Round(time.Millisecond), r.err, screen)
 		if !hasLine(screen, fw.says) {
-			t.Errorf("%s did not boot from the DVD: no %q on its console", fw.name, fw.says)
+			t.Errorf("%s did not boot: no %q on its console", fw.name, fw.says)
 		}
 	}
 }
@@ -165,20 +179,37 @@ func hasLine(s, line string) bool {
 	return false
 }
 
+// bootProgram assembles testdata/boot.S into the flat program a BIOS loads
+// at 0000:7C00.
+func bootProgram(t *testing.T, work string) []byte {
+	t.Helper()
+	obj, bin := filepath.Join(work, "boot.o"), filepath.Join(work, "boot.bin")
+	must(t, "as", "--32", "-o", obj, filepath.Join(repoRoot(t), "deploy", "vm", "testdata", "boot.S"))
+	must(t, "ld", "-m", "elf_i386", "-Ttext", "0x7c00", "--oformat", "binary", "-o", bin, obj)
+	prog, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(prog, []byte(biosSays)) {
+		t.Fatalf("the boot program does not say %s", biosSays)
+	}
+	return prog
+}
+
 // bootDiscPack makes the boot DVD and writes it as a sparse pack (see
 // udfPack) for the guest to lay out: an ISO 9660 disc with two El Torito
-// images, a BIOS one (testdata/boot.S) and an EFI one (a FAT image holding
+// images, a BIOS one (prog) and an EFI one (a FAT image holding
 // startup.nsh), both moved past the CD limit with the boot catalog
 // pointing there, in a disc of 3 GiB.
-func bootDiscPack(t *testing.T, work, out string) {
+func bootDiscPack(t *testing.T, work string, prog []byte, out string) {
 	t.Helper()
 	src := filepath.Join(work, "bootsrc")
 	os.MkdirAll(src, 0o755)
-	obj := filepath.Join(work, "boot.o")
-	must(t, "as", "--32", "-o", obj, filepath.Join(repoRoot(t), "deploy", "vm", "testdata", "boot.S"))
-	must(t, "ld", "-m", "elf_i386", "-Ttext", "0x7c00", "--oformat", "binary", "-o", filepath.Join(src, "boot.bin"), obj)
+	if err := os.WriteFile(filepath.Join(src, "boot.bin"), prog, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	nsh := filepath.Join(work, "startup.nsh")
-	os.WriteFile(nsh, []byte("echo "+firmwares[1].says+"\r\nreset -s\r\n"), 0o644)
+	os.WriteFile(nsh, []byte("echo "+uefiSays+"\r\nreset -s\r\n"), 0o644)
 	efi := filepath.Join(src, "efi.img")
 	must(t, "mkfs.vfat", "-C", efi, "1440")
 	must(t, "mcopy", "-i", efi, nsh, "::/startup.nsh")
@@ -227,17 +258,13 @@ func bootDiscPack(t *testing.T, work, out string) {
 }
 
 // bootSticks makes the two USB stick images into dir: bios-stick.img, the
-// boot program (testdata/boot.S, saying MSDAV-DISK-BOOT) as its master boot
-// record; efi-stick.img, a FAT file system without partitions whose
-// startup.nsh writes written.txt and ends the machine.
-func bootSticks(t *testing.T, work, dir string) {
+// boot program (prog, saying diskSays instead) as its master boot record;
+// efi-stick.img, a FAT file system without partitions whose startup.nsh
+// writes written.txt and ends the machine.
+func bootSticks(t *testing.T, work string, prog []byte, dir string) {
 	t.Helper()
-	prog, err := os.ReadFile(filepath.Join(work, "bootsrc", "boot.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog = bytes.Replace(prog, []byte(firmwares[0].says), []byte(firmwares[2].says), 1)
-	if !bytes.Contains(prog, []byte(firmwares[2].says)) || len(prog) > 446 {
+	prog = bytes.Replace(prog, []byte(biosSays), []byte(diskSays), 1)
+	if !bytes.Contains(prog, []byte(diskSays)) || len(prog) > 446 {
 		t.Fatalf("boot program of %d bytes without its line: not a master boot record", len(prog))
 	}
 	mbr := make([]byte, 1<<20)
@@ -247,11 +274,8 @@ func bootSticks(t *testing.T, work, dir string) {
 		t.Fatal(err)
 	}
 	nsh := filepath.Join(work, "stick-startup.nsh")
-	os.WriteFile(nsh, []byte("echo "+firmwares[3].says+"\r\necho "+stickWrote+" >a FS0:\\written.txt\r\nreset -s\r\n"), 0o644)
+	os.WriteFile(nsh, []byte("echo "+stickSays+"\r\necho "+stickWrote+" >a FS0:\\written.txt\r\nreset -s\r\n"), 0o644)
 	efi := filepath.Join(dir, "efi-stick.img")
 	must(t, "mkfs.vfat", "-C", efi, "4096")
 	must(t, "mcopy", "-i", efi, nsh, "::/startup.nsh")
 }
-
-// stickWrote is what OVMF's script writes to written.txt on the stick.
-const stickWrote = "MSDAV-UEFI-WROTE"

@@ -37,6 +37,7 @@ func TestFirmwareBoot(t *testing.T) {
 	// usbredirect finds a device by its vendor and product IDs, even when
 	// given its bus and number: box U has the default ones.
 	k := startBackendBox(t, "K", "8091", "dummy_udc.1", "kernel", "product_id = 0x0105", `serial = "msdavK"`)
+	defer stopBackendBoxes(t, u, k)
 	sizes := map[string]int64{"boot.iso": unpackSparse(t, "/fixtures/boot.pack", "/tmp/boxU/boot.iso")}
 	for _, image := range []string{"boot-cd.iso", "bios-stick.img", "efi-stick.img"} {
 		for _, b := range []*box{u, k} {
@@ -45,7 +46,6 @@ func TestFirmwareBoot(t *testing.T) {
 		fi, _ := os.Stat("/fixtures/" + image)
 		sizes[image] = fi.Size()
 	}
-	defer stopBackendBoxes(t, u, k)
 	run(t, "ifconfig", "eth0", "10.0.2.15", "netmask", "255.255.255.0", "up")
 
 	// The DVD also from a URL: an HTTP server here (Range requests, as
@@ -90,11 +90,14 @@ func TestFirmwareBoot(t *testing.T) {
 		run(t, "mount", "-t", "vfat", "-o", "ro", dev, "/mnt/stick")
 		got, err := os.ReadFile("/mnt/stick/written.txt")
 		syscall.Unmount("/mnt/stick", 0)
-		if err != nil || strings.TrimSpace(string(got)) != "MSDAV-UEFI-WROTE" {
-			t.Errorf("the file OVMF wrote on the %s stick reads %q (%v), want MSDAV-UEFI-WROTE", backend, got, err)
+		if err != nil || strings.TrimSpace(string(got)) != stickWrote {
+			t.Errorf("the file OVMF wrote on the %s stick reads %q (%v), want %s", backend, got, err, stickWrote)
 		}
 	}
 }
+
+// stickWrote is what OVMF's script on the stick writes (vm.stickWrote).
+const stickWrote = "MSDAV-UEFI-WROTE"
 
 // redirect hands the USB device on the VM's bus (usb1: the first UDC's)
 // to the firmware's qemu listening on port of the host (10.0.2.2 on qemu's

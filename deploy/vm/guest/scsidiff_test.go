@@ -142,11 +142,16 @@ func checkCond(key, asc, ascq byte) answer {
 	return answer{status: 0x02, sense: [3]byte{key, asc, ascq}}
 }
 
+// equal: the same status, sense, data and host status.
+func (a answer) equal(b answer) bool {
+	return a.status == b.status && a.sense == b.sense && bytes.Equal(a.data, b.data) && a.host == b.host
+}
+
 func (c scsiCase) wanted(a answer) bool {
 	if c.wantSome {
 		return a.status == 0 && len(a.data) > 0
 	}
-	return a.status == c.want.status && a.sense == c.want.sense && bytes.Equal(a.data, c.want.data) && a.host == c.want.host
+	return a.equal(c.want)
 }
 
 // scsiAnswersMatchKernel sends the same commands to a drive of each
@@ -209,7 +214,7 @@ func scsiAnswersMatchKernel(t *testing.T) {
 				}
 				got[i] = a
 			}
-			same := got[0].status == got[1].status && got[0].sense == got[1].sense && bytes.Equal(got[0].data, got[1].data) && got[0].host == got[1].host
+			same := got[0].equal(got[1])
 			switch {
 			case c.unlike == "" && !same:
 				t.Errorf("%s (% x):\n  f_mass_storage: %v\n  msdav:          %v", c.name, c.cdb, got[0], got[1])

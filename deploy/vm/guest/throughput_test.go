@@ -19,9 +19,10 @@ import (
 )
 
 // startBackendBox runs msdav with the given drive backend on its own gadget
-// and UDC, with one drive and its store in /tmp/box<name>; gadget are more
-// lines of its [gadget] section.
-func startBackendBox(t *testing.T, name, port, udc, backend string, gadget ...string) *box {
+// and UDC, with one drive and its store in /tmp/box<name>. extra are more
+// lines of config after the [gadget] section's own: more of it, or from a
+// line "[section]" on, another section.
+func startBackendBox(t *testing.T, name, port, udc, backend string, extra ...string) *box {
 	t.Helper()
 	root := "/tmp/box" + name
 	os.MkdirAll(root, 0o755)
@@ -37,7 +38,7 @@ name = "msdav%s"
 udc = %q
 drives = 1
 %s
-`, port, name, root, backend, name, udc, strings.Join(gadget, "\n")))
+`, port, name, root, backend, name, udc, strings.Join(extra, "\n")))
 }
 
 // link puts a hard link of image in the box's store as file: no copy of a
