@@ -92,6 +92,7 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 	start := size - slice*slices_
 	roundMiB := float64(slice*slices_) / (1 << 20)
 	took := map[string]time.Duration{}
+	cost := map[string]*machineCounters{"K": {}, "U": {}}
 	sums := map[string]io.Writer{}
 	hk, hu := sha256.New(), sha256.New()
 	sums["K"], sums["U"] = hk, hu
@@ -115,6 +116,7 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 				if err := unix.Fadvise(int(f.Fd()), off, slice, unix.FADV_DONTNEED); err != nil {
 					t.Fatalf("drop the host's cache of %s: %v", devs[name], err)
 				}
+				c0 := countMachine(devs[name])
 				t0 := time.Now()
 				// Buffered reads, as a booting host's: the kernel's read-ahead
 				// makes the SCSI READs (120 KiB each at high speed). Only the
@@ -125,6 +127,7 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 					_, err = f.ReadAt(buf[o:o+32<<10], off+int64(o))
 				}
 				d[j] = time.Since(t0)
+				cost[name].add(countMachine(devs[name]).since(c0))
 				if r == 0 {
 					sums[name].Write(buf)
 				}
@@ -153,6 +156,7 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 	t.Logf("READ-MBPS kernel %.1f userspace %.1f (%d interleaved slices of 8 MiB each; MB/s kernel/userspace by round: %s)", kr, ur, slices_*rounds, strings.Join(roundRates, ", "))
 	t.Logf("THROUGHPUT userspace/kernel = %.2f (kernel %.1f MB/s, userspace %.1f MB/s; per-slice ratios %.2f to %.2f, median %.2f)",
 		ur/kr, kr, ur, ratios[0], ratios[len(ratios)-1], (ratios[len(ratios)/2-1]+ratios[len(ratios)/2])/2)
+	t.Logf("PER-COMMAND kernel: %s; userspace: %s", cost["K"].perCommand(took["K"]), cost["U"].perCommand(took["U"]))
 	// Where the time goes, from the kernel's own gadget tracepoints; only
 	// when asked for (MSDAV_VM_PHASES=1 on the host), see TestUserspaceVM.
 	if os.Getenv("MSDAV_PHASES") == "" {
@@ -243,3 +247,78 @@ func commandPhases(trace string) (firstData, command time.Duration) {
 // tracePoint is one line of the gadget tracepoints: time, event, endpoint,
 // bytes done and asked.
 var tracePoint = regexp.MustCompile(`\s(\d+\.\d+): (usb_ep_queue|usb_gadget_giveback_request): (ep\d+(?:in|out))[-\w]*: .*length (\d+)/(\d+)`)
+
+// machineCounters are the guest kernel's counters that tell where a
+// command's time goes without tracing (which once locked this TCG guest
+// up, see TestUserspaceVM): the reads the host's block device completed
+// (one SCSI READ each), context switches, cross-CPU interrupts (reschedule
+// and function-call IPIs: wake-ups on the other CPU), and runs of soft
+// hrtimers, which here are dummy_hcd's: it moves transfers every 125 µs
+// while the host has one pending, so its runs per command are the time a
+// command's transfers waited, in ticks. On 2026-11-26 they showed the
+// userspace drive's commands 0.75 to 1.0 ms longer than f_mass_storage's,
+// with as many context switches, fewer IPIs and only 1.1 to 1.8 more timer
+// runs (0.14 to 0.23 ms): most of the gap is time with no transfer pending
+// (docs/userspace-throughput.md).
+type machineCounters struct {
+	reads, switches, ipis, usbTicks int64
+}
+
+func (c *machineCounters) add(d machineCounters) {
+	c.reads += d.reads
+	c.switches += d.switches
+	c.ipis += d.ipis
+	c.usbTicks += d.usbTicks
+}
+
+func (c machineCounters) since(b machineCounters) machineCounters {
+	return machineCounters{c.reads - b.reads, c.switches - b.switches, c.ipis - b.ipis, c.usbTicks - b.usbTicks}
+}
+
+func (c machineCounters) perCommand(took time.Duration) string {
+	if c.reads == 0 {
+		return "no counters"
+	}
+	n := float64(c.reads)
+	return fmt.Sprintf("%.2f ms, %.1f context switches, %.1f IPIs, %.1f USB timer runs (%d READs)",
+		took.Seconds()*1000/n, float64(c.switches)/n, float64(c.ipis)/n, float64(c.usbTicks)/n, c.reads)
+}
+
+// countMachine reads the counters; dev is the host's block device whose
+// completed reads count the commands. A counter it cannot read stays zero.
+func countMachine(dev string) machineCounters {
+	var c machineCounters
+	if b, err := os.ReadFile("/sys/block/" + strings.TrimPrefix(dev, "/dev/") + "/stat"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			c.reads, _ = strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 2 && f[0] == "ctxt":
+				c.switches, _ = strconv.ParseInt(f[1], 10, 64)
+			case len(f) > 10 && f[0] == "softirq":
+				// total, HI, TIMER, NET_TX, NET_RX, BLOCK, IRQ_POLL,
+				// TASKLET, SCHED, HRTIMER, RCU
+				c.usbTicks, _ = strconv.ParseInt(f[10], 10, 64)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/interrupts"); err == nil {
+		lines := strings.Split(string(b), "\n")
+		cpus := len(strings.Fields(lines[0]))
+		for _, line := range lines[1:] {
+			f := strings.Fields(line)
+			if len(f) <= cpus || (f[0] != "RES:" && f[0] != "CAL:") {
+				continue
+			}
+			for _, v := range f[1 : 1+cpus] {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				c.ipis += n
+			}
+		}
+	}
+	return c
+}
