@@ -68,6 +68,16 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// typeKeys is chromedp.SendKeys without its data race: SendKeys (v0.23.0,
+// the newest) reads the node's attributes before it locks the node, while
+// chromedp's event loop rewrites them as the page changes the node (the
+// race detector failed CI on 2026-11-26, typing into a field just
+// cleared). Focus and KeyEvent do what SendKeys does for a field that is
+// not a file input, and read no attributes.
+func typeKeys[S chromedp.Selectable](sel S, keys string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.Focus(sel, chromedp.NodeVisible), chromedp.KeyEvent(keys))
+}
+
 // do runs browser steps and fails the test with what was being done and
 // what the page showed then.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -445,9 +455,9 @@ func TestConsoleInBrowser(t *testing.T) {
 
 		// New folder: the dialog's field, Enter submits.
 		do(t, ctx, "new folder",
-			chromedp.SendKeys(chromedp.ID("mkdir"), kb.Enter),
+			typeKeys(chromedp.ID("mkdir"), kb.Enter),
 			chromedp.WaitVisible(chromedp.ID("ask-input")),
-			chromedp.SendKeys(chromedp.ID("ask-input"), "old"+kb.Enter),
+			typeKeys(chromedp.ID("ask-input"), "old"+kb.Enter),
 			chromedp.WaitNotVisible(chromedp.ID("ask-dlg")))
 		if fi, err := os.Stat(filepath.Join(root, "isos", "old")); err != nil || !fi.IsDir() {
 			t.Fatalf("new folder isos/old: %v", err)
@@ -456,10 +466,10 @@ func TestConsoleInBrowser(t *testing.T) {
 
 		// Rename/move into that folder, all from the keyboard.
 		do(t, ctx, "move win11.iso",
-			chromedp.SendKeys(chromedp.CSS(`button[data-k="mv:isos/win11.iso"]`), kb.Enter),
+			typeKeys(chromedp.CSS(`button[data-k="mv:isos/win11.iso"]`), kb.Enter),
 			chromedp.WaitVisible(chromedp.ID("ask-input")),
 			chromedp.Clear(chromedp.ID("ask-input")),
-			chromedp.SendKeys(chromedp.ID("ask-input"), "isos/old/win-11.iso"+kb.Enter),
+			typeKeys(chromedp.ID("ask-input"), "isos/old/win-11.iso"+kb.Enter),
 			chromedp.WaitNotVisible(chromedp.ID("ask-dlg")))
 		if _, err := os.Stat(filepath.Join(root, "isos", "old", "win-11.iso")); err != nil {
 			t.Fatalf("after the move: %v", err)
@@ -672,7 +682,7 @@ func TestConsoleFetchFromURL(t *testing.T) {
 	do(t, ctx, "fetch from the URL",
 		chromedp.Click(chromedp.ID("fetch")),
 		chromedp.WaitVisible(chromedp.ID("fetch-dlg")),
-		chromedp.SendKeys(chromedp.CSS(`#fetch-dlg input[name=url]`), src.URL+"/img/tool.img.gz"),
+		typeKeys(chromedp.CSS(`#fetch-dlg input[name=url]`), src.URL+"/img/tool.img.gz"),
 		chromedp.Click(chromedp.CSS(`#fetch-dlg button.primary`)))
 	if e := eval[string](t, ctx, `document.querySelector('#fetch-dlg .error').textContent`); e != "" {
 		t.Fatalf("fetch dialog: %s", e)
@@ -753,8 +763,8 @@ func TestConsoleFetchDialogShapes(t *testing.T) {
 	do(t, ctx, "fetch from a URL",
 		chromedp.Click(chromedp.ID("fetch")),
 		chromedp.WaitVisible(chromedp.ID("fetch-dlg")),
-		chromedp.SendKeys(chromedp.CSS(`#fetch-dlg input[name=url]`), "https://example.org/tool.img.xz"),
-		chromedp.SendKeys(chromedp.CSS(`#fetch-dlg input[name=sha256]`), strings.Repeat("ab", 32)),
+		typeKeys(chromedp.CSS(`#fetch-dlg input[name=url]`), "https://example.org/tool.img.xz"),
+		typeKeys(chromedp.CSS(`#fetch-dlg input[name=sha256]`), strings.Repeat("ab", 32)),
 		chromedp.Click(chromedp.CSS(`#fetch-dlg button.primary`)),
 		chromedp.WaitNotVisible(chromedp.ID("fetch-dlg")))
 	select {
