@@ -253,13 +253,11 @@ var tracePoint = regexp.MustCompile(`\s(\d+\.\d+): (usb_ep_queue|usb_gadget_give
 // up, see TestUserspaceVM): the reads the host's block device completed
 // (one SCSI READ each), context switches, cross-CPU interrupts (reschedule
 // and function-call IPIs: wake-ups on the other CPU), and runs of soft
-// hrtimers, which here are dummy_hcd's: it moves transfers every 125 µs
-// while the host has one pending, so its runs per command are the time a
-// command's transfers waited, in ticks. On 2026-11-26 they showed the
-// userspace drive's commands 0.75 to 1.0 ms longer than f_mass_storage's,
-// with as many context switches, fewer IPIs and only 1.1 to 1.8 more timer
-// runs (0.14 to 0.23 ms): most of the gap is time with no transfer pending
-// (docs/userspace-throughput.md).
+// hrtimers, which here are dummy_hcd's: it means to move transfers every
+// 125 µs while the host has one pending, so its runs per command count the
+// ticks a command's transfers waited (of a length the count does not give:
+// on 2026-11-26 usbmon's timestamps showed ticks longer than 125 µs under
+// load, see docs/userspace-throughput.md).
 type machineCounters struct {
 	reads, switches, ipis, usbTicks int64
 }
