@@ -7,10 +7,13 @@ import (
 	"crypto/sha256"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/msdav/msdav/fs"
 )
 
 // TestSystemdUnit runs as the VM's vm-check.service, after systemd started
@@ -128,18 +131,13 @@ func TestSystemdUnit(t *testing.T) {
 // itself (its super options in mountinfo), whatever one mount of it says.
 func superRO(t *testing.T, dir string) bool {
 	t.Helper()
-	info, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := fs.ReadMounts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(info), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 || f[4] != dir {
-			continue
-		}
-		_, after, _ := strings.Cut(line, " - ")
-		if sf := strings.Fields(after); len(sf) == 3 {
-			return strings.HasPrefix(sf[2], "ro")
+	for i := len(mounts) - 1; i >= 0; i-- { // the last mount at dir is the one seen
+		if mounts[i].Point == dir {
+			return slices.Contains(strings.Split(mounts[i].SuperOptions, ","), "ro")
 		}
 	}
 	t.Fatalf("nothing is mounted at %s", dir)
