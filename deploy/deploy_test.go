@@ -1,5 +1,6 @@
 // Package deploy holds the systemd unit, the sample configuration, the setup
-// notes and the qemu harness; its tests keep the first two honest.
+// notes, a script that measures a drive from its USB host, and the qemu
+// harness; its tests keep the first three honest.
 package deploy
 
 import (

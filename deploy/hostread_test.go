@@ -1,0 +1,160 @@
+package deploy
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// hostread.sh is run by a person on a USB host against the drive's block
+// device; these run it against loop devices, the same kind of device.
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loop devices and dropping the page cache")
+	}
+}
+
+// loopDevice attaches file read-only and returns the device.
+func loopDevice(t *testing.T, file string) string {
+	t.Helper()
+	out, err := exec.Command("losetup", "-r", "-f", "--show", file).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot attach a loop device here: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	return dev
+}
+
+func hostRead(args ...string) (string, int) {
+	out, err := exec.Command("sh", append([]string{"hostread.sh"}, args...)...).CombinedOutput()
+	code := 0
+	if e, ok := err.(*exec.ExitError); ok {
+		code = e.ExitCode()
+	} else if err != nil {
+		code = -1
+	}
+	return string(out), code
+}
+
+func TestHostRead(t *testing.T) {
+	needRoot(t)
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, make([]byte, 24<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dev := loopDevice(t, img)
+
+	out, code := hostRead(dev, "8", "3")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	rounds := regexp.MustCompile(`(?m)^round (\d): ([0-9.]+) MB/s$`).FindAllStringSubmatch(out, -1)
+	if len(rounds) != 3 {
+		t.Fatalf("want 3 rounds, got:\n%s", out)
+	}
+	for _, r := range rounds {
+		if v, _ := strconv.ParseFloat(r[2], 64); v <= 0 {
+			t.Errorf("round %s: %s MB/s", r[1], r[2])
+		}
+	}
+	if !regexp.MustCompile(`(?m)^` + dev + `: median [0-9.]+ MB/s over 3 rounds of 8 MiB$`).MatchString(out) {
+		t.Errorf("no median line:\n%s", out)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no device", nil, "usage: hostread.sh DEVICE"},
+		{"too many arguments", []string{dev, "8", "1", "x"}, "usage: hostread.sh DEVICE"},
+		{"a file, not a device", []string{img}, "is not a block device"},
+		{"more than the device holds", []string{dev, "25"}, "holds 25165824 bytes, fewer than 25 MiB"},
+		{"not a number", []string{dev, "8M"}, "whole numbers"},
+		{"no rounds", []string{dev, "8", "0"}, "at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := hostRead(tc.args...)
+			if code != 2 || !strings.Contains(out, tc.want) || strings.Contains(out, "MB/s") {
+				t.Errorf("exit %d, want 2 and %q:\n%s", code, tc.want, out)
+			}
+		})
+	}
+
+	t.Run("not root", func(t *testing.T) {
+		out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "hostread.sh", dev, "8").CombinedOutput()
+		if e, ok := err.(*exec.ExitError); !ok || e.ExitCode() != 2 || !strings.Contains(string(out), "run it with sudo") {
+			t.Errorf("as nobody: %v:\n%s", err, out)
+		}
+	})
+}
+
+// failingDisk is a FUSE file whose bytes from bad on answer EIO: a medium
+// that fails mid-read, as a URL image whose server died does.
+type failingDisk struct {
+	gofs.Inode
+	size, bad int64
+}
+
+func (d *failingDisk) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFREG | 0o444
+	out.Size = uint64(d.size)
+	return 0
+}
+
+func (d *failingDisk) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (d *failingDisk) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off+int64(len(dest)) > d.bad {
+		return nil, syscall.EIO
+	}
+	return fuse.ReadResultData(make([]byte, min(int64(len(dest)), d.size-off))), 0
+}
+
+type diskDir struct {
+	gofs.Inode
+	disk *failingDisk
+}
+
+func (r *diskDir) OnAdd(ctx context.Context) {
+	r.AddChild("disk.img", r.NewPersistentInode(ctx, r.disk, gofs.StableAttr{Mode: syscall.S_IFREG}), false)
+}
+
+// A read error ends the run with what was read, not a figure.
+func TestHostReadShortRead(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("needs /dev/fuse")
+	}
+	mnt := t.TempDir()
+	srv, err := gofs.Mount(mnt, &diskDir{disk: &failingDisk{size: 24 << 20, bad: 20 << 20}}, &gofs.Options{
+		MountOptions: fuse.MountOptions{FsName: "failingdisk", Name: "fuse"},
+	})
+	if err != nil {
+		t.Skipf("cannot mount FUSE here: %v", err)
+	}
+	t.Cleanup(func() {
+		if srv.Unmount() != nil {
+			exec.Command("umount", "-l", mnt).Run()
+		}
+	})
+	dev := loopDevice(t, filepath.Join(mnt, "disk.img"))
+	out, code := hostRead(dev, "8", "2")
+	if code != 2 || !regexp.MustCompile(`read \d+ of 8388608 bytes from `+dev+` in round 1`).MatchString(out) || strings.Contains(out, "MB/s") {
+		t.Errorf("exit %d, want 2 and a short read:\n%s", code, out)
+	}
+}
