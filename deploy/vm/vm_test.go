@@ -278,6 +278,19 @@ func copyHostTools(t *testing.T, initrd string) {
 		must(t, "cp", bin, filepath.Join(dir, name))
 		copyLibs(t, initrd, bin)
 	}
+	// deploy/hostread.sh, which a person runs on a real USB host, runs on
+	// the VM's host side too: under dash, a PC's /bin/sh, and with GNU
+	// date for its clock. Busybox's date has no %N, and its sh runs its
+	// own date whatever PATH says.
+	must(t, "cp", filepath.Join("..", "hostread.sh"), filepath.Join(dir, "hostread.sh"))
+	for _, name := range []string{"dash", "date"} {
+		bin, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatalf("needs %s for deploy/hostread.sh: %v", name, err)
+		}
+		must(t, "cp", bin, filepath.Join(dir, name))
+		copyLibs(t, initrd, bin)
+	}
 }
 
 // lddPath is the library file one line of ldd's output names ("libc.so.6

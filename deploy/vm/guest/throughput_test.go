@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -157,6 +158,7 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 	t.Logf("THROUGHPUT userspace/kernel = %.2f (kernel %.1f MB/s, userspace %.1f MB/s; per-slice ratios %.2f to %.2f, median %.2f)",
 		ur/kr, kr, ur, ratios[0], ratios[len(ratios)-1], (ratios[len(ratios)/2-1]+ratios[len(ratios)/2])/2)
 	t.Logf("PER-COMMAND kernel: %s; userspace: %s", cost["K"].perCommand(took["K"]), cost["U"].perCommand(took["U"]))
+	hostReadScript(t, devs)
 	// Where the time goes, from the kernel's own gadget tracepoints; only
 	// when asked for (MSDAV_VM_PHASES=1 on the host), see TestUserspaceVM.
 	if os.Getenv("MSDAV_PHASES") == "" {
@@ -169,6 +171,35 @@ func readThroughputSideBySide(t *testing.T, image string, size int64) float64 {
 			k1, u1, kc, uc)
 	}
 	return ur / kr
+}
+
+// hostReadScript runs deploy/hostread.sh, the script a person runs on a
+// real USB host to compare the backends, against both drives, one after
+// the other: it must work against the real device (under dash, with
+// busybox's tools but for GNU date), and its figures are a second, plainer
+// look at the ratio. The harness copies it, dash and GNU date to /hosttools.
+func hostReadScript(t *testing.T, devs map[string]string) {
+	if _, err := os.Stat("/hosttools/hostread.sh"); err != nil {
+		t.Log("no /hosttools/hostread.sh in this VM: the host-side script is not run")
+		return
+	}
+	// K, U, U, K: a drift of the machine's speed during the four runs
+	// weighs on both backends alike.
+	sum := map[string]float64{}
+	for _, name := range []string{"K", "U", "U", "K"} {
+		cmd := exec.Command("/hosttools/dash", "/hosttools/hostread.sh", devs[name], "64", "2")
+		cmd.Env = append(os.Environ(), "PATH=/hosttools:/bin")
+		out, err := cmd.CombinedOutput()
+		m := regexp.MustCompile(`(?m)^` + devs[name] + `: median ([0-9.]+) MB/s over 2 rounds of 64 MiB$`).FindStringSubmatch(string(out))
+		if err != nil || m == nil {
+			t.Errorf("deploy/hostread.sh %s (box %s): %v\n%s", devs[name], name, err, out)
+			return
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		sum[name] += v
+	}
+	t.Logf("HOSTREAD deploy/hostread.sh, each backend alone in turn (kernel, userspace, userspace, kernel; 2 rounds of 64 MiB each): kernel %.1f MB/s, userspace %.1f MB/s, userspace/kernel %.2f",
+		sum["K"]/2, sum["U"]/2, sum["U"]/sum["K"])
 }
 
 // tracePhases reads 2 MiB at off from dev with the gadget tracepoints on
