@@ -1,8 +1,8 @@
 #!/bin/sh
 # hostread.sh: run on the USB host (the machine the box's drive is plugged
 # into) to read the drive the way the VM benchmark's host does: buffered
-# 32 KiB reads of the device's last MiB, its page cache dropped before each
-# round. Run it once with each gadget.backend to compare them on real
+# 32 KiB reads of the device's last MiB (64 unless told), its page cache
+# dropped before each round. Run it once with each gadget.backend to compare them on real
 # hardware (docs/userspace-throughput.md, "On real hardware").
 #
 #   sudo sh hostread.sh DEVICE [MiB [ROUNDS]]     defaults: 64 MiB, 4 rounds
@@ -15,8 +15,9 @@ dev=$1
 mib=${2:-64}
 rounds=${3:-4}
 
-case $mib$rounds in *[!0-9]*) fail "MiB and ROUNDS are whole numbers; $usage" ;; esac
-[ "$mib" -gt 0 ] && [ "$rounds" -gt 0 ] || fail "MiB and ROUNDS must be at least 1"
+for n in "$mib" "$rounds"; do
+	case $n in '' | 0* | *[!0-9]*) fail "MiB and ROUNDS are whole numbers from 1, not \"$n\"; $usage" ;; esac
+done
 case $(date +%s%N) in *[!0-9]*) fail "needs a date that prints nanoseconds (date +%s%N, as GNU coreutils' does; busybox's does not)" ;; esac
 [ -b "$dev" ] || fail "$dev is not a block device (the drive shows as /dev/sdX or /dev/srX; lsblk lists them)"
 [ "$(id -u)" = 0 ] || fail "dropping the page cache between rounds needs root: run it with sudo"

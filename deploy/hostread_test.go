@@ -82,8 +82,9 @@ func TestHostRead(t *testing.T) {
 		{"too many arguments", []string{dev, "8", "1", "x"}, "usage: hostread.sh DEVICE"},
 		{"a file, not a device", []string{img}, "is not a block device"},
 		{"more than the device holds", []string{dev, "25"}, "holds 25165824 bytes, fewer than 25 MiB"},
-		{"not a number", []string{dev, "8M"}, "whole numbers"},
-		{"no rounds", []string{dev, "8", "0"}, "at least 1"},
+		{"not a number", []string{dev, "8M"}, `whole numbers from 1, not "8M"`},
+		{"no rounds", []string{dev, "8", "0"}, `whole numbers from 1, not "0"`},
+		{"a leading zero", []string{dev, "08"}, `whole numbers from 1, not "08"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := hostRead(tc.args...)
