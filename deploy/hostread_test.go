@@ -38,7 +38,13 @@ func loopDevice(t *testing.T, file string) string {
 }
 
 func hostRead(args ...string) (string, int) {
-	out, err := exec.Command("sh", append([]string{"hostread.sh"}, args...)...).CombinedOutput()
+	return runScript(exec.Command("sh", append([]string{"hostread.sh"}, args...)...))
+}
+
+// runScript runs cmd and returns its output and exit status (-1: it did
+// not run).
+func runScript(cmd *exec.Cmd) (string, int) {
+	out, err := cmd.CombinedOutput()
 	code := 0
 	if e, ok := err.(*exec.ExitError); ok {
 		code = e.ExitCode()
@@ -103,16 +109,15 @@ func TestHostRead(t *testing.T) {
 		os.Symlink(busybox, filepath.Join(bin, "date"))
 		cmd := exec.Command("sh", "hostread.sh", dev, "8")
 		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-		out, err := cmd.CombinedOutput()
-		if e, ok := err.(*exec.ExitError); !ok || e.ExitCode() != 2 || !strings.Contains(string(out), "needs a date that prints nanoseconds") {
-			t.Errorf("with busybox's date: %v:\n%s", err, out)
+		if out, code := runScript(cmd); code != 2 || !strings.Contains(out, "needs a date that prints nanoseconds") {
+			t.Errorf("with busybox's date: exit %d:\n%s", code, out)
 		}
 	})
 
 	t.Run("not root", func(t *testing.T) {
-		out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "hostread.sh", dev, "8").CombinedOutput()
-		if e, ok := err.(*exec.ExitError); !ok || e.ExitCode() != 2 || !strings.Contains(string(out), "run it with sudo") {
-			t.Errorf("as nobody: %v:\n%s", err, out)
+		out, code := runScript(exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "hostread.sh", dev, "8"))
+		if code != 2 || !strings.Contains(out, "run it with sudo") {
+			t.Errorf("as nobody: exit %d:\n%s", code, out)
 		}
 	})
 }

@@ -259,9 +259,11 @@ func TestUserspaceVM(t *testing.T) {
 }
 
 // hostTools are the host's programs the guest tests use when present:
-// sg3-utils to question the drive as a compliance check would, and
-// mkfs.fat for the host-side format. Copied with their shared libraries.
-var hostTools = []string{"sg_inq", "sg_readcap", "sg_turs", "sg_modes", "sg_get_config", "mkfs.fat"}
+// sg3-utils to question the drive as a compliance check would, mkfs.fat
+// for the host-side format, and dash and GNU date to run deploy/hostread.sh
+// as a PC would (busybox's date has no %N, and busybox's sh runs its own
+// date whatever PATH says). Copied with their shared libraries.
+var hostTools = []string{"sg_inq", "sg_readcap", "sg_turs", "sg_modes", "sg_get_config", "mkfs.fat", "dash", "date"}
 
 func copyHostTools(t *testing.T, initrd string) {
 	dir := filepath.Join(initrd, "hosttools")
@@ -270,7 +272,7 @@ func copyHostTools(t *testing.T, initrd string) {
 		bin, err := exec.LookPath(name)
 		if err != nil {
 			if os.Getenv("CI") == "true" {
-				t.Fatalf("needs %s (.ci/run installs sg3-utils and dosfstools)", name)
+				t.Fatalf("needs %s (.ci/run installs sg3-utils and dosfstools; dash and date come with Debian)", name)
 			}
 			t.Logf("%s is not installed here; the guest test using it skips", name)
 			continue
@@ -279,18 +281,8 @@ func copyHostTools(t *testing.T, initrd string) {
 		copyLibs(t, initrd, bin)
 	}
 	// deploy/hostread.sh, which a person runs on a real USB host, runs on
-	// the VM's host side too: under dash, a PC's /bin/sh, and with GNU
-	// date for its clock. Busybox's date has no %N, and its sh runs its
-	// own date whatever PATH says.
+	// the VM's host side too.
 	must(t, "cp", filepath.Join("..", "hostread.sh"), filepath.Join(dir, "hostread.sh"))
-	for _, name := range []string{"dash", "date"} {
-		bin, err := exec.LookPath(name)
-		if err != nil {
-			t.Fatalf("needs %s for deploy/hostread.sh: %v", name, err)
-		}
-		must(t, "cp", bin, filepath.Join(dir, name))
-		copyLibs(t, initrd, bin)
-	}
 }
 
 // lddPath is the library file one line of ldd's output names ("libc.so.6
