@@ -249,6 +249,10 @@ func TestUserspaceVM(t *testing.T) {
 		// switching them on), which voided the whole boot.
 		cmdline += " msdav.phases=1"
 	}
+	if os.Getenv("MSDAV_VM_READER") == "go" {
+		// The benchmark's reader before 2026-11-27, to compare with dd.
+		cmdline += " msdav.reader=go"
+	}
 	log, exit := boot(t, kernel, img, cmdline)
 	if exit != 0 {
 		t.Fatalf("guest tests exited %d%s", exit, guestFailures(log))
@@ -260,10 +264,11 @@ func TestUserspaceVM(t *testing.T) {
 
 // hostTools are the host's programs the guest tests use when present:
 // sg3-utils to question the drive as a compliance check would, mkfs.fat
-// for the host-side format, and dash and GNU date to run deploy/hostread.sh
+// for the host-side format, dash and GNU date to run deploy/hostread.sh
 // as a PC would (busybox's date has no %N, and busybox's sh runs its own
-// date whatever PATH says). Copied with their shared libraries.
-var hostTools = []string{"sg_inq", "sg_readcap", "sg_turs", "sg_modes", "sg_get_config", "mkfs.fat", "dash", "date"}
+// date whatever PATH says), and GNU dd, the throughput benchmark's reader
+// (busybox's gives no time). Copied with their shared libraries.
+var hostTools = []string{"sg_inq", "sg_readcap", "sg_turs", "sg_modes", "sg_get_config", "mkfs.fat", "dash", "date", "dd"}
 
 func copyHostTools(t *testing.T, initrd string) {
 	dir := filepath.Join(initrd, "hosttools")
@@ -272,7 +277,7 @@ func copyHostTools(t *testing.T, initrd string) {
 		bin, err := exec.LookPath(name)
 		if err != nil {
 			if os.Getenv("CI") == "true" {
-				t.Fatalf("needs %s (.ci/run installs sg3-utils and dosfstools; dash and date come with Debian)", name)
+				t.Fatalf("needs %s (.ci/run installs sg3-utils and dosfstools; dash, date and dd come with Debian)", name)
 			}
 			t.Logf("%s is not installed here; the guest test using it skips", name)
 			continue
@@ -511,7 +516,7 @@ ifconfig lo 127.0.0.1 up
 ` + loadModules + `echo "boot done after $(cut -d' ' -f1 /proc/uptime)s"
 cd /tmp
 run='^(TestGuest|TestGuardedStoreWithCLI)$'
-for a in $(cat /proc/cmdline); do case $a in msdav.run=*) run=${a#msdav.run=};; msdav.phases=1) export MSDAV_PHASES=1;; esac; done
+for a in $(cat /proc/cmdline); do case $a in msdav.run=*) run=${a#msdav.run=};; msdav.phases=1) export MSDAV_PHASES=1;; msdav.reader=go) export MSDAV_READER=go;; esac; done
 /guest.test -test.v -test.timeout 5m -test.run "$run"
 rc=$?
 if [ $rc != 0 ]; then echo "--- guest dmesg"; dmesg | tail -80; ls /sys/bus/usb/devices /sys/class/udc /dev; fi
