@@ -77,8 +77,13 @@ func throughputLine(log []byte, source string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Sequential reads from the target host's side, both drive backends at once in one VM (`TestUserspace`, qemu TCG, dummy_hcd, one UDC each, 64 MiB four times in alternating 8 MiB slices; %s): f_mass_storage %.1f MB/s, msdav's userspace drive %.1f MB/s, ratio %.2f (target ≥ %.2f, time within 1.3x: %s).",
-		source, k, u, r, userspaceTargetRatio, map[bool]string{true: "met", false: "**missed**"}[r >= userspaceTargetRatio]), nil
+	// Logs from before 2026-11-27 do not name the reader: it was a Go loop.
+	reader := "a Go loop"
+	if m := regexp.MustCompile(`THROUGHPUT .*; read by ([^)\n]+)\)`).FindSubmatch(log); m != nil {
+		reader = string(m[1])
+	}
+	return fmt.Sprintf("Sequential reads from the target host's side, both drive backends at once in one VM (`TestUserspace`, qemu TCG, dummy_hcd, one UDC each, 64 MiB four times in alternating 8 MiB slices of buffered 32 KiB reads by %s; %s): f_mass_storage %.1f MB/s, msdav's userspace drive %.1f MB/s, ratio %.2f (target ≥ %.2f, time within 1.3x: %s).",
+		reader, source, k, u, r, userspaceTargetRatio, map[bool]string{true: "met", false: "**missed**"}[r >= userspaceTargetRatio]), nil
 }
 
 // runVMThroughput boots the VM for the side-by-side throughput subtest

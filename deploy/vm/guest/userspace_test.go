@@ -87,6 +87,32 @@ drives = 2
 allow_private = true
 `), 0o644)
 	}
+	t.Run("the benchmark's dd reader times a whole read and refuses a short one", func(t *testing.T) {
+		if _, err := os.Stat("/hosttools/dd"); err != nil {
+			t.Skip("no /hosttools/dd in this VM (GNU coreutils' dd on the host)")
+		}
+		f := "/tmp/ddread.img"
+		if err := os.WriteFile(f, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(f)
+		if d, err := ddRead(f, 256<<10, 512<<10); err != nil || d <= 0 {
+			t.Errorf("ddRead of 512 KiB at 256 KiB of a 1 MiB file: %v, %v", d, err)
+		}
+		for _, c := range []struct {
+			dev       string
+			off, n    int64
+			wantError string
+		}{
+			{f, 768 << 10, 512 << 10, "dd copied 262144 bytes of 524288"},
+			{"/tmp/no-such-drive", 0, 32 << 10, "No such file"},
+		} {
+			_, err := ddRead(c.dev, c.off, c.n)
+			if err == nil || !strings.Contains(err.Error(), c.wantError) {
+				t.Errorf("ddRead(%s, %d, %d) = %v, want an error with %q", c.dev, c.off, c.n, err, c.wantError)
+			}
+		}
+	})
 	t.Run("read throughput, both backends side by side", func(t *testing.T) {
 		readThroughputSideBySide(t, "/tmp/store/dvd.iso", dvdSize)
 	})
