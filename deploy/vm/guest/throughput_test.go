@@ -237,9 +237,9 @@ var ddCopied = regexp.MustCompile(`(?m)^(\d+) bytes .*copied, ([0-9.e+-]+) s,`)
 // hostReadScript runs deploy/hostread.sh, the script a person runs on a
 // real USB host to compare the backends, against both drives, one after
 // the other: it must work against the real device (under dash, with
-// busybox's tools but for GNU date), and its figures are a second, plainer
-// look at the ratio. The harness copies it, dash and GNU date to /hosttools
-// (dash and date as hostTools).
+// busybox's tools but for GNU date and dd, as a PC has), and its figures
+// are a second, plainer look at the ratio. The harness copies it to
+// /hosttools, and dash, date and dd with it as hostTools.
 func hostReadScript(t *testing.T, devs map[string]string) {
 	for _, f := range []string{"hostread.sh", "dash", "date"} {
 		if _, err := os.Stat("/hosttools/" + f); err != nil {
