@@ -6,12 +6,23 @@ BIN      := bin/msdav
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all build run test vmtest bench install demo clean
+.PHONY: all build cross run test vmtest bench install demo clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/msdav
+
+# The binary for every board msdav runs on: PiKVM OS is 32-bit ARMv7 (v6 on
+# the Pi Zero and Pi 1), newer boards arm64, NanoKVM-like ones riscv64; 386
+# shares the 32-bit struct layouts and catches the same int32/int64 slips.
+CROSS_TARGETS := arm/6 arm/7 arm64 riscv64 386
+cross:
+	@set -e; for t in $(CROSS_TARGETS); do \
+		arch=$${t%%/*}; arm=$${t#*/}; [ "$$arm" = "$$t" ] && arm=; \
+		echo "build linux/$$arch$${arm:+ GOARM=$$arm}"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -o /dev/null ./cmd/msdav; \
+	done
 
 # Serve ./images on 127.0.0.1:8080, no config needed.
 run: build

@@ -19,7 +19,8 @@ func Remount(mnt string, rw bool) error {
 	if err := unix.Statfs(mnt, &st); err != nil {
 		return fmt.Errorf("remount %s: statfs: %w", mnt, err)
 	}
-	flags := uintptr(unix.MS_REMOUNT) | keptFlags(st.Flags)
+	// Statfs_t.Flags is int32 on 32-bit ARM and 386, int64 elsewhere.
+	flags := uintptr(unix.MS_REMOUNT) | keptFlags(int64(st.Flags))
 	mode := "rw"
 	if !rw {
 		flags |= unix.MS_RDONLY
