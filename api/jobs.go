@@ -179,6 +179,8 @@ func (a *Server) uploadImage(r *http.Request) (int, any, error) {
 			return 0, nil, problem.Errorf(http.StatusInsufficientStorage, "%s: the store ran out of space", rel)
 		case errors.As(err, &werr): // the store's fault, not the body's
 			return 0, nil, fmt.Errorf("%s: %w", rel, err)
+		case errors.As(err, new(*unpack.LimitError)): // a bomb: 422, with how to recompress
+			return 0, nil, fmt.Errorf("%s: %w", rel, err)
 		case format != unpack.None:
 			return 0, nil, problem.Errorf(http.StatusBadRequest, "%s data is damaged or cut short: %v", format, err)
 		}

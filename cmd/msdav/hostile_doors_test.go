@@ -1,0 +1,80 @@
+package main
+
+// Whole-server tests of issue 31's doors: what a hostile client, or a web
+// page in a browser, can make msdav do.
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// toolOutput runs a compressor CLI over n zero bytes.
+func toolOutput(t *testing.T, n int64, tool string, args ...string) []byte {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed (CI must install it in .ci/run)", tool)
+		}
+		t.Skipf("needs %s (Debian package); skipping", tool)
+	}
+	cmd := exec.Command(p, args...)
+	cmd.Stdin = io.LimitReader(bytes.NewReader(make([]byte, n)), n)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", tool, args, err)
+	}
+	return out
+}
+
+func call(t *testing.T, method, url string, body []byte, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A zstd bomb (--long=31: a 2 GiB window) is refused with 422 naming the
+// limit and how to recompress, by upload and by fetch; nothing is stored.
+func TestDecompressionBombRefused(t *testing.T) {
+	bomb := toolOutput(t, 4<<20, "zstd", "-q", "--long=31", "-c")
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(bomb) }))
+	defer src.Close()
+	cfg := testConfig(t)
+	cfg.Fetch.AllowPrivate = true
+	base, _ := startServe(t, cfg)
+	code, msg := call(t, "PUT", base+"/api/images/upload/up.img.zst", bomb, nil)
+	if code != 422 || !strings.Contains(msg, "128 MiB") || !strings.Contains(msg, "--long=27") {
+		t.Errorf("upload: %d %s; want 422 naming the limit and how to recompress", code, msg)
+	}
+	code, msg = call(t, "POST", base+"/api/images/fetch", []byte(`{"url":"`+src.URL+`/f.img.zst"}`), nil)
+	if code != 422 || !strings.Contains(msg, "128 MiB") || !strings.Contains(msg, "--long=27") {
+		t.Errorf("fetch: %d %s; want 422 naming the limit and how to recompress", code, msg)
+	}
+	left, _ := filepath.Glob(filepath.Join(cfg.Storage.Root, "*"))
+	if len(left) != 0 {
+		t.Errorf("the store holds %v", left)
+	}
+}
