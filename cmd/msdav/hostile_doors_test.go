@@ -78,3 +78,46 @@ func TestDecompressionBombRefused(t *testing.T) {
 		t.Errorf("the store holds %v", left)
 	}
 }
+
+// DNS rebinding: a request naming another site in Host is refused with 421
+// saying what to do; the box's addresses, its names and server.hosts pass.
+func TestHostCheck(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Server.Hosts = []string{"pikvm.example.net", "203.0.113.7"}
+	os.WriteFile(filepath.Join(cfg.Storage.Root, "a.iso"), []byte("a"), 0o644)
+	base, _ := startServe(t, cfg)
+	addr := strings.TrimPrefix(base, "http://")
+	hn, _ := os.Hostname()
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"evil.example", 421},
+		{"evil.example:80", 421},
+		{"pikvm.example.net.evil.example", 421},
+		{"2130706433", 421},
+		{"198.51.100.1", 421},
+		{addr, 200},
+		{"127.0.0.1", 200},
+		{"localhost:" + strings.Split(addr, ":")[1], 200},
+		{"[::1]:8080", 200},
+		{"pikvm.example.net", 200},
+		{"PIKVM.example.net.:443", 200},
+		{"203.0.113.7:8080", 200},
+		{hn, 200},
+		{hn + ".local", 200},
+	} {
+		for _, path := range []string{"/dav/a.iso", "/api/images", "/metrics"} {
+			code, msg := call(t, "GET", base+path, nil, map[string]string{"Host": tc.host})
+			if code != tc.want {
+				t.Errorf("GET %s Host: %s: %d %s, want %d", path, tc.host, code, msg, tc.want)
+			}
+			if code == 421 && !strings.Contains(msg, "server] hosts") {
+				t.Errorf("421 says %q, not how to add the name", msg)
+			}
+		}
+	}
+	if code, _ := call(t, "GET", base+"/healthz", nil, map[string]string{"Host": "evil.example"}); code != 200 {
+		t.Errorf("healthz with another name: %d", code)
+	}
+}
