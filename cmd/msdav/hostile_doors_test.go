@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // toolOutput runs a compressor CLI over n zero bytes.
@@ -119,5 +121,55 @@ func TestHostCheck(t *testing.T) {
 	}
 	if code, _ := call(t, "GET", base+"/healthz", nil, map[string]string{"Host": "evil.example"}); code != 200 {
 		t.Errorf("healthz with another name: %d", code)
+	}
+}
+
+// Without credentials OPTIONS gets one fixed answer whatever the path: no
+// metrics, and nothing that tells a file from a folder or a missing name.
+// With credentials it reaches the handler as before; all else is 401.
+func TestOptionsWithoutCredentials(t *testing.T) {
+	cfg := testConfig(t)
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(cfg.Auth.Htpasswd, []byte("admin:"+string(h)+"\n"), 0o600)
+	os.WriteFile(filepath.Join(cfg.Storage.Root, "a.iso"), []byte("a"), 0o644)
+	os.Mkdir(filepath.Join(cfg.Storage.Root, "dir"), 0o755)
+	base, _ := startServe(t, cfg)
+	type answer struct {
+		code                int
+		allow, dav, msav, b string
+	}
+	opts := func(path string, creds bool) answer {
+		req, _ := http.NewRequest("OPTIONS", base+path, nil)
+		if creds {
+			req.SetBasicAuth("admin", "pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return answer{resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("DAV"), resp.Header.Get("MS-Author-Via"), string(b)}
+	}
+	first := opts("/dav/a.iso", false)
+	if first.code != 200 || !strings.Contains(first.dav, "2") || first.msav != "DAV" || !strings.Contains(first.allow, "PROPFIND") {
+		t.Errorf("OPTIONS without credentials: %+v; want Windows' discovery answer", first)
+	}
+	for _, p := range []string{"/dav/", "/dav/dir/", "/dav/dir", "/dav/missing", "/", "/metrics", "/api/images", "/api/msd", "/ui/app.js"} {
+		if got := opts(p, false); got != first {
+			t.Errorf("OPTIONS %s without credentials: %+v, differs from %+v", p, got, first)
+		}
+	}
+	if got := opts("/dav/dir/", true); got.code != 200 || got.dav == "" {
+		t.Errorf("OPTIONS with credentials: %+v", got)
+	}
+	req, _ := http.NewRequest("OPTIONS", base+"/metrics", nil)
+	req.SetBasicAuth("admin", "wrong")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Errorf("OPTIONS with a wrong password: %v %v", resp, err)
+	}
+	if code, _ := call(t, "GET", base+"/metrics", nil, nil); code != 401 {
+		t.Errorf("GET /metrics without credentials: %d", code)
 	}
 }

@@ -292,5 +292,5 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	console := guard.Wrap(web.New())
 	r.Path("/").Methods(http.MethodGet, http.MethodHead).Handler(console)
 	r.PathPrefix(web.Prefix).Methods(http.MethodGet, http.MethodHead).Handler(console)
-	return rec.Wrap(web.KnownHosts(cfg.Server.Hosts, web.SameOrigin(r))), nil
+	return rec.Wrap(web.KnownHosts(cfg.Server.Hosts, guard.Discover(web.SameOrigin(r)))), nil
 }
