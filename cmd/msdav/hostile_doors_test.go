@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -171,5 +172,19 @@ func TestOptionsWithoutCredentials(t *testing.T) {
 	}
 	if code, _ := call(t, "GET", base+"/metrics", nil, nil); code != 401 {
 		t.Errorf("GET /metrics without credentials: %d", code)
+	}
+}
+
+// msdav's log never carries a URL's password, in a message, an attribute
+// or an error, in either format.
+func TestLogRedactsPasswords(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var buf bytes.Buffer
+		log := newLogger(format, &buf)
+		log.Info("attach http://a:s3cret@h/x.iso", "url", "http://b:hunter22@h/y", "err", errors.New("GET http://c:pa55word@h/z: EOF"))
+		log.With("src", "http://d:letmein1@h/").Warn("x")
+		if out := buf.String(); strings.Contains(out, "s3cret") || strings.Contains(out, "hunter22") || strings.Contains(out, "pa55word") || strings.Contains(out, "letmein1") {
+			t.Errorf("%s log: %s", format, out)
+		}
 	}
 }
