@@ -2,11 +2,13 @@ package kvmd
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // exists reports whether the store holds the image name, complete.
@@ -246,7 +249,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 		io.Copy(countingWriter{w, p}, f) // a client that hangs up just ends it
 		return
 	case ".xz":
-		out, err = xz.NewWriter(w)
+		out, err = lzmaWriter(r.Context(), w)
 	case ".zst":
 		out, err = zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	}
@@ -255,11 +258,52 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(200)
-	if _, err := io.Copy(out, io.TeeReader(f, countingWriter{io.Discard, p})); err != nil {
-		h.log.Info("MSD read ended early", "image", name, "err", err)
-		return
+	_, err = io.Copy(out, io.TeeReader(f, countingWriter{io.Discard, p}))
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
-	out.Close()
+	if err != nil {
+		h.log.Info("MSD read ended early", "image", name, "err", err)
+	}
+}
+
+// lzmaWriter compresses to w as xz -1 -T1 does, through the system's xz
+// when there is one: ulikunitz/xz's encoder took 3.2 times as long on a
+// 20 MB image (58.8 s against 18.2 s on a loaded 2-core box; 104 s on a
+// Pi), holding kvmd's only transfer slot all along. xz -1 needs about
+// 10 MiB. Without xz: ulikunitz with a hash-table match finder and a
+// 1 MiB dictionary (27.9 s there, 1.5x).
+func lzmaWriter(ctx context.Context, w io.Writer) (io.WriteCloser, error) {
+	bin, err := exec.LookPath("xz")
+	if err != nil {
+		return xz.WriterConfig{Matcher: lzma.HashTable4, DictCap: 1 << 20}.NewWriter(w)
+	}
+	cmd := exec.CommandContext(ctx, bin, "-1", "-T1", "-c", "-q")
+	cmd.Stdout = w
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("xz: %w", err)
+	}
+	return &xzProcess{in: in, cmd: cmd}, nil
+}
+
+// xzProcess is the xz child's stdin; Close waits for it to end.
+type xzProcess struct {
+	in  io.WriteCloser
+	cmd *exec.Cmd
+}
+
+func (x *xzProcess) Write(p []byte) (int, error) { return x.in.Write(p) }
+
+func (x *xzProcess) Close() error {
+	x.in.Close()
+	if err := x.cmd.Wait(); err != nil {
+		return fmt.Errorf("xz: %w", err)
+	}
+	return nil
 }
 
 // target is where a write or write_remote puts name: under prefix, a part.
