@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -106,13 +108,30 @@ func Reader(r io.Reader, f Format) (io.ReadCloser, error) {
 		// One decoding goroutine measured fastest for 1 GiB here (1.20 s,
 		// against 1.64 s with 2 and 1.41 s with 4; zstd -dc 1.07 s): the
 		// hash and the disk already keep the second core busy.
-		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(1<<31), zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		return zr.IOReadCloser(), nil
+		return windowError{zr.IOReadCloser()}, nil
 	case Bzip2:
 		return io.NopCloser(bzip2.NewReader(r)), nil
 	}
 	return nil, fmt.Errorf("unknown compression %q", f)
+}
+
+// zstdMaxWindow is the largest zstd window decoded: 2 GiB (zstd --long=31,
+// its most) on 64-bit, 1 GiB on 32-bit, where the decoder compares the
+// window as an int and 2 GiB wraps.
+const zstdMaxWindow = 1 << (30 + strconv.IntSize/64)
+
+// windowError names the limit when a zstd stream's window is past it.
+type windowError struct{ io.ReadCloser }
+
+func (w windowError) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		err = fmt.Errorf("zstd: the stream's window is larger than the %d GiB this %d-bit build decodes (zstd --long=%d at most; recompress with a smaller --long): %w",
+			zstdMaxWindow>>30, strconv.IntSize, bits.Len(zstdMaxWindow)-1, err)
+	}
+	return n, err
 }
