@@ -20,6 +20,7 @@ import (
 // disk mounted ro, which the remount guard makes rw while it writes; an
 // exFAT stick mounted inside it while msdav runs is a part it writes to.
 func TestSystemdVM(t *testing.T) {
+	needHostArch(t, "PID 1 is this host's systemd")
 	systemd := "/lib/systemd/systemd"
 	if _, err := os.Stat(systemd); err != nil {
 		t.Fatalf("needs Debian's systemd on this host (.ci/run installs it): %v", err)
