@@ -16,11 +16,6 @@ import (
 	"github.com/msdav/msdav/gadget/scsi"
 )
 
-// FFSMounts is where each drive's FunctionFS instance is mounted; serve
-// sets it to server.runtime_dir/ffs. Not /dev: a systemd unit's private
-// /dev (PrivateDevices=yes) is read-only from systemd 255 on.
-var FFSMounts = "/run/msdav/ffs"
-
 // userspace is the backend of gadget.backend = "userspace": one FunctionFS
 // function per drive, each a Bulk-Only target msdav serves itself. The
 // drives' state lives in this process; configfs only holds the plumbing.
@@ -108,7 +103,9 @@ func (g *Gadget) openUserspace(cfg conf.Gadget) error {
 		if err := os.MkdirAll(fn, 0o755); err != nil {
 			return fmt.Errorf("create drive %d (is usb_f_fs loaded? modprobe usb_f_fs): %w", i, err)
 		}
-		mnt := filepath.Join(FFSMounts, inst)
+		// Under the runtime dir, not /dev: a systemd unit's private /dev
+		// (PrivateDevices=yes) is read-only from systemd 255 on.
+		mnt := filepath.Join(cfg.FFSMounts, inst)
 		if err := ffs.Mount(inst, mnt); err != nil {
 			return fmt.Errorf("drive %d: %w", i, err)
 		}

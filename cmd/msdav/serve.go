@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	}
 	defer store.Close()
 
-	gadget.FFSMounts = filepath.Join(cfg.Server.RuntimeDir, "ffs")
+	cfg.Gadget.FFSMounts = filepath.Join(cfg.Server.RuntimeDir, "ffs")
 	g, gerr := gadget.Open(cfg.Gadget, log)
 	switch {
 	case gerr != nil && cfg.Gadget.Mode == conf.ModeConfigfs:
