@@ -63,6 +63,7 @@ func New(store *fs.Store, o Options) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setShareHeaders(w.Header())
 	// "/dav" is the share's root too: no redirect, WebDAV clients do not follow them.
 	if r.URL.Path == h.prefix {
 		r.URL.Path = h.prefix + "/"
@@ -215,7 +216,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	w.Header().Set("ETag", etag(fi))
-	w.Header().Set("Content-Type", contentType(rl))
+	ctype, disp := servedType(rl)
+	w.Header().Set("Content-Type", ctype)
+	if disp != "" {
+		w.Header().Set("Content-Disposition", disp)
+	}
 	if r.TLS != nil {
 		// No sendfile through TLS: every byte is read, sealed and written
 		// by us. net/http would read the file 32 KiB at a time.
