@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,6 +126,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if dst != "" {
+			if why := h.overlap(name, dst); why != "" {
+				http.Error(w, r.Method+" refused: "+why, http.StatusForbidden)
+				return
+			}
 			if err := h.mutable(dst); err != nil {
 				h.fail(w, r, err)
 				return
@@ -167,6 +172,129 @@ func (h *Handler) destination(r *http.Request) (string, error) {
 		return "", nil // webdav answers 502 for another server
 	}
 	return p, nil
+}
+
+// overlap says why a MOVE or COPY from src to dst must be refused before
+// anything is touched, "" when the two are apart. x/net/webdav removes an
+// existing destination first (Overwrite: T) and then copies or renames:
+// with the destination the source's own folder that removed the source
+// and its neighbours, and a folder copied into itself recursed until the
+// names grew too long. RFC 4918 9.8.5 and 9.9.4 give 403 for a source and
+// destination that are the same, and Apache mod_dav answers 403 for all
+// three overlaps.
+//
+// The paths are compared as cleaned store paths (trailing slashes, "."
+// and percent-encoding are gone by then), then by the files they reach:
+// on a case-insensitive part (vfat, exFAT, CIFS) "P" and "p" are one
+// folder, and a symlink or hard link is another name of its target; only
+// the filesystem knows, so os.SameFile on what exists decides.
+func (h *Handler) overlap(src, dst string) string {
+	s, err := rel(src)
+	if err != nil {
+		return ""
+	}
+	d, err := rel(dst)
+	if err != nil {
+		return ""
+	}
+	switch {
+	case s == d:
+		return "the source and the destination are the same"
+	case s == "." || strings.HasPrefix(d, s+"/"):
+		return "the destination is inside the source"
+	case d == "." || strings.HasPrefix(s, d+"/"):
+		return "the destination holds the source"
+	}
+	if why := h.foldOverlap(s, d); why != "" {
+		return why
+	}
+	root := h.store.Root()
+	sfi, err := root.Stat(s)
+	if err != nil {
+		return "" // nothing to lose; the method answers 404
+	}
+	for p := d; ; p = path.Dir(p) {
+		if fi, err := root.Stat(p); err == nil && os.SameFile(fi, sfi) {
+			if p == d {
+				return "the destination is another name of the source"
+			}
+			return "the destination is inside the source (" + p + " is another name of it)"
+		}
+		if p == "." {
+			break
+		}
+	}
+	dfi, err := root.Stat(d)
+	if err != nil {
+		return ""
+	}
+	for p := path.Dir(s); ; p = path.Dir(p) {
+		if fi, err := root.Stat(p); err == nil && os.SameFile(fi, dfi) {
+			return "the destination holds the source (it is another name of " + p + ")"
+		}
+		if p == "." {
+			break
+		}
+	}
+	return ""
+}
+
+// foldOverlap is overlap for a part that folds case, where the kernel
+// may not say two spellings are one file: FUSE's exFAT and vfat give each
+// spelling an inode number of its own. The paths overlap when they do
+// with case folded and each element spelled differently on the
+// destination's side is another spelling of an existing entry: the part
+// resolves it, yet its folder lists no entry of that exact name. On a
+// case-sensitive part "A.iso" beside "a.iso" is listed, so it is left alone.
+func (h *Handler) foldOverlap(s, d string) string {
+	se, de := strings.Split(s, "/"), strings.Split(d, "/")
+	if s == "." {
+		se = nil
+	}
+	if d == "." {
+		de = nil
+	}
+	n := min(len(se), len(de))
+	for i := range n {
+		if !strings.EqualFold(se[i], de[i]) {
+			return ""
+		}
+	}
+	for i := range n {
+		if se[i] != de[i] && !h.respelled(strings.Join(de[:i+1], "/")) {
+			return ""
+		}
+	}
+	switch {
+	case len(se) == len(de):
+		return "the destination is another spelling of the source"
+	case len(de) > len(se):
+		return "the destination is inside the source (under another spelling)"
+	}
+	return "the destination holds the source (under another spelling)"
+}
+
+// respelled reports whether p reaches an existing entry that its folder
+// lists under another name.
+func (h *Handler) respelled(p string) bool {
+	if _, err := h.store.Root().Lstat(p); err != nil {
+		return false
+	}
+	d, err := h.store.Root().Open(path.Dir(p))
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	base := path.Base(p)
+	for {
+		names, err := d.Readdirnames(1024)
+		if slices.Contains(names, base) {
+			return false
+		}
+		if err != nil {
+			return true
+		}
+	}
 }
 
 func (h *Handler) mutable(name string) error {
