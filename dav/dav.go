@@ -69,13 +69,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == h.prefix {
 		r.URL.Path = h.prefix + "/"
 	}
-	name, ok := strings.CutPrefix(r.URL.Path, h.prefix)
+	name, ok := h.inShare(r.URL)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	if _, err := fs.Clean(name); err != nil {
+	rl, err := fs.Clean(name)
+	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	creates := r.Method == http.MethodPut || r.Method == "MKCOL" || r.Method == "LOCK"
+	if status, why := h.reachable(rl, creates, r.Method != http.MethodDelete); status != 0 {
+		http.Error(w, why, status)
 		return
 	}
 	w.Header().Set("MS-Author-Via", "DAV")
@@ -126,6 +132,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if dst != "" {
+			drl, err := fs.Clean(dst)
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			if status, why := h.reachable(drl, true, false); status != 0 {
+				if status == http.StatusNotFound {
+					// an internal name: one a client cannot make
+					status, why = http.StatusForbidden, "the destination is a name the store keeps for itself"
+				}
+				http.Error(w, "destination: "+why, status)
+				return
+			}
 			if why := h.overlap(name, dst); why != "" {
 				http.Error(w, r.Method+" refused: "+why, http.StatusForbidden)
 				return
@@ -167,11 +186,74 @@ func (h *Handler) destination(r *http.Request) (string, error) {
 	if err != nil {
 		return "", nil // webdav answers 400
 	}
-	p, ok := strings.CutPrefix(u.Path, h.prefix)
-	if !ok {
+	if u.Host != "" && u.Host != r.Host {
 		return "", nil // webdav answers 502 for another server
 	}
+	p, ok := h.inShare(u)
+	if !ok {
+		return "", problem.Errorf(http.StatusForbidden, "the destination %s is not in the share %s/", u.Path, h.prefix)
+	}
 	return p, nil
+}
+
+// inShare returns the share path of u, false when u is not in the share:
+// the prefix must end at a "/" or the path's end ("/davX" is not
+// "/dav/X"), in the escaped path too ("/dav%2FX").
+func (h *Handler) inShare(u *url.URL) (string, bool) {
+	esc := u.EscapedPath()
+	if esc != h.prefix && !strings.HasPrefix(esc, h.prefix+"/") {
+		return "", false
+	}
+	name, ok := strings.CutPrefix(u.Path, h.prefix)
+	if !ok || name != "" && name[0] != '/' {
+		return "", false
+	}
+	return name, true
+}
+
+// errEscapes is the error os.Root gives for a path that leaves the root
+// (a symlink pointing out of the store); os does not export it.
+var errEscapes = func() error {
+	root, err := os.OpenRoot("/")
+	if err != nil {
+		return errors.New("path escapes from parent")
+	}
+	defer root.Close()
+	_, err = root.Lstat("../x")
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return errors.New("path escapes from parent")
+}()
+
+// reachable says, as a status and a message, why a cleaned store path
+// cannot be served; 0 when it can. The store's own names do not exist for
+// clients (every element is classified, "a/.msdav-x/b" too); a symlink
+// that leads out of the store is refused by name, without os.Root's text;
+// a name longer than the filesystem takes cannot be made (400) and does
+// not exist (404). follow says whether a symlink at the end counts (not
+// for DELETE, which removes the link itself).
+func (h *Handler) reachable(rl string, creates, follow bool) (int, string) {
+	if fs.Classify(rl) == fs.Internal {
+		return http.StatusNotFound, "not found"
+	}
+	for _, el := range strings.Split(rl, "/") {
+		if len(el) > nameMax {
+			if creates {
+				return http.StatusBadRequest, fmt.Sprintf("a name is %d bytes long; the store takes at most %d", len(el), nameMax)
+			}
+			return http.StatusNotFound, "not found"
+		}
+	}
+	stat := h.store.Root().Lstat
+	if follow {
+		stat = h.store.Root().Stat
+	}
+	if _, err := stat(rl); errors.Is(err, errEscapes) {
+		return http.StatusForbidden, "a symbolic link on the way leads out of the store"
+	}
+	return 0, ""
 }
 
 // overlap says why a MOVE or COPY from src to dst must be refused before
@@ -309,6 +391,9 @@ func (h *Handler) mutable(name string) error {
 // shares.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := problem.Of(err)
+	if errors.Is(err, errEscapes) {
+		status, msg = http.StatusForbidden, "a symbolic link on the way leads out of the store"
+	}
 	if status >= 500 {
 		h.log.Error("webdav", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}

@@ -2,6 +2,8 @@ package dav
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"net/http"
@@ -23,14 +25,38 @@ type propStore struct {
 	mu sync.Mutex // serialises read-modify-write of sidecars
 }
 
-const sidecarPrefix = ".msdav-props-"
+const (
+	sidecarPrefix = ".msdav-props-"
+	// hashedPrefix starts the sidecar of a name too long for sidecarPrefix:
+	// a hash of the name, so every name the filesystem takes has one.
+	hashedPrefix = ".msdav-propx-"
+	// nameMax is NAME_MAX, the longest name (in bytes) of every part msdav
+	// serves: ext4, XFS, Btrfs, tmpfs, NFS, CIFS; vfat and exFAT count 255
+	// UTF-16 units, which is never fewer bytes.
+	nameMax = 255
+	// tempOverhead is what the store puts before a name for the temp it
+	// writes first (".msdav-upload-", up to 19 digits of nanoseconds, "-").
+	tempOverhead = len(".msdav-upload-") + 20
+)
+
+// sidecarName is the name of the sidecar for base: sidecarPrefix+base
+// while that and its upload temp fit in nameMax, else hashedPrefix and 32
+// hex digits of base's sha256 (a 255-byte name's sidecar was 268 bytes;
+// PROPPATCH answered 500).
+func sidecarName(base string) string {
+	if n := sidecarPrefix + base; len(n)+tempOverhead <= nameMax {
+		return n
+	}
+	sum := sha256.Sum256([]byte(base))
+	return hashedPrefix + hex.EncodeToString(sum[:16])
+}
 
 func sidecar(rel string) string {
 	if rel == "." {
 		return sidecarPrefix + "."
 	}
 	dir, base := path.Split(rel)
-	return path.Join(dir, sidecarPrefix+base)
+	return path.Join(dir, sidecarName(base))
 }
 
 // storedProp is one property as written to disk.
