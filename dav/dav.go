@@ -97,6 +97,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Lock timeouts are capped; say so in the request so the answer
 		// tells the client the timeout it really got.
 		r.Header.Set("Timeout", fmt.Sprintf("Second-%d", int(lockTimeout(r.Header.Get("Timeout")).Seconds())))
+		if status, err := h.checkLock(r, name); err != nil {
+			http.Error(w, err.Error(), status)
+			return
+		}
 		if h.lockShared(w, r, name) {
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -564,4 +565,142 @@ func TestHostileSharePrefix(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Storage.Root, "w.img")); err == nil {
 		t.Error("COPY to /davw.img made w.img")
 	}
+}
+
+func lockBody(scope, owner string) string {
+	return `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:` + scope + `/></D:lockscope>` +
+		`<D:locktype><D:write/></D:locktype><D:owner>` + owner + `</D:owner></D:lockinfo>`
+}
+
+// Locks are capped: owner size (413), locks per resource and in all
+// (507), and a write still gets its own short lock when the table is
+// full. On main a 100 KB owner was kept and 3,000 shared locks held
+// 450 MiB.
+func TestHostileShareLockCaps(t *testing.T) {
+	cfg := testConfig(t)
+	root := cfg.Storage.Root
+	for i := range 1100 {
+		os.WriteFile(filepath.Join(root, fmt.Sprintf("f%04d.img", i)), []byte("x"), 0o644)
+	}
+	base, _ := startServe(t, cfg)
+	for _, scope := range []string{"exclusive", "shared"} {
+		resp, body := hostileReq(t, "LOCK", base+"/dav/f0000.img", map[string]string{"Depth": "0"}, lockBody(scope, strings.Repeat("o", 100<<10)))
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s LOCK with a 100 KB owner: %s %q, want 413", scope, resp.Status, body)
+		}
+	}
+	resp, body := hostileReq(t, "LOCK", base+"/dav/f0000.img", map[string]string{"Depth": "0"}, lockBody("exclusive", "<D:href>alice</D:href>"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("an ordinary LOCK: %s %q", resp.Status, body)
+	}
+	hostileReq(t, "UNLOCK", base+"/dav/f0000.img", map[string]string{"Lock-Token": resp.Header.Get("Lock-Token")}, "")
+	// Per resource: shared locks on one file.
+	got := 0
+	for i := range 40 {
+		resp, body := hostileReq(t, "LOCK", base+"/dav/f0001.img", map[string]string{"Depth": "0"}, lockBody("shared", fmt.Sprint(i)))
+		switch resp.StatusCode {
+		case http.StatusOK:
+			got++
+		case http.StatusInsufficientStorage:
+		default:
+			t.Fatalf("shared LOCK %d: %s %q", i, resp.Status, body)
+		}
+	}
+	if got > 32 || got < 8 {
+		t.Errorf("%d shared locks on one file were granted, want a cap of a few dozen", got)
+	}
+	// In all: exclusive locks on many files.
+	total, refused := got, 0
+	for i := 2; i < 1100; i++ {
+		resp, body := hostileReq(t, "LOCK", base+fmt.Sprintf("/dav/f%04d.img", i), map[string]string{"Depth": "0"}, lockBody("exclusive", "x"))
+		switch resp.StatusCode {
+		case http.StatusOK:
+			total++
+		case http.StatusInsufficientStorage:
+			refused++
+		default:
+			t.Fatalf("exclusive LOCK %d: %s %q", i, resp.Status, body)
+		}
+	}
+	if refused == 0 || total > 1024 {
+		t.Errorf("%d locks held, %d refused; want at most 1024 held", total, refused)
+	}
+	// A PUT to an unlocked file still goes through with the table full.
+	resp, body = hostileReq(t, "PUT", base+"/dav/new.img", nil, "written")
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("PUT with the lock table full: %s %q", resp.Status, body)
+	}
+	resp, body = hostileReq(t, "MKCOL", base+"/dav/newdir", nil, "")
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("MKCOL with the lock table full: %s %q", resp.Status, body)
+	}
+}
+
+// Dead properties are capped per resource (507 in the PROPPATCH's
+// multistatus, nothing of that request kept), so the sidecar and the
+// allprop answer stay small and PROPPATCH stays as fast as the first. On
+// main 40 PROPPATCHes of 1 MB left a 40 MB sidecar.
+func TestHostileSharePropertyCap(t *testing.T) {
+	cfg := testConfig(t)
+	root := cfg.Storage.Root
+	os.WriteFile(filepath.Join(root, "p.img"), []byte("x"), 0o644)
+	base, _ := startServe(t, cfg)
+	patch := func(name string, size int) (*http.Response, string) {
+		return hostileReq(t, "PROPPATCH", base+"/dav/p.img", nil,
+			`<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:set><D:prop><Z:`+name+`>`+strings.Repeat("v", size)+`</Z:`+name+`></D:prop></D:set></D:propertyupdate>`)
+	}
+	resp, body := patch("big", 900<<10)
+	if resp.StatusCode != http.StatusMultiStatus || !strings.Contains(body, " 507 ") {
+		t.Errorf("PROPPATCH of 900 KB: %s %q, want 507 in the multistatus", resp.Status, body[:min(len(body), 300)])
+	}
+	var times []time.Duration
+	refused := 0
+	for i := range 200 {
+		start := time.Now()
+		resp, body := patch(fmt.Sprintf("p%d", i), 1<<10)
+		times = append(times, time.Since(start))
+		switch {
+		case strings.Contains(body, " 200 "):
+		case strings.Contains(body, " 507 "):
+			refused++
+		default:
+			t.Fatalf("PROPPATCH %d: %s %q", i, resp.Status, body)
+		}
+	}
+	if refused == 0 {
+		t.Error("200 PROPPATCHes of 1 KiB were all kept")
+	}
+	var sidecar int64
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), ".msdav-props") {
+			sidecar += fi.Size()
+		}
+	}
+	if sidecar > 128<<10 {
+		t.Errorf("the property sidecar is %d bytes", sidecar)
+	}
+	_, body = hostileReq(t, "PROPFIND", base+"/dav/p.img", map[string]string{"Depth": "0"}, "")
+	if len(body) > 128<<10 {
+		t.Errorf("allprop answer of %d bytes", len(body))
+	}
+	// The last PROPPATCHes are not slower than the first (loosely: the
+	// machine is shared).
+	first, last := median(times[:20]), median(times[len(times)-20:])
+	if last > 4*first+10*time.Millisecond {
+		t.Errorf("PROPPATCH slowed from %s to %s", first, last)
+	}
+	t.Logf("PROPPATCH median: first 20 %s, last 20 %s; sidecar %d bytes; %d refused", first, last, sidecar, refused)
+	// Removing properties passes past the cap.
+	resp, body = hostileReq(t, "PROPPATCH", base+"/dav/p.img", nil,
+		`<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:remove><D:prop><Z:p0/></D:prop></D:remove></D:propertyupdate>`)
+	if !strings.Contains(body, " 200 ") {
+		t.Errorf("PROPPATCH remove: %s %q", resp.Status, body)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
