@@ -246,6 +246,8 @@ func TestHostileShareOverlappingMoveCopy(t *testing.T) {
 		os.WriteFile(filepath.Join(root, "p", "other.img"), []byte("other"), 0o644)
 		os.WriteFile(filepath.Join(root, "r", "a.img"), []byte("a"), 0o644)
 		os.WriteFile(filepath.Join(root, "r", "in", "b.img"), []byte("b"), 0o644)
+		os.Symlink("r", filepath.Join(root, "rl"))
+		os.Symlink("p", filepath.Join(root, "pl"))
 	}
 	var cases []overlapCase
 	for _, ow := range []string{"", "T", "F"} {
@@ -268,6 +270,9 @@ func TestHostileShareOverlappingMoveCopy(t *testing.T) {
 			overlapCase{"COPY", "/dav/r/", "/dav/r/sub/deeper", ow},
 			overlapCase{"MOVE", "/dav/r", "/dav/r/sub", ow},
 			overlapCase{"COPY", "/dav/r", "/dav/%72/in", ow},
+			// through a symlink inside the store
+			overlapCase{"COPY", "/dav/r", "/dav/rl/sub", ow},
+			overlapCase{"COPY", "/dav/pl/child.img", "/dav/p", ow},
 		)
 	}
 	checkOverlapsRefused(t, base, root, setup, cases)
