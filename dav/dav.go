@@ -395,8 +395,13 @@ func (h *Handler) mutable(name string) error {
 // shares.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := problem.Of(err)
-	if errors.Is(err, errEscapes) {
+	switch {
+	case errors.Is(err, errEscapes):
 		status, msg = http.StatusForbidden, "a symbolic link on the way leads out of the store"
+	case status == http.StatusNotFound && isNotExist(err):
+		// Not the system call and store path ("statat usb/x: no such
+		// file or directory"): the client knows which URL it asked for.
+		msg = "not found"
 	}
 	if status >= 500 {
 		h.log.Error("webdav", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

@@ -709,3 +709,15 @@ func median(d []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// Errors name no system call or store-internal text.
+func TestHostileShareErrorsSayNoInternals(t *testing.T) {
+	cfg := testConfig(t)
+	base, _ := startServe(t, cfg)
+	for _, c := range []struct{ method, path string }{{"GET", "/dav/none.img"}, {"MOVE", "/dav/none.img"}, {"GET", "/dav/d/none.img"}} {
+		resp, body := hostileReq(t, c.method, base+c.path, map[string]string{"Destination": base + "/dav/x.img"}, "")
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(body, "stat") || strings.Contains(body, "open") || strings.Contains(body, "directory") {
+			t.Errorf("%s %s: %s %q", c.method, c.path, resp.Status, body)
+		}
+	}
+}
