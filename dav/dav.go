@@ -150,6 +150,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if why := h.overlap(name, dst); why != "" {
+				if r.Method == "MOVE" && h.respelling(name, dst) {
+					h.respell(w, r, name, dst)
+					return
+				}
 				http.Error(w, r.Method+" refused: "+why, http.StatusForbidden)
 				return
 			}
@@ -323,6 +327,50 @@ func (h *Handler) overlap(src, dst string) string {
 		}
 	}
 	return ""
+}
+
+// respelling reports a MOVE that only changes the case of a name on a
+// part that folds case ("win.iso" to "Win.iso" in Explorer): the same
+// file, not an overlap to refuse. x/net/webdav would remove the
+// destination first, which is the source itself.
+func (h *Handler) respelling(src, dst string) bool {
+	s, err := rel(src)
+	if err != nil {
+		return false
+	}
+	d, err := rel(dst)
+	if err != nil || s == d || !strings.EqualFold(s, d) {
+		return false
+	}
+	sfi, err := h.store.Root().Stat(s)
+	if err != nil {
+		return false
+	}
+	if dfi, err := h.store.Root().Stat(d); err == nil && os.SameFile(sfi, dfi) {
+		return true
+	}
+	return h.respelled(d)
+}
+
+// respell renames src to dst, another spelling of the same name, unless
+// the file is attached or locked.
+func (h *Handler) respell(w http.ResponseWriter, r *http.Request, src, dst string) {
+	if err := h.mutable(src); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	now := time.Now()
+	tok, err := h.locks.Create(now, webdav.LockDetails{Root: src, Duration: -1})
+	if err != nil {
+		http.Error(w, src+" is locked", http.StatusLocked)
+		return
+	}
+	defer h.locks.Unlock(now, tok)
+	if err := h.fsys.Rename(r.Context(), src, dst); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
 }
 
 // foldOverlap is overlap for a part that folds case, where the kernel
