@@ -270,7 +270,7 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	// Windows' redirector asks the host's root before it maps /dav/.
 	r.Path("/").Methods(http.MethodOptions, "PROPFIND").Handler(guard.Wrap(davH.HostRoot()))
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
-	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
+	r.PathPrefix("/dav").Handler(dav.Sandbox(guard.Wrap(davH)))
 	if cfg.Redfish.Enabled {
 		// It checks credentials itself: its root answers without, and
 		// sessions (X-Auth-Token) count as well as Basic.
