@@ -165,28 +165,28 @@ func (s *Store) leasesIn(root string) []Lease {
 	return out
 }
 
-// leased reports another box's live lease on rel or below it.
-func (s *Store) leased(rel string) error {
+// leasedBy lists other boxes' live leases in the shared folders that
+// overlap rel (in any case: a part may fold it).
+func (s *Store) leasedBy(rel string) ([]*LockedError, error) {
+	var out []*LockedError
+	lrel := strings.ToLower(rel)
 	for _, root := range s.sharedRoots() {
-		if !(root == "." || rel == "." || under("/"+rel, "/"+root) || under("/"+root, "/"+rel)) {
+		lroot := strings.ToLower(root)
+		if !(root == "." || rel == "." || under("/"+lrel, "/"+lroot) || under("/"+lroot, "/"+lrel)) {
 			continue
 		}
 		var leases []Lease
 		if err := s.probe.run(context.Background(), "lease:"+root, func() { leases = s.leasesIn(root) }); err != nil {
 			// Fail closed: another box may hold what is under it.
-			return fmt.Errorf("%w: the leases of shared folder %s cannot be read: %v", ErrAttachUnknown, root, err)
+			return nil, fmt.Errorf("%w: the leases of shared folder %s cannot be read: %v", ErrAttachUnknown, root, err)
 		}
 		for _, l := range leases {
-			if l.Box == s.opt.Box {
-				continue
-			}
-			img := path.Join(root, l.Image)
-			if rel == "." || under("/"+img, "/"+rel) {
-				return &LockedError{Path: img, Drive: l.Drive, Box: l.Box}
+			if l.Box != s.opt.Box {
+				out = append(out, &LockedError{Path: path.Join(root, l.Image), Drive: l.Drive, Box: l.Box})
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // writeLease replaces the lease file name atomically.

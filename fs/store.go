@@ -318,22 +318,21 @@ func (s *Store) SetAttachments(a Attachments) {
 	s.mu.Unlock()
 }
 
-// Mutable reports a *LockedError if rel, or any image below it, is attached.
+// Mutable reports a *LockedError if rel is, reaches or holds below it an
+// image a drive or another box's lease holds, by whatever name (held.go).
 func (s *Store) Mutable(rel string) error {
 	rel, err := Clean(rel)
 	if err != nil {
 		return err
 	}
-	att, err := s.attachedNow()
+	held, err := s.heldFiles(rel)
 	if err != nil {
 		return err
 	}
-	for img, drives := range att {
-		if len(drives) > 0 && (rel == "." || under("/"+img, "/"+rel)) {
-			return &LockedError{Path: img, Drive: drives[0]}
-		}
+	if l := s.heldBy(rel, held); l != nil {
+		return l
 	}
-	return s.leased(rel)
+	return nil
 }
 
 func (s *Store) attachedNow() (map[string][]int, error) {

@@ -112,6 +112,16 @@ func Inode(fi os.FileInfo) uint64 {
 	return 0
 }
 
+// fileID is what the kernel knows a file by, whatever name reached it.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(fi os.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(st.Dev), ino: st.Ino}
+	}
+	return fileID{}
+}
+
 // uid is this process's effective user, for explaining permission problems.
 func uid() int { return unix.Geteuid() }
 
