@@ -13,10 +13,13 @@ import (
 // fixed length whatever rel's: a temp that embedded the final name would
 // pass NAME_MAX (255 bytes) for names the filesystem itself takes. It
 // starts with uploadPrefix, so the sweep at start removes it after a crash.
-func tempBeside(rel string) string {
+func tempBeside(rel string) string { return hiddenBeside(rel, uploadPrefix) }
+
+// hiddenBeside is a fresh name starting with prefix in the folder of rel.
+func hiddenBeside(rel, prefix string) string {
 	var b [12]byte
 	rand.Read(b[:])
-	return path.Join(path.Dir(rel), uploadPrefix+hex.EncodeToString(b[:]))
+	return path.Join(path.Dir(rel), prefix+hex.EncodeToString(b[:]))
 }
 
 // writeFileAtomic replaces name under root with b: a temp beside it,

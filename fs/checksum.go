@@ -33,10 +33,19 @@ func (f sumFile) matches(fi os.FileInfo) bool {
 	return f.Size == fi.Size() && f.MTime == fi.ModTime().UnixNano() && f.Inode == Inode(fi)
 }
 
+// sumSidecar names the sidecar of rel: the prefix and the image's name, or,
+// when that would pass NAME_MAX, the prefix and a digest of the name.
 func sumSidecar(rel string) string {
 	dir, base := path.Split(rel)
+	if len(sumPrefix)+len(base) > nameMax {
+		h := sha256.Sum256([]byte(base))
+		return path.Join(dir, sumPrefix+"h-"+hex.EncodeToString(h[:16]))
+	}
 	return path.Join(dir, sumPrefix+base)
 }
+
+// nameMax is the longest file name Linux filesystems take, in bytes.
+const nameMax = 255
 
 // tracked reports an image whose checksum the store keeps: not its own
 // files, and not hidden ones, which the catalog never shows.

@@ -440,8 +440,7 @@ func (s *Store) removeHidden(rel string) error {
 // last close, as on a local disk. A crash between the two steps leaves a
 // hidden temp that the sweep removes (stale).
 func (s *Store) unlinkHidden(rel string) error {
-	dir, base := path.Split(rel)
-	hidden := path.Join(dir, fmt.Sprintf("%s%d-%s", gonePrefix, time.Now().UnixNano(), base))
+	hidden := hiddenBeside(rel, gonePrefix)
 	if err := s.root.Rename(rel, hidden); err != nil {
 		// A name too long for the prefix, say: plain unlink then.
 		return s.root.Remove(rel)
@@ -533,12 +532,11 @@ func (s *Store) create(ctx context.Context, rel string, expected int64, internal
 	if err != nil {
 		return nil, err
 	}
-	dir, base := path.Split(rel)
-	tmp := path.Join(dir, fmt.Sprintf("%s%d-%s", uploadPrefix, time.Now().UnixNano(), base))
+	tmp := tempBeside(rel)
 	f, err := s.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		done()
-		return nil, err
+		return nil, fmt.Errorf("upload %s: create: %w", rel, plainErr(err))
 	}
 	u := &Upload{s: s, rel: rel, tmp: tmp, f: f, done: done, Expected: expected, hash: newHashing()}
 	if s.opt.Publish != nil {
@@ -693,7 +691,7 @@ func (u *Upload) Commit() error {
 	}
 	if err := u.s.root.Rename(u.tmp, u.rel); err != nil {
 		u.s.root.Remove(u.tmp)
-		return fmt.Errorf("upload %s: rename: %w", u.rel, err)
+		return fmt.Errorf("upload %s: rename: %w", u.rel, plainErr(err))
 	}
 	if statErr == nil {
 		u.recordSum(fi)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +16,7 @@ import (
 )
 
 // aliasServer runs the whole server on store with a fake gadget of two drives.
-func aliasServer(t *testing.T, store string) func(method, path string, body []byte, hdr ...string) (int, string) {
+func aliasServer(t *testing.T, store string) (func(method, path string, body []byte, hdr ...string) (int, string), string) {
 	t.Helper()
 	cfg := testConfig(t)
 	cfg.Storage.Root = store
@@ -34,7 +36,7 @@ func aliasServer(t *testing.T, store string) func(method, path string, body []by
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
-	}
+	}, base
 }
 
 // refusedAll checks that DELETE, PUT and MOVE of a name answer 423 and
@@ -86,7 +88,7 @@ func TestHostileLinkAliases(t *testing.T) {
 	must(os.Link(filepath.Join(store, "isos/a.iso"), filepath.Join(store, "links/hard.iso")))
 	must(os.Symlink("../isos/a.iso", filepath.Join(store, "links/sym.iso")))
 	must(os.Link(filepath.Join(store, "isos/a.iso"), filepath.Join(store, "top-hard.iso")))
-	do := aliasServer(t, store)
+	do, _ := aliasServer(t, store)
 	if code, body := do("PUT", "/api/drives/0", []byte(`{"image":"isos/a.iso","cdrom":false,"rw":false}`)); code != 200 {
 		t.Fatalf("attach: %d %s", code, body)
 	}
@@ -148,7 +150,7 @@ func TestHostileCaseAliases(t *testing.T) {
 	store := t.TempDir()
 	mountExFAT(t, filepath.Join(store, "usb"))
 	os.WriteFile(filepath.Join(store, "spare.bin"), []byte("spare"), 0o644)
-	do := aliasServer(t, store)
+	do, _ := aliasServer(t, store)
 	if code, body := do("PUT", "/dav/usb/WIN.ISO", make([]byte, 1<<20)); code != 201 {
 		t.Fatalf("upload: %d %s", code, body)
 	}
@@ -176,5 +178,73 @@ func TestHostileCaseAliases(t *testing.T) {
 	}
 	if code, body := do("GET", "/api/images", nil); code != 200 || !strings.Contains(body, `"usb/WIN.ISO"`) {
 		t.Errorf("catalog after the refusals: %d %s", code, body)
+	}
+}
+
+// chunked hides a body's length from net/http, as macOS Finder's uploads do.
+type chunked struct{ r io.Reader }
+
+func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// The four upload front ends are one pipeline (issue 30, "one upload
+// pipeline"): each stores names up to NAME_MAX, honours the announced size
+// of a chunked body, creates kvmd's prefix folders and never shows the
+// store's temp names.
+func TestHostileUploadFrontEnds(t *testing.T) {
+	store := t.TempDir()
+	do, base := aliasServer(t, store)
+	long := func(n int, tag string) string { return tag + strings.Repeat("x", n-len(tag)-4) + ".iso" }
+	body := bytes.Repeat([]byte("image "), 1000)
+
+	// Names of 222-255 bytes, which the temp prefix used to push past NAME_MAX.
+	for _, n := range []int{222, 240, 255} {
+		for _, fe := range []struct{ method, path string }{
+			{"PUT", "/api/images/upload/"}, {"POST", "/api/msd/write?image="},
+		} {
+			name := long(n, fmt.Sprint(fe.method, n))
+			code, msg := do(fe.method, fe.path+name, body)
+			if code >= 300 || strings.Contains(msg, ".msdav-") {
+				t.Errorf("%s %d-byte name: %d %s", fe.path, n, code, msg)
+				continue
+			}
+			if got, err := os.ReadFile(filepath.Join(store, name)); err != nil || !bytes.Equal(got, body) {
+				t.Errorf("%s %d-byte name not stored whole: %v", fe.path, n, err)
+			}
+		}
+	}
+
+	// kvmd's prefix names folders that do not exist yet: kvmd makes them.
+	code, msg := do("POST", "/api/msd/write?prefix=new/deeper&image=p.iso", body)
+	if code != 200 || strings.Contains(msg, ".msdav-") {
+		t.Errorf("write with a new prefix: %d %s", code, msg)
+	}
+	if got, err := os.ReadFile(filepath.Join(store, "new/deeper/p.iso")); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("write with a new prefix stored nothing: %v", err)
+	}
+
+	// A chunked body shorter than X-Expected-Entity-Length stores nothing,
+	// whichever front end it comes through.
+	for _, p := range []string{"/api/images/upload/short-api.iso", "/dav/short-dav.iso"} {
+		req, _ := http.NewRequest("PUT", base+p, chunked{bytes.NewReader(body)})
+		req.Header.Set("X-Expected-Entity-Length", fmt.Sprint(len(body)+100))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code, msg := resp.StatusCode, string(b)
+		if code != 400 || strings.Contains(msg, ".msdav-") {
+			t.Errorf("PUT %s short chunked body: %d %s, want 400", p, code, msg)
+		}
+		if _, err := os.Stat(filepath.Join(store, path.Base(p))); err == nil {
+			t.Errorf("PUT %s: a short body was stored", p)
+		}
+	}
+	ents, _ := os.ReadDir(store)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".msdav-upload-") {
+			t.Errorf("temp left behind: %s", e.Name())
+		}
 	}
 }
