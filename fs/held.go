@@ -3,9 +3,11 @@ package fs
 import (
 	"context"
 	iofs "io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -30,8 +32,8 @@ func (s *Store) heldFiles(rel string) ([]heldFile, error) {
 		return nil, err
 	}
 	var out []heldFile
-	for img, drives := range att {
-		if len(drives) > 0 {
+	for _, img := range slices.Sorted(maps.Keys(att)) { // the same drive named every time
+		if drives := att[img]; len(drives) > 0 {
 			out = append(out, s.heldFile(img, &LockedError{Path: img, Drive: drives[0]}))
 		}
 	}

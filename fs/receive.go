@@ -94,7 +94,7 @@ func (s *Store) Receive(ctx context.Context, rel string, body io.Reader, announc
 		var werr *WriteError
 		switch {
 		case errors.As(err, &werr): // the store's fault, not the body's
-			return Received{}, refuse(statusOf(err), err, "storing %s failed, nothing was kept: %v", rel, werr.Err)
+			return Received{}, refuse(statusOf(err), err, "%v; nothing was kept", werr)
 		case o.Decode != nil && in.err == nil:
 			return Received{}, refuse(400, err, "%s: the %s data is damaged or cut short, nothing was kept: %v", rel, o.Format, err)
 		}

@@ -536,7 +536,9 @@ func (s *Store) create(ctx context.Context, rel string, expected int64, internal
 	f, err := s.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		done()
-		return nil, fmt.Errorf("upload %s: create: %w", rel, plainErr(err))
+		// The client's name, not the temp's: os.IsNotExist (x/net/webdav's
+		// 409 for a missing folder) still sees the errno.
+		return nil, &os.PathError{Op: "upload", Path: rel, Err: plainErr(err)}
 	}
 	u := &Upload{s: s, rel: rel, tmp: tmp, f: f, done: done, Expected: expected, hash: newHashing()}
 	if s.opt.Publish != nil {

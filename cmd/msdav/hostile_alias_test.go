@@ -198,10 +198,10 @@ func TestHostileUploadFrontEnds(t *testing.T) {
 
 	// Names of 222-255 bytes, which the temp prefix used to push past NAME_MAX.
 	for _, n := range []int{222, 240, 255} {
-		for _, fe := range []struct{ method, path string }{
-			{"PUT", "/api/images/upload/"}, {"POST", "/api/msd/write?image="},
+		for i, fe := range []struct{ method, path string }{
+			{"PUT", "/api/images/upload/"}, {"POST", "/api/msd/write?image="}, {"PUT", "/dav/"},
 		} {
-			name := long(n, fmt.Sprint(fe.method, n))
+			name := long(n, fmt.Sprint("fe", i, "-", n))
 			code, msg := do(fe.method, fe.path+name, body)
 			if code >= 300 || strings.Contains(msg, ".msdav-") {
 				t.Errorf("%s %d-byte name: %d %s", fe.path, n, code, msg)
