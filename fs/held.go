@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	iofs "io/fs"
 	"maps"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // An attached or leased image is the file itself, not one spelling of it:
@@ -74,18 +76,18 @@ func (s *Store) relReal(abs string) (string, bool) {
 }
 
 // heldBy reports the lock on a held file that rel is, reaches, or holds
-// below it; nil when none.
-func (s *Store) heldBy(rel string, held []heldFile) *LockedError {
+// below it; nil when none. An error says it cannot tell.
+func (s *Store) heldBy(rel string, held []heldFile) (*LockedError, error) {
 	if len(held) == 0 {
-		return nil
+		return nil, nil
 	}
 	if rel == "." {
-		return held[0].lock
+		return held[0].lock, nil
 	}
 	for _, h := range held {
 		for _, n := range h.names {
 			if s.sameOrBelow(n, rel) {
-				return h.lock
+				return h.lock, nil
 			}
 		}
 	}
@@ -96,14 +98,27 @@ func (s *Store) heldBy(rel string, held []heldFile) *LockedError {
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
+	// Bounded like every look into a part: a folder that reaches a dead
+	// NFS server cannot be vouched for, so it is refused (fails closed).
 	var found *LockedError
-	s.reach(rel, func(id fileID) bool {
-		found = ids[id]
-		return found != nil
+	var stop atomic.Bool
+	// Keyed by rel itself: a hung walk marks that folder (or the part
+	// mounted there), not the part holding it, as not answering.
+	err := s.probe.run(context.Background(), "held:"+rel, func() {
+		s.reach(rel, func(id fileID) bool {
+			if l := ids[id]; l != nil {
+				found = l
+			}
+			return found != nil || stop.Load()
+		})
 	})
-	return found
+	if err != nil {
+		stop.Store(true)
+		return nil, fmt.Errorf("%w: %s did not answer in time to check it holds no attached image: %v", ErrAttachUnknown, rel, err)
+	}
+	return found, nil
 }
 
 // sameOrBelow reports whether the path p is dir or below it, also when

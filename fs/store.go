@@ -329,10 +329,11 @@ func (s *Store) Mutable(rel string) error {
 	if err != nil {
 		return err
 	}
-	if l := s.heldBy(rel, held); l != nil {
+	l, err := s.heldBy(rel, held)
+	if l != nil {
 		return l
 	}
-	return nil
+	return err
 }
 
 func (s *Store) attachedNow() (map[string][]int, error) {
