@@ -14,7 +14,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -614,37 +613,18 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 		http.Error(w, "precondition failed", http.StatusPreconditionFailed)
 		return
 	}
-	size := announced(r)
-	if size > 0 {
-		if part, err := h.store.Usage(r.Context(), rl); err == nil && uint64(size) > part.Free {
-			http.Error(w, fmt.Sprintf("not enough space: %d bytes announced, %d free on %s", size, part.Free, part.Path), http.StatusInsufficientStorage)
-			return
-		}
-	}
-	u, err := h.store.Create(r.Context(), rl, size)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	n, err := u.ReadFrom(r.Body)
-	if err == nil && size >= 0 && n != size {
-		err = fmt.Errorf("body ended after %d of %d bytes", n, size)
-	}
-	if err != nil {
-		u.Abort()
-		// The store failed to write (full, a soft NFS mount that gave
-		// up): a 5xx saying why, not the 400 of a body that broke off.
-		var werr *fs.WriteError
-		if errors.As(err, &werr) {
+	// The store's one upload pipeline: 507 before the body, the
+	// short-body rule, the store's failures told from the client's.
+	if _, err := h.store.Receive(r.Context(), rl, r.Body, announced(r), fs.ReceiveOptions{}); err != nil {
+		var re *fs.ReceiveError
+		if !errors.As(err, &re) {
 			h.fail(w, r, err)
 			return
 		}
-		h.log.Info("upload aborted", "path", rl, "received", n, "expected", size, "err", err)
-		http.Error(w, "upload incomplete: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if err := u.Commit(); err != nil {
-		h.fail(w, r, err)
+		if re.Status >= 500 {
+			h.log.Error("webdav", "method", r.Method, "path", r.URL.Path, "status", re.Status, "err", re.Err)
+		}
+		http.Error(w, re.Msg, re.Status)
 		return
 	}
 	// RFC 4918 9.7.1: a PUT replaces the content, not the dead properties.
@@ -668,13 +648,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 // X-Expected-Entity-Length; it counts like Content-Length for the early
 // 507, the upload's progress, and the rule that a short body stores nothing.
 func announced(r *http.Request) int64 {
-	if r.ContentLength >= 0 {
-		return r.ContentLength
-	}
-	if v, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("X-Expected-Entity-Length")), 10, 64); err == nil && v >= 0 {
-		return v
-	}
-	return -1
+	return fs.Announced(r.ContentLength, r.Header.Get("X-Expected-Entity-Length"))
 }
 
 // preconditionsHold applies If-Match and If-None-Match (RFC 9110 13.1) to a PUT.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -80,8 +79,7 @@ func (s *Store) PutLease(drive int, rel string, rw bool) error {
 		}
 		b, _ := json.Marshal(Lease{Box: s.opt.Box, Drive: drive, Image: img, RW: rw, Expires: time.Now().Add(s.opt.LeaseTTL)})
 		name := path.Join(root, leaseName(s.opt.Box, drive))
-		tmp := path.Join(root, fmt.Sprintf("%slease-tmp-%d", tempPrefix, time.Now().UnixNano()))
-		if werr := s.writeAtomic(tmp, name, b); werr != nil {
+		if werr := s.writeLease(name, b); werr != nil {
 			err = fmt.Errorf("lease on %s for drive %d: %w", rel, drive, werr)
 		}
 	})
@@ -167,56 +165,38 @@ func (s *Store) leasesIn(root string) []Lease {
 	return out
 }
 
-// leased reports another box's live lease on rel or below it.
-func (s *Store) leased(rel string) error {
+// leasedBy lists other boxes' live leases in the shared folders that
+// overlap rel (in any case: a part may fold it).
+func (s *Store) leasedBy(rel string) ([]*LockedError, error) {
+	var out []*LockedError
+	lrel := strings.ToLower(rel)
 	for _, root := range s.sharedRoots() {
-		if !(root == "." || rel == "." || under("/"+rel, "/"+root) || under("/"+root, "/"+rel)) {
+		lroot := strings.ToLower(root)
+		if !(root == "." || rel == "." || under("/"+lrel, "/"+lroot) || under("/"+lroot, "/"+lrel)) {
 			continue
 		}
 		var leases []Lease
 		if err := s.probe.run(context.Background(), "lease:"+root, func() { leases = s.leasesIn(root) }); err != nil {
 			// Fail closed: another box may hold what is under it.
-			return fmt.Errorf("%w: the leases of shared folder %s cannot be read: %v", ErrAttachUnknown, root, err)
+			return nil, fmt.Errorf("%w: the leases of shared folder %s cannot be read: %v", ErrAttachUnknown, root, err)
 		}
 		for _, l := range leases {
-			if l.Box == s.opt.Box {
-				continue
-			}
-			img := path.Join(root, l.Image)
-			if rel == "." || under("/"+img, "/"+rel) {
-				return &LockedError{Path: img, Drive: l.Drive, Box: l.Box}
+			if l.Box != s.opt.Box {
+				out = append(out, &LockedError{Path: path.Join(root, l.Image), Drive: l.Drive, Box: l.Box})
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
-// writeAtomic writes b to tmp, syncs it and renames it over name.
-func (s *Store) writeAtomic(tmp, name string, b []byte) error {
+// writeLease replaces the lease file name atomically.
+func (s *Store) writeLease(name string, b []byte) error {
 	done, err := s.Write(context.Background(), "lease "+name)
 	if err != nil {
 		return err
 	}
 	defer done()
-	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = s.root.Rename(tmp, name)
-	}
-	if err != nil {
-		s.root.Remove(tmp)
-		return err
-	}
-	return nil
+	return writeFileAtomic(s.root, name, b, 0o644)
 }
 
 // LeaseTTL is how long a lease lives unless renewed.

@@ -280,6 +280,20 @@ func TestDeadPartDoesNotHang(t *testing.T) {
 		}
 		s.RemoveAll(ctx, "up.iso")
 	}
+	// With an image attached, changing the dead part cannot be vouched
+	// for: refused at once (fails closed), and the rest of the store is free.
+	s.SetAttachments(fakeAttachments{"alive.iso": {0}})
+	start := time.Now()
+	if err := s.Mutable("nfs"); !errors.Is(err, ErrAttachUnknown) {
+		t.Errorf("Mutable of the dead part: %v, want ErrAttachUnknown", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Mutable of the dead part took %s", took)
+	}
+	if err := s.Mutable("elsewhere.iso"); err != nil {
+		t.Errorf("Mutable elsewhere with a dead part: %v", err)
+	}
+	s.SetAttachments(nil)
 	// One stuck probe per part at most, not one per call. Goroutines that
 	// are ending (a finished probe, on a loaded machine) get a moment.
 	grown := runtime.NumGoroutine() - before

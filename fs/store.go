@@ -318,22 +318,22 @@ func (s *Store) SetAttachments(a Attachments) {
 	s.mu.Unlock()
 }
 
-// Mutable reports a *LockedError if rel, or any image below it, is attached.
+// Mutable reports a *LockedError if rel is, reaches or holds below it an
+// image a drive or another box's lease holds, by whatever name (held.go).
 func (s *Store) Mutable(rel string) error {
 	rel, err := Clean(rel)
 	if err != nil {
 		return err
 	}
-	att, err := s.attachedNow()
+	held, err := s.heldFiles(rel)
 	if err != nil {
 		return err
 	}
-	for img, drives := range att {
-		if len(drives) > 0 && (rel == "." || under("/"+img, "/"+rel)) {
-			return &LockedError{Path: img, Drive: drives[0]}
-		}
+	l, err := s.heldBy(rel, held)
+	if l != nil {
+		return l
 	}
-	return s.leased(rel)
+	return err
 }
 
 func (s *Store) attachedNow() (map[string][]int, error) {
@@ -441,8 +441,7 @@ func (s *Store) removeHidden(rel string) error {
 // last close, as on a local disk. A crash between the two steps leaves a
 // hidden temp that the sweep removes (stale).
 func (s *Store) unlinkHidden(rel string) error {
-	dir, base := path.Split(rel)
-	hidden := path.Join(dir, fmt.Sprintf("%s%d-%s", gonePrefix, time.Now().UnixNano(), base))
+	hidden := hiddenBeside(rel, gonePrefix)
 	if err := s.root.Rename(rel, hidden); err != nil {
 		// A name too long for the prefix, say: plain unlink then.
 		return s.root.Remove(rel)
@@ -534,12 +533,13 @@ func (s *Store) create(ctx context.Context, rel string, expected int64, internal
 	if err != nil {
 		return nil, err
 	}
-	dir, base := path.Split(rel)
-	tmp := path.Join(dir, fmt.Sprintf("%s%d-%s", uploadPrefix, time.Now().UnixNano(), base))
+	tmp := tempBeside(rel)
 	f, err := s.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		done()
-		return nil, err
+		// The client's name, not the temp's: os.IsNotExist (x/net/webdav's
+		// 409 for a missing folder) still sees the errno.
+		return nil, &os.PathError{Op: "upload", Path: rel, Err: plainErr(err)}
 	}
 	u := &Upload{s: s, rel: rel, tmp: tmp, f: f, done: done, Expected: expected, hash: newHashing()}
 	if s.opt.Publish != nil {
@@ -694,7 +694,7 @@ func (u *Upload) Commit() error {
 	}
 	if err := u.s.root.Rename(u.tmp, u.rel); err != nil {
 		u.s.root.Remove(u.tmp)
-		return fmt.Errorf("upload %s: rename: %w", u.rel, err)
+		return fmt.Errorf("upload %s: rename: %w", u.rel, plainErr(err))
 	}
 	if statErr == nil {
 		u.recordSum(fi)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget/ffs"
 	"github.com/msdav/msdav/gadget/scsi"
 )
@@ -297,7 +298,7 @@ func (u *userspace) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 		f.Close()
 		return Drive{Index: i, Media: "none"}, err
 	}
-	return u.insert(i, &fileMedium{File: f, path: abs, size: fi.Size(), inode: inode(fi), rw: rw}, cdrom, !rw, "image", abs, "rw", rw)
+	return u.insert(i, &fileMedium{File: f, path: abs, size: fi.Size(), inode: fs.Inode(fi), rw: rw}, cdrom, !rw, "image", abs, "rw", rw)
 }
 
 func (u *userspace) eject(i int, cur Drive, force bool) (Drive, error) {

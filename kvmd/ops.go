@@ -3,8 +3,9 @@ package kvmd
 import (
 	"compress/gzip"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
+	iofs "io/fs"
 	"net/http"
 	"net/url"
 	"path"
@@ -15,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
+	"github.com/msdav/msdav/fs"
 	"github.com/ulikunitz/xz"
 )
 
@@ -286,13 +288,8 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request) {
 		fail(w, kerr("ValidatorError", "Content-Length is required (send the image as the raw request body)"))
 		return
 	}
-	size := r.ContentLength
 	if err := h.disconnected(); err != nil {
 		fail(w, err)
-		return
-	}
-	if _, err := h.store.Root().Stat(name); err == nil {
-		fail(w, kerr("MsdImageExistsError", "%s is already in the store: remove it first", name))
 		return
 	}
 	release, err := h.take()
@@ -301,39 +298,40 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	body := io.Reader(r.Body)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		// kvmd's server undoes it as aiohttp does; PiKVM's own docs use it.
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			fail(w, kerr("ValidatorError", "Content-Encoding: gzip, but the body is not gzip: %v", err))
-			return
-		}
-		body = zr
-		size = -1
-	}
 	p, done := h.track(&h.uploading, name, r.ContentLength)
 	defer done()
-	u, err := h.store.Create(r.Context(), name, size)
+	// kvmd makes the prefix's folders and never replaces an image. Unlike
+	// kvmd, nothing incomplete is kept (atomic uploads).
+	o := fs.ReceiveOptions{Image: true, MakeParents: true, NoReplace: true, Progress: func(n int) { p.done.Add(int64(n)) }}
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		// kvmd's server undoes it as aiohttp does; PiKVM's own docs use it.
+		o.Format = "gzip"
+		o.Decode = func(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
+	}
+	got, err := h.store.Receive(r.Context(), name, r.Body, r.ContentLength, o)
 	if err != nil {
-		fail(w, err)
+		fail(w, receiveError(err))
 		return
 	}
-	n, err := u.ReadFrom(io.TeeReader(body, countingWriter{io.Discard, p}))
-	if err == nil && size >= 0 && n != size {
-		err = fmt.Errorf("the body ended after %d of %d bytes", n, size)
+	reply(w, writeInfo(name, r.ContentLength, got.Size))
+}
+
+// receiveError names the store's verdict on an upload as kvmd names its
+// own errors, keeping the store's message.
+func receiveError(err error) error {
+	var re *fs.ReceiveError
+	if !errors.As(err, &re) {
+		return err
 	}
-	if err != nil {
-		u.Abort()
-		// Atomic uploads: unlike kvmd, nothing incomplete is kept.
-		fail(w, kerr("MsdOperationError", "upload of %s failed, nothing was kept: %v", name, err))
-		return
+	e := *translate(re.Err)
+	switch {
+	case errors.Is(re.Err, iofs.ErrExist):
+		e = *kerr("MsdImageExistsError", "")
+	case e.Name == "UnknownError" && re.Status < 500:
+		e = *kerr("MsdOperationError", "")
 	}
-	if err := u.Commit(); err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, writeInfo(name, r.ContentLength, n))
+	e.Msg = re.Msg
+	return &e
 }
 
 func writeInfo(name string, size, written int64) map[string]any {
