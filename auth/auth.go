@@ -139,21 +139,54 @@ func Credentials(r *http.Request) (user, password string, ok bool) {
 // Enabled reports whether credentials are checked at all.
 func (g *Guard) Enabled() bool { return g.path != "" }
 
-// Wrap puts h behind the guard. OPTIONS stays open: Windows' WebDAV
-// redirector probes with it before it sends credentials, and it reveals
-// nothing but the methods.
+// DiscoveryAllow is the Allow of the answer to OPTIONS without
+// credentials: the share's methods, the same for every path.
+const DiscoveryAllow = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
+
+// Discovery answers OPTIONS without credentials. Windows' WebDAV redirector
+// and Finder probe with it before they send credentials, and it must not
+// depend on the path: a different Allow for a file, a folder and a
+// missing name would tell those apart without a password.
+func Discovery(w http.ResponseWriter) {
+	w.Header().Set("DAV", "1, 2")
+	w.Header().Set("MS-Author-Via", "DAV")
+	w.Header().Set("Allow", DiscoveryAllow)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
+// Discover answers every OPTIONS without credentials with Discovery,
+// whatever route it names (a missing one, one only GET reaches), so the
+// answer is the same for every path; the rest passes to h.
+func (g *Guard) Discover(h http.Handler) http.Handler {
+	if g.path == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := Credentials(r); !ok && r.Method == http.MethodOptions {
+			Discovery(w)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Wrap puts h behind the guard. OPTIONS without credentials gets the fixed
+// Discovery answer, whatever the path; with credentials it reaches h.
 func (g *Guard) Wrap(h http.Handler) http.Handler {
 	if g.path == "" {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodOptions {
-			user, pass, ok := Credentials(r)
-			if !ok || !g.Check(user, pass) {
-				w.Header().Set("WWW-Authenticate", `Basic realm="msdav", charset="UTF-8"`)
-				http.Error(w, "authentication required", http.StatusUnauthorized)
-				return
-			}
+		user, pass, ok := Credentials(r)
+		if !ok && r.Method == http.MethodOptions {
+			Discovery(w)
+			return
+		}
+		if !ok || !g.Check(user, pass) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="msdav", charset="UTF-8"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})

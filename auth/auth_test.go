@@ -78,7 +78,9 @@ func TestWrap(t *testing.T) {
 		{"GET", "bob", "secret", true, 401},
 		{"PUT", "alice", "secret", true, 299},
 		{"PROPFIND", "alice", "secret", true, 299},
-		{"OPTIONS", "", "", false, 299},
+		{"OPTIONS", "", "", false, 200}, // the fixed discovery answer, not the handler's
+		{"OPTIONS", "alice", "secret", true, 299},
+		{"OPTIONS", "alice", "wrong", true, 401},
 	} {
 		r := httptest.NewRequest(tc.method, "/dav/", nil)
 		if tc.basic {

@@ -44,6 +44,10 @@ type Server struct {
 	// RuntimeDir holds the running server's unix socket and the store's
 	// lock, through which the CLI finds and acts via the server.
 	RuntimeDir string `toml:"runtime_dir"`
+	// Hosts are names the box answers to (in Host) besides its own
+	// addresses and host names: a DNS name, a port forward's address.
+	// Others get 421, which keeps DNS rebinding out.
+	Hosts []string `toml:"hosts"`
 }
 
 // Storage is the image store.
@@ -170,6 +174,7 @@ func Default() Config {
 			LogFormat:     "text",
 			ShutdownGrace: Duration{30 * time.Second},
 			RuntimeDir:    DefaultRuntimeDir,
+			Hosts:         []string{},
 		},
 		Storage: Storage{
 			Root:         "./images",
@@ -249,6 +254,11 @@ func (c Config) Validate() error {
 	}
 	if c.Server.RuntimeDir == "" || !filepath.IsAbs(c.Server.RuntimeDir) {
 		bad("server.runtime_dir = %q: want an absolute path such as \"/run/msdav\"", c.Server.RuntimeDir)
+	}
+	for _, h := range c.Server.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ \t@?#") || strings.Count(h, ":") == 1 {
+			bad("server.hosts %q: want a host name or an address, like \"pikvm.example.net\" or \"203.0.113.7\", without scheme or port", h)
+		}
 	}
 	if strings.TrimSpace(c.Storage.Root) == "" {
 		bad("storage.root is empty: name the directory that holds the images")

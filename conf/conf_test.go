@@ -63,6 +63,13 @@ func TestLoadFetch(t *testing.T) {
 	}
 }
 
+func TestLoadHosts(t *testing.T) {
+	c, err := Load(writeConf(t, "[server]\nhosts = [\"pikvm.example.net\", \"203.0.113.7\", \"2001:db8::1\"]\n"))
+	if err != nil || len(c.Server.Hosts) != 3 {
+		t.Errorf("hosts: %+v, %v", c.Server.Hosts, err)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{"[server]\nlisten = \"x\"", `server.listen = "x": want host:port`},
@@ -90,6 +97,10 @@ func TestLoadErrors(t *testing.T) {
 		{"[fetch]\nallow_privat = true", "unknown key fetch.allow_privat"},
 		{"[fetch]\nallow_private = \"yes\"", "allow_private"},
 		{"[storage\nroot = 1", "config"},
+		{"[server]\nhosts = [\"http://box\"]", "without scheme or port"},
+		{"[server]\nhosts = [\"box:8080\"]", "without scheme or port"},
+		{"[server]\nhosts = [\"\"]", "server.hosts"},
+		{"[server]\nhosts = \"box\"", "hosts"},
 	} {
 		_, err := Load(writeConf(t, tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/gadget/scsi"
@@ -142,7 +143,7 @@ func (m *Manager) state(d gadget.Drive) State {
 		s.RestoreError = m.restoreError(d.Index)
 	}
 	if d.URL != "" {
-		s.URL, s.MediumError = d.URL, d.MediumError
+		s.URL, s.MediumError = fetch.Redact(d.URL), fetch.Redact(d.MediumError) // what everyone shows; the state file keeps the password
 		return s
 	}
 	if d.File != "" {

@@ -3,8 +3,11 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"sync"
+
+	"github.com/msdav/msdav/fetch"
 )
 
 // Event is one change, its data encoded once for every subscriber.
@@ -76,6 +79,10 @@ func (h *Hub) Publish(kind string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	}
+	if bytes.Contains(b, []byte("://")) {
+		// Whoever published it: a URL's password reaches no subscriber.
+		b = []byte(fetch.Redact(string(b)))
 	}
 	ev := Event{Kind: kind, Data: b}
 	h.mu.Lock()

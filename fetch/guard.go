@@ -17,34 +17,104 @@ import (
 var ErrRefused = errors.New("address not allowed")
 
 var (
-	cgnat   = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT: someone's private network
-	thisNet = netip.MustParsePrefix("0.0.0.0/8")     // "this network": reaches the local host on Linux
-	nat64   = netip.MustParsePrefix("64:ff9b::/96")  // well-known NAT64: an IPv4 address inside
-	bcast   = netip.MustParseAddr("255.255.255.255")
+	cgnat      = netip.MustParsePrefix("100.64.0.0/10")   // carrier-grade NAT: someone's private network
+	thisNet    = netip.MustParsePrefix("0.0.0.0/8")       // "this network": reaches the local host on Linux
+	bench      = netip.MustParsePrefix("198.18.0.0/15")   // benchmarking, never public (RFC 2544)
+	classE     = netip.MustParsePrefix("240.0.0.0/4")     // reserved, broadcast included
+	compat     = netip.MustParsePrefix("::/96")           // IPv4-compatible, deprecated (RFC 4291)
+	translated = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated (SIIT, RFC 2765)
+	sixToFour  = netip.MustParsePrefix("2002::/16")       // 6to4: an IPv4 address in bits 16-47
+	teredo     = netip.MustParsePrefix("2001::/32")       // Teredo: tunnels to an IPv4 address
+	siteLocal  = netip.MustParsePrefix("fec0::/10")       // deprecated site-local (RFC 3879)
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")    // well-known NAT64: an IPv4 address inside
+	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")  // local-use NAT64 (RFC 8215): a site's own translator
+	uniqLocal  = netip.MustParsePrefix("fc00::/7")        // unique local: IPv6's private networks
 )
 
+// carried is the IPv4 address an IPv6 form carries and reaches
+// (v4-mapped, IPv4-translated, well-known NAT64, 6to4), if any.
+func carried(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	switch {
+	case a.Is4In6(), translated.Contains(a), nat64.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
+
 // why names the class of an address the guard refuses, or "" when it is a
-// public one. v4-mapped (::ffff:a.b.c.d) and NAT64 forms are judged by the
-// IPv4 address they carry.
+// public one. IPv6 forms that carry an IPv4 address are judged by it.
 func why(a netip.Addr) string {
-	a = a.Unmap()
-	if nat64.Contains(a) {
-		b := a.As16()
-		a = netip.AddrFrom4([4]byte(b[12:]))
+	a = a.WithZone("")
+	if v4, ok := carried(a); ok {
+		if c := why(v4); c != "" {
+			return c
+		}
+		return ""
 	}
 	switch {
 	case a.IsLoopback():
 		return "a loopback address"
 	case a.IsUnspecified() || thisNet.Contains(a):
 		return "an unspecified address"
-	case a.IsPrivate() || cgnat.Contains(a):
+	case compat.Contains(a):
+		return "an IPv4-compatible address (deprecated; it may reach the IPv4 address inside)"
+	case teredo.Contains(a):
+		return "a Teredo address (a tunnel to an IPv4 address)"
+	case nat64Local.Contains(a):
+		return "a local NAT64 address (a site's own translator)"
+	case siteLocal.Contains(a):
+		return "a site-local address"
+	case a.IsPrivate() || uniqLocal.Contains(a) || cgnat.Contains(a):
 		return "a private address"
-	case a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast():
-		return "a link-local address"
-	case a.IsMulticast() || a.IsInterfaceLocalMulticast() || a == bcast:
+	case a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return "a multicast or broadcast address"
+	case a.IsLinkLocalUnicast():
+		return "a link-local address"
+	case bench.Contains(a):
+		return "a benchmarking address"
+	case classE.Contains(a):
+		return "a reserved address"
 	}
 	return ""
+}
+
+// ambiguous reports whether host ends in a number: inet_aton and browsers
+// read "2130706433", "0x7f000001", "0177.0.0.1" and "127.1" as 127.0.0.1,
+// while a resolver would look them up as names. Such hosts are refused
+// rather than guessed at.
+func ambiguous(host string) bool {
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	last := labels[len(labels)-1]
+	if last == "" {
+		return false
+	}
+	if l := strings.ToLower(last); strings.HasPrefix(l, "0x") {
+		return strings.Trim(l[2:], "0123456789abcdef") == ""
+	}
+	return strings.Trim(last, "0123456789") == ""
+}
+
+// lookupError says a name could not be resolved without the resolver's
+// address (a DNS error names the box's name server).
+func lookupError(host string, err error) error {
+	why := "it could not be resolved"
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		switch {
+		case de.IsNotFound:
+			why = "no such host"
+		case de.IsTimeout:
+			why = "the name server did not answer in time"
+		default:
+			why = "the name server failed"
+		}
+	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: cannot resolve %s: %s", ErrRemote, host, why)
 }
 
 func refusal(host string, a netip.Addr, class string) error {
@@ -67,12 +137,15 @@ func (m *Manager) checkURL(ctx context.Context, u *url.URL) error {
 	if host == "" {
 		return fmt.Errorf("%w: %s: the URL has no host", ErrInvalid, u.Redacted())
 	}
+	if _, err := netip.ParseAddr(host); err != nil && ambiguous(host) {
+		return fmt.Errorf("%w: %s: the host %q is ambiguous (a number that some read as an IPv4 address and others look up as a name); write the address as a.b.c.d", ErrInvalid, u.Redacted(), host)
+	}
 	if m.o.AllowPrivate {
 		return nil
 	}
 	addrs, err := m.lookup(ctx, host)
 	if err != nil {
-		return fmt.Errorf("resolve %s: %w", host, err)
+		return err
 	}
 	for _, a := range addrs {
 		if c := why(a); c != "" {
@@ -86,10 +159,17 @@ func (m *Manager) lookup(ctx context.Context, host string) ([]netip.Addr, error)
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{a}, nil
 	}
+	var addrs []netip.Addr
+	var err error
 	if m.o.LookupIP != nil {
-		return m.o.LookupIP(ctx, host)
+		addrs, err = m.o.LookupIP(ctx, host)
+	} else {
+		addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	}
-	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, lookupError(host, err)
+	}
+	return addrs, nil
 }
 
 // control runs on every socket before it connects, with the address it

@@ -72,6 +72,12 @@ func (m *Manager) Start(req Request) (Job, error) {
 	if !auto {
 		format = unpack.None
 	}
+	// A bomb is refused here, with a 422, before anything is stored.
+	head, _ := br.Peek(unpack.CheckLen)
+	if err := unpack.Check(head, format); err != nil {
+		t.close()
+		return fail(err)
+	}
 	if rel == "" {
 		if rel, err = m.cleanPath(unpack.Trim(nameOf(resp, u), format)); err != nil {
 			t.close()
@@ -358,8 +364,9 @@ type damage struct {
 
 func (d damage) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
+	var limit *unpack.LimitError
 	if err != nil && err != io.EOF && !errors.Is(err, ErrRemote) && !errors.Is(err, errRestart) &&
-		!errors.Is(err, context.Canceled) && d.f != unpack.None {
+		!errors.Is(err, context.Canceled) && !errors.As(err, &limit) && d.f != unpack.None {
 		err = &damagedError{d.f, err}
 	}
 	return n, err

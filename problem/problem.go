@@ -13,6 +13,7 @@ import (
 
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
+	"github.com/msdav/msdav/fetch/unpack"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
 	"github.com/msdav/msdav/gadget"
@@ -64,6 +65,7 @@ var table = []rule{
 	{is(drives.ErrConflict), 409},
 	{is(diskimage.ErrExists), 409},
 	{as[*gadget.TooBigError](), 422},
+	{as[*unpack.LimitError](), 422},
 	{is(drives.ErrRefused), 422},
 	{is(gadget.ErrNeedsUserspace), 422},
 	{is(gadget.ErrTooSmall), 422},

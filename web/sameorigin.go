@@ -2,10 +2,15 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
+	"time"
 )
 
 // guarded are the path prefixes whose state changes other sites may not
@@ -102,4 +107,94 @@ func quoteOrigin(o string) string {
 		o = o[:100] + "…"
 	}
 	return "\"" + o + "\""
+}
+
+// KnownHosts answers 421 Misdirected Request to a request whose Host is
+// not a name the box is known by: its addresses (the one the connection
+// came to, every interface's, loopback), its host name, <hostname>.local,
+// localhost, and the names in extra (server.hosts). It is what keeps DNS
+// rebinding out: a page of another site whose name is made to point at
+// the box is then "same origin" to the browser, but its requests carry the
+// other site's name. The port is not compared; /healthz answers any name.
+func KnownHosts(extra []string, next http.Handler) http.Handler {
+	k := &known{names: map[string]bool{"localhost": true}}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		h = strings.ToLower(h)
+		k.names[h] = true
+		k.names[h+".local"] = true
+	}
+	for _, h := range extra {
+		k.names[hostOnly(h)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host == "" || r.URL.Path == "/healthz" || k.ok(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		host := r.Host
+		if len(host) > 100 {
+			host = host[:100] + "…"
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		fmt.Fprintf(w, "msdav does not answer to the name %q: if that name is this box, add it to [server] hosts in msdav's config (names it does not know are refused to keep DNS rebinding out)\n", host)
+	})
+}
+
+type known struct {
+	names map[string]bool
+
+	mu      sync.Mutex
+	addrs   map[netip.Addr]bool
+	fetched time.Time
+}
+
+// hostOnly is h without port, brackets, zone and trailing dot, lower case.
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+func (k *known) ok(r *http.Request) bool {
+	h := hostOnly(r.Host)
+	if k.names[h] || strings.HasSuffix(h, ".localhost") { // RFC 6761: browsers resolve those to loopback themselves
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	a = a.WithZone("").Unmap()
+	if a.IsLoopback() || k.names[a.String()] {
+		return true
+	}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil && ap.Addr().WithZone("").Unmap() == a {
+			return true
+		}
+	}
+	return k.interfaceAddr(a)
+}
+
+// interfaceAddr reports whether a is one of the box's addresses, read
+// again at most every 10 s (DHCP, a new interface).
+func (k *known) interfaceAddr(a netip.Addr) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.addrs == nil || time.Since(k.fetched) > 10*time.Second {
+		k.fetched = time.Now()
+		k.addrs = map[netip.Addr]bool{}
+		if as, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range as {
+				if p, err := netip.ParsePrefix(ia.String()); err == nil {
+					k.addrs[p.Addr().WithZone("").Unmap()] = true
+				}
+			}
+		}
+	}
+	return k.addrs[a]
 }

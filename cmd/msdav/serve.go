@@ -99,10 +99,28 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{ReplaceAttr: redactAttr}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		return slog.New(slog.NewJSONHandler(w, o))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// redactAttr takes URL passwords out of every message, string and error
+// logged, whichever package logged it.
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		a.Value = slog.StringValue(fetch.Redact(a.Value.String()))
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error:
+			a.Value = slog.StringValue(fetch.Redact(v.Error()))
+		case fmt.Stringer:
+			a.Value = slog.StringValue(fetch.Redact(v.String()))
+		}
+	}
+	return a
 }
 
 // serve runs until ctx is cancelled. If ready is not nil it receives the
@@ -292,5 +310,5 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	console := guard.Wrap(web.New())
 	r.Path("/").Methods(http.MethodGet, http.MethodHead).Handler(console)
 	r.PathPrefix(web.Prefix).Methods(http.MethodGet, http.MethodHead).Handler(console)
-	return rec.Wrap(web.SameOrigin(r)), nil
+	return rec.Wrap(web.KnownHosts(cfg.Server.Hosts, guard.Discover(web.SameOrigin(r)))), nil
 }

@@ -276,7 +276,7 @@ func TestExpectContinueRefusedEarly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(c, "PUT /dav/big.iso HTTP/1.1\r\nHost: x\r\n%sContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n", tc.auth)
+		fmt.Fprintf(c, "PUT /dav/big.iso HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n", tc.auth)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		c.Close()
