@@ -31,6 +31,16 @@ func (e *ReceiveError) Error() string   { return e.Msg }
 func (e *ReceiveError) Unwrap() error   { return e.Err }
 func (e *ReceiveError) HTTPStatus() int { return e.Status }
 
+// carried is the status an error says it means (a decoder's refusal of a
+// stream too big for its memory limit says 422), if it says one.
+func carried(err error) (int, bool) {
+	var s interface{ HTTPStatus() int }
+	if errors.As(err, &s) {
+		return s.HTTPStatus(), true
+	}
+	return 0, false
+}
+
 func refuse(status int, cause error, format string, args ...any) *ReceiveError {
 	return &ReceiveError{Status: status, Msg: fmt.Sprintf(format, args...), Err: cause}
 }
@@ -80,6 +90,9 @@ func (s *Store) Receive(ctx context.Context, rel string, body io.Reader, announc
 		dec, err := o.Decode(in)
 		if err != nil {
 			u.Abort()
+			if status, ok := carried(err); ok { // a decoder's own refusal (a bomb: 422)
+				return Received{}, refuse(status, err, "%s: %v; nothing was kept", rel, err)
+			}
 			return Received{}, refuse(400, err, "%s: the body is not what it says it is: %v", rel, err)
 		}
 		defer dec.Close()
@@ -96,6 +109,9 @@ func (s *Store) Receive(ctx context.Context, rel string, body io.Reader, announc
 		case errors.As(err, &werr): // the store's fault, not the body's
 			return Received{}, refuse(statusOf(err), err, "%v; nothing was kept", werr)
 		case o.Decode != nil && in.err == nil:
+			if status, ok := carried(err); ok {
+				return Received{}, refuse(status, err, "%s: %v; nothing was kept", rel, err)
+			}
 			return Received{}, refuse(400, err, "%s: the %s data is damaged or cut short, nothing was kept: %v", rel, o.Format, err)
 		}
 		return Received{}, refuse(400, err, "upload of %s incomplete, nothing was kept: %v", rel, err)
