@@ -4,6 +4,7 @@
 package redfish
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -56,10 +57,18 @@ type Handler struct {
 	log    *slog.Logger
 	r      *mux.Router
 
-	mu       sync.Mutex         // guards the fields below
-	boot     bootOverride       // echoed back: a KVM box does not own the boot order
-	tokens   map[string]session // X-Auth-Token -> session
-	inserted map[int]insertion  // the URL each drive's image came from
+	mu        sync.Mutex         // guards the fields below
+	boot      bootOverride       // echoed back: a KVM box does not own the boot order
+	tokens    map[string]session // X-Auth-Token -> session
+	inserted  map[int]insertion  // the URL each drive's image came from
+	sources   map[string]source  // URL -> the store's copy of it
+	active    map[int]*task      // drive -> its running insert
+	tasks     map[string]*task
+	taskOrder []string // task ids, oldest first
+
+	ctx  context.Context // tasks run on after their request, until Close
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 type session struct {
@@ -86,7 +95,9 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	}
 	h := &Handler{store: store, drives: dm, jobs: jobs, o: o, log: o.Log,
 		tokens: map[string]session{}, inserted: map[int]insertion{},
+		sources: map[string]source{}, active: map[int]*task{}, tasks: map[string]*task{},
 		boot: bootOverride{Enabled: "Disabled", Target: "None", Mode: "UEFI"}}
+	h.ctx, h.stop = context.WithCancel(context.Background())
 	r := mux.NewRouter().StrictSlash(false)
 	get := func(p string, f handlerFunc) {
 		r.Path(p).Methods("GET", "HEAD").Handler(h.serve(f))
@@ -113,6 +124,10 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.InsertMedia").Methods("POST").Handler(h.serve(h.insert))
 		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.EjectMedia").Methods("POST").Handler(h.serve(h.eject))
 	}
+	get(root+"/TaskService", h.taskService)
+	get(tasksPath, h.taskList)
+	get(tasksPath+"/{id}", h.getTask)
+	get(tasksPath+"/{id}/Monitor", h.taskMonitor)
 	get(root+"/SessionService", h.sessionService)
 	get(sessions, h.listSessions)
 	r.Path(sessions).Methods("POST").Handler(h.open(h.login))
@@ -126,6 +141,12 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	})
 	h.r = r
 	return h
+}
+
+// Close cancels the inserts still fetching and waits for them to end.
+func (h *Handler) Close() {
+	h.stop()
+	h.wg.Wait()
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ func (h *Handler) serviceRoot(*http.Request) (int, any, error) {
 		"Systems":        link(root + "/Systems"),
 		"Managers":       link(root + "/Managers"),
 		"SessionService": link(root + "/SessionService"),
+		"Tasks":          link(root + "/TaskService"),
 		"Links":          map[string]any{"Sessions": link(sessions)},
 	}, nil
 }
