@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/gadget/gadgettest"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// throttledFiles serves files from memory at a fixed rate, with an ETag
+// and Last-Modified, as a slow image server does (http.ServeContent
+// answers conditional GETs with 304).
+func throttledFiles(t *testing.T, files map[string][]byte, bytesPerSec int) *httptest.Server {
+	mod := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("ETag", `"`+strconv.Itoa(len(data))+`"`)
+		http.ServeContent(slowWriter{w, bytesPerSec}, r, r.URL.Path, mod, bytes.NewReader(data))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type slowWriter struct {
+	http.ResponseWriter
+	rate int
+}
+
+func (w slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := min(len(p), 32<<10)
+		m, err := w.ResponseWriter.Write(p[:c])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[c:]
+		time.Sleep(time.Duration(c) * time.Second / time.Duration(w.rate))
+	}
+	return n, nil
+}
+
+// Issue 32 §1, with a real client: sushy with a 10 s timeout inserts a
+// 64 MiB image served at 2 MB/s (its timed-out requests retried, as
+// Ironic does, join the running download); the same unchanged URL again
+// takes under a second; the polling way (202, sushy's TaskMonitor) works.
+func TestRedfishSlowInsertWithSushy(t *testing.T) {
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import sushy").Run(); err != nil {
+		t.Skip("needs Debian's python3-sushy (.ci/run installs it)")
+	}
+	big := make([]byte, 64<<20)
+	for i := range big {
+		big[i] = byte(i*31 + i>>16)
+	}
+	small := big[:4<<20]
+	up := throttledFiles(t, map[string][]byte{"/deploy.iso": big, "/other.iso": small}, 2_000_000)
+
+	gcfg := gadgettest.Bound(t, 2)
+	cfg := conf.Default()
+	cfg.Storage.Root = t.TempDir()
+	cfg.Gadget = gcfg
+	cfg.Server.RuntimeDir = t.TempDir()
+	cfg.Fetch.AllowPrivate = true
+	hash, _ := bcrypt.GenerateFromPassword([]byte("admin"), bcrypt.MinCost)
+	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(cfg.Auth.Htpasswd, []byte("admin:"+string(hash)+"\n"), 0o600)
+	base, _ := startServe(t, cfg)
+
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(py, filepath.Join("..", "..", "redfish", "testdata", "slowinsert.py"), base, up.URL+"/deploy.iso", up.URL+"/other.iso", "admin", "admin")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	out := stdout.String()
+	t.Logf("sushy:\n%s", out)
+	if err != nil {
+		t.Fatalf("sushy script: %v\n%s", err, stderr.String())
+	}
+	if !regexp.MustCompile(`TIMEOUT 1 `).MatchString(out) {
+		t.Error("the first InsertMedia did not time out: the test proves nothing about timeouts")
+	}
+	if !strings.Contains(out, "INSERTED True "+up.URL+"/deploy.iso") {
+		t.Error("the slow image was not inserted")
+	}
+	if m := regexp.MustCompile(`AGAIN seconds ([0-9.]+)`).FindStringSubmatch(out); m == nil {
+		t.Error("no second insert")
+	} else if s, _ := strconv.ParseFloat(m[1], 64); s >= 1 {
+		t.Errorf("the unchanged URL took %.2f s; want under 1", s)
+	}
+	if !strings.Contains(out, "POLLED 200 True "+up.URL+"/other.iso") {
+		t.Error("the polling insert did not end inserted")
+	}
+	got, _ := os.ReadFile(filepath.Join(cfg.Storage.Root, "redfish", "deploy.iso"))
+	if !bytes.Equal(got, big) {
+		t.Error("the stored deploy.iso differs from the served one")
+	}
+	if f, _ := os.ReadFile(filepath.Join(gadgettest.LUN(gcfg, 0), "file")); !strings.HasSuffix(strings.TrimSpace(string(f)), "redfish/other.iso") {
+		t.Errorf("drive 0 holds %q", f)
+	}
+}
