@@ -203,6 +203,15 @@ func (h *Handler) disconnected() error {
 	return nil
 }
 
+// idle refuses a change while an upload or download runs, as kvmd's busy
+// lock does.
+func (h *Handler) idle() error {
+	if h.busy.Load() {
+		return kerr("MsdIsBusyError", "an upload or download is running; try again when it is done")
+	}
+	return nil
+}
+
 // take claims the one-operation-at-a-time slot.
 func (h *Handler) take() (release func(), err error) {
 	if !h.busy.CompareAndSwap(false, true) {
