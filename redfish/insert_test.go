@@ -288,3 +288,25 @@ func TestInsertTaskFailure(t *testing.T) {
 		t.Errorf("tasks: %d %v", code, m)
 	}
 }
+
+// Issue 31.8: the password of an image URL is never shown.
+func TestImageURLPasswordHidden(t *testing.T) {
+	up := newUpstream(t, false)
+	srv, _, _ := service(t, kernel(t), true)
+	withPW := strings.Replace(up.URL, "http://", "http://ironic:s3cret@", 1) + "/boot.iso"
+	resp, m, err := post(t, srv.URL+media0+"/Actions/VirtualMedia.InsertMedia", `{"Image":"`+withPW+`"}`, time.Minute)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("insert: %v %v %v", resp, m, err)
+	}
+	for _, p := range []string{media0, "/redfish/v1/TaskService/Tasks"} {
+		_, v := do(t, "GET", srv.URL+p, "")
+		b, _ := json.Marshal(v)
+		if strings.Contains(string(b), "s3cret") {
+			t.Errorf("GET %s shows the password: %s", p, b)
+		}
+	}
+	_, v := do(t, "GET", srv.URL+media0, "")
+	if img, _ := v["Image"].(string); !strings.Contains(img, "ironic:xxxxx@") {
+		t.Errorf("Image: %v", v["Image"])
+	}
+}

@@ -74,7 +74,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	if d.URL != "" {
 		// Served straight from its URL (userspace drives).
 		v["Inserted"] = true
-		v["Image"] = d.URL
+		v["Image"] = redact(d.URL)
 		v["ImageName"] = nil
 		if u, err := url.Parse(d.URL); err == nil {
 			v["ImageName"] = path.Base(u.Path)
@@ -111,7 +111,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	ins, ok := h.inserted[i]
 	h.mu.Unlock()
 	if ok && d.Image != nil && ins.path == *d.Image {
-		v["Image"] = ins.url
+		v["Image"] = redact(ins.url)
 		v["ConnectedVia"] = "URI"
 		if u, err := url.Parse(ins.url); err == nil {
 			v["TransferProtocolType"] = strings.ToUpper(u.Scheme)

@@ -73,7 +73,28 @@ type Handler struct {
 
 type session struct {
 	id, user string
+	stamp    string // the user's credential at login (Stamper)
+	created  time.Time
 	seen     time.Time
+}
+
+// Stamper is a Checker that can also say which credential a user has now
+// (auth.Guard.Stamp): a session ends when its user is removed or changes
+// password.
+type Stamper interface {
+	Stamp(user string) (stamp string, ok bool)
+}
+
+// live reports whether s may still be used at now.
+func (h *Handler) live(s session, now time.Time) bool {
+	if now.Sub(s.seen) > sessionTimeout || now.Sub(s.created) > sessionLifetime {
+		return false
+	}
+	if st, ok := h.o.Auth.(Stamper); ok {
+		cur, exists := st.Stamp(s.user)
+		return exists && cur == s.stamp
+	}
+	return true
 }
 
 // insertion remembers the URL an image was fetched from, to show it as the
@@ -84,6 +105,13 @@ type insertion struct {
 
 // sessionTimeout ends a session nobody used for this long.
 const sessionTimeout = 30 * time.Minute
+
+// sessionLifetime ends any session this long after its login, used or
+// not; maxSessions caps them (a login past it ends the least recently used).
+var (
+	sessionLifetime = 8 * time.Hour
+	maxSessions     = 64
+)
 
 // New returns the service.
 func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *Handler {
@@ -268,11 +296,12 @@ func (h *Handler) authorized(r *http.Request) bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		s, ok := h.tokens[tok]
-		if !ok || time.Since(s.seen) > sessionTimeout {
+		now := time.Now()
+		if !ok || !h.live(s, now) {
 			delete(h.tokens, tok)
 			return false
 		}
-		s.seen = time.Now()
+		s.seen = now
 		h.tokens[tok] = s
 		return true
 	}

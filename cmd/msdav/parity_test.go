@@ -114,3 +114,65 @@ func TestRedfishSlowInsertWithSushy(t *testing.T) {
 		t.Errorf("drive 0 holds %q", f)
 	}
 }
+
+// Issue 31.6 through the real htpasswd file: a Redfish token stops working
+// when its user changes password or is removed.
+func TestRedfishSessionEndsWithCredential(t *testing.T) {
+	cfg := conf.Default()
+	cfg.Storage.Root = t.TempDir()
+	cfg.Gadget = gadgettest.Bound(t, 1)
+	cfg.Server.RuntimeDir = t.TempDir()
+	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
+	hashes := map[string][]byte{} // an edit keeps the other users' lines
+	write := func(lines ...string) {
+		var b strings.Builder
+		for i := 0; i+1 < len(lines); i += 2 {
+			h, ok := hashes[lines[i]+":"+lines[i+1]]
+			if !ok {
+				h, _ = bcrypt.GenerateFromPassword([]byte(lines[i+1]), bcrypt.MinCost)
+				hashes[lines[i]+":"+lines[i+1]] = h
+			}
+			b.WriteString(lines[i] + ":" + string(h) + "\n")
+		}
+		tmp := cfg.Auth.Htpasswd + ".tmp"
+		os.WriteFile(tmp, []byte(b.String()), 0o600)
+		os.Rename(tmp, cfg.Auth.Htpasswd)
+	}
+	write("admin", "admin", "ops", "ops")
+	base, _ := startServe(t, cfg)
+	login := func(user, pw string) string {
+		resp, err := http.Post(base+"/redfish/v1/SessionService/Sessions", "application/json", strings.NewReader(`{"UserName":"`+user+`","Password":"`+pw+`"}`))
+		if err != nil || resp.StatusCode != 201 {
+			t.Fatalf("login %s: %v %v", user, resp, err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Auth-Token")
+	}
+	get := func(tok string) int {
+		req, _ := http.NewRequest("GET", base+"/redfish/v1/Systems/0", nil)
+		req.Header.Set("X-Auth-Token", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	admin, ops := login("admin", "admin"), login("ops", "ops")
+	if get(admin) != 200 || get(ops) != 200 {
+		t.Fatal("fresh tokens refused")
+	}
+	time.Sleep(10 * time.Millisecond) // a new mtime for the file
+	write("admin", "changed", "ops", "ops")
+	if code := get(admin); code != 401 {
+		t.Errorf("the token of a user whose password changed: %d", code)
+	}
+	if code := get(ops); code != 200 {
+		t.Errorf("another user's token: %d", code)
+	}
+	time.Sleep(10 * time.Millisecond)
+	write("admin", "changed")
+	if code := get(ops); code != 401 {
+		t.Errorf("a removed user's token: %d", code)
+	}
+}
