@@ -172,7 +172,8 @@ func TestKVMDRecipesWithCurl(t *testing.T) {
 			`{"ok": true, "result": {}}`, false},
 		{`curl -X POST -k -u admin:admin https://<pikvm-ip>/api/msd/set_connected?connected=0`, 200,
 			`{"ok": true, "result": {}}`, false},
-		{`curl -k -u admin:wrong https://<pikvm-ip>/api/msd`, 401, ``, false},
+		{`curl -k -u admin:wrong https://<pikvm-ip>/api/msd`, 403,
+			`{"ok": false, "result": {"error": "ForbiddenError", "error_msg": "*"}}`, false},
 		{`curl -X POST -k \
     -u admin:admin \
     https://<pikvm-ip>/api/msd/remove?image=test.iso`, 200, `{"ok": true, "result": {}}`, false},

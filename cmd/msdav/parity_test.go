@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -174,5 +175,87 @@ func TestRedfishSessionEndsWithCredential(t *testing.T) {
 	write("admin", "changed")
 	if code := get(ops); code != 401 {
 		t.Errorf("a removed user's token: %d", code)
+	}
+}
+
+// Issue 32 §3, kvmd's auth as its scripts use it: JSON 401
+// UnauthorizedError without credentials, 403 ForbiddenError with bad ones,
+// the auth_token cookie from POST /api/auth/login, check and logout.
+func TestKVMDAuth(t *testing.T) {
+	cfg := conf.Default()
+	cfg.Storage.Root = t.TempDir()
+	cfg.Gadget = gadgettest.Bound(t, 1)
+	cfg.Server.RuntimeDir = t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("admin"), bcrypt.MinCost)
+	cfg.Auth.Htpasswd = filepath.Join(t.TempDir(), "htpasswd")
+	os.WriteFile(cfg.Auth.Htpasswd, []byte("admin:"+string(hash)+"\n"), 0o600)
+	base, _ := startServe(t, cfg)
+	type answer struct {
+		OK     bool `json:"ok"`
+		Result struct {
+			Error string `json:"error"`
+		} `json:"result"`
+	}
+	call := func(method, path, body string, hdr ...string) (*http.Response, answer) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a answer
+		json.NewDecoder(resp.Body).Decode(&a)
+		return resp, a
+	}
+	for _, c := range []struct {
+		name   string
+		hdr    []string
+		status int
+		error  string
+	}{
+		{"no credentials", nil, 401, "UnauthorizedError"},
+		{"a wrong Basic password", []string{"Authorization", "Basic YWRtaW46bm8="}, 403, "ForbiddenError"},
+		{"wrong kvmd headers", []string{"X-KVMD-User", "admin", "X-KVMD-Passwd", "no"}, 403, "ForbiddenError"},
+		{"an unknown token", []string{"Cookie", "auth_token=nope"}, 403, "ForbiddenError"},
+		{"kvmd headers", []string{"X-KVMD-User", "admin", "X-KVMD-Passwd", "admin"}, 200, ""},
+	} {
+		resp, a := call("GET", "/api/msd", "", c.hdr...)
+		if resp.StatusCode != c.status || a.Result.Error != c.error || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: %d %+v %s", c.name, resp.StatusCode, a, resp.Header.Get("Content-Type"))
+		}
+	}
+	form := "application/x-www-form-urlencoded"
+	if resp, a := call("POST", "/api/auth/login", "user=admin&passwd=no", "Content-Type", form); resp.StatusCode != 403 || a.Result.Error != "ForbiddenError" {
+		t.Errorf("login with a wrong password: %d %+v", resp.StatusCode, a)
+	}
+	resp, a := call("POST", "/api/auth/login", "user=admin&passwd=admin", "Content-Type", form)
+	var tok string
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "auth_token" {
+			tok = ck.Value
+		}
+	}
+	if resp.StatusCode != 200 || !a.OK || tok == "" {
+		t.Fatalf("login: %d %+v %v", resp.StatusCode, a, resp.Cookies())
+	}
+	cookie := []string{"Cookie", "auth_token=" + tok}
+	if resp, _ := call("GET", "/api/auth/check", "", cookie...); resp.StatusCode != 200 {
+		t.Errorf("check with the cookie: %d", resp.StatusCode)
+	}
+	if resp, _ := call("GET", "/api/msd", "", cookie...); resp.StatusCode != 200 {
+		t.Errorf("/api/msd with the cookie: %d", resp.StatusCode)
+	}
+	if resp, _ := call("GET", "/api/auth/check", ""); resp.StatusCode != 401 {
+		t.Errorf("check without credentials: %d", resp.StatusCode)
+	}
+	if resp, _ := call("POST", "/api/auth/logout", "", cookie...); resp.StatusCode != 200 {
+		t.Errorf("logout: %d", resp.StatusCode)
+	}
+	if resp, a := call("GET", "/api/auth/check", "", cookie...); resp.StatusCode != 403 || a.Result.Error != "ForbiddenError" {
+		t.Errorf("check after logout: %d %+v", resp.StatusCode, a)
 	}
 }
