@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -257,5 +258,63 @@ func TestKVMDAuth(t *testing.T) {
 	}
 	if resp, a := call("GET", "/api/auth/check", "", cookie...); resp.StatusCode != 403 || a.Result.Error != "ForbiddenError" {
 		t.Errorf("check after logout: %d %+v", resp.StatusCode, a)
+	}
+}
+
+// Issue 32 §4: two boxes with one host name (PiKVM OS names every box
+// pikvm) and no storage.box_name share a library: each has an identity of
+// its own, so B cannot overwrite what A attached (423). Two boxes that
+// are told the same box_name notice each other and refuse, saying how to
+// rename one.
+func TestFleetDefaultIdentity(t *testing.T) {
+	needRootT(t, "bind-mounts one library into two stores")
+	for _, c := range []struct {
+		name, boxName, want string
+	}{
+		{"no box_name", "", "attached to drive 0"},
+		{"one box_name on two boxes", "pikvm", "box_name"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lib := filepath.Join(t.TempDir(), "lib")
+			os.Mkdir(lib, 0o755)
+			mountT(t, "-t", "tmpfs", "-o", "size=32m", "tmpfs", lib)
+			box := func() conf.Config {
+				cfg := conf.Default()
+				cfg.Storage.Root = t.TempDir()
+				cfg.Storage.Shared = []string{"shared"}
+				cfg.Storage.BoxName = c.boxName
+				cfg.Server.RuntimeDir = t.TempDir()
+				cfg.Gadget = gadgettest.Bound(t, 1)
+				shared := filepath.Join(cfg.Storage.Root, "shared")
+				os.Mkdir(shared, 0o755)
+				mountT(t, "--bind", lib, shared)
+				return cfg
+			}
+			a, _ := startServe(t, box())
+			b, _ := startServe(t, box())
+			do := func(base, method, path, body string) (int, string) {
+				req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			if code, _ := do(a, "PUT", "/dav/shared/win.iso", strings.Repeat("w", 4096)); code != 201 {
+				t.Fatalf("upload on A: %d", code)
+			}
+			if code, out := do(a, "PUT", "/api/drives/0", `{"image":"shared/win.iso","cdrom":true}`); code != 200 {
+				t.Fatalf("attach on A: %d %s", code, out)
+			}
+			code, out := do(b, "PUT", "/dav/shared/win.iso", "overwritten")
+			if code != 423 || !strings.Contains(out, c.want) {
+				t.Errorf("B's PUT over the image A holds: %d %s", code, out)
+			}
+			if got, _ := os.ReadFile(filepath.Join(lib, "win.iso")); string(got) != strings.Repeat("w", 4096) {
+				t.Error("B overwrote the image A holds")
+			}
+		})
 	}
 }
