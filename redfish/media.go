@@ -44,7 +44,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	}
 	self := base + "/VirtualMedia/" + strconv.Itoa(i)
 	v := map[string]any{
-		"@odata.type":          "#VirtualMedia.v1_3_0.VirtualMedia",
+		"@odata.type":          "#VirtualMedia.v1_4_0.VirtualMedia",
 		"@odata.id":            self,
 		"Id":                   strconv.Itoa(i),
 		"Name":                 fmt.Sprintf("Virtual media %d", i),
@@ -82,10 +82,6 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 		}
 		v["ConnectedVia"] = "URI"
 		v["TransferMethod"] = "Stream"
-		v["MediaTypes"] = []string{"CD", "DVD"}
-		if !d.CDROM {
-			v["MediaTypes"] = []string{"USBStick"}
-		}
 		if d.MediumError != "" {
 			v["Status"] = map[string]string{"State": "Enabled", "Health": "Warning"}
 		}
@@ -102,11 +98,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	v["WriteProtected"] = !d.RW
 	v["ImageName"] = path.Base(name)
 	v["Image"] = name
-	if d.CDROM {
-		v["MediaTypes"] = []string{"CD", "DVD"}
-	} else {
-		v["MediaTypes"] = []string{"USBStick"}
-	}
+	v["ConnectedVia"] = "Oem" // a file in msdav's own store
 	h.mu.Lock()
 	ins, ok := h.inserted[i]
 	h.mu.Unlock()
@@ -204,7 +196,14 @@ func (h *Handler) attach(ctx context.Context, i int, rel string, writeProtected 
 	case imagekind.Hybrid:
 		cdrom = im.Size <= gadget.CDMaxBytes || h.drives.DVD()
 	}
-	rw := !writeProtected && !cdrom
+	if !writeProtected {
+		switch imagekind.Kind(im.Kind) {
+		case imagekind.ISO9660, imagekind.UDF:
+			return badRequest("ActionParameterValueConflict", "%s is a CD/DVD image, and a CD/DVD is never writable: insert it with WriteProtected true, or use a disk image", rel)
+		}
+		cdrom = false // a writable medium is a flash drive
+	}
+	rw := !writeProtected
 	if _, err := h.drives.Attach(ctx, i, rel, cdrom, rw); err != nil {
 		return err
 	}
@@ -271,13 +270,16 @@ func (h *Handler) eject(r *http.Request) (int, any, error) {
 }
 
 // patchMedia is the older clients' way: PATCH Image/Inserted/WriteProtected.
-func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
+func (h *Handler) patchMedia(r *http.Request, base string) (int, any, error) {
 	i, err := h.index(r)
 	if err != nil {
 		return 0, nil, err
 	}
 	var req insertRequest
 	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := ifMatch(r, func() (int, any, error) { return h.media(r, base) }); err != nil {
 		return 0, nil, err
 	}
 	eject := req.Inserted != nil && !*req.Inserted || req.Image != nil && *req.Image == ""
@@ -300,5 +302,5 @@ func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
 	default:
 		return 0, nil, badRequest("PropertyMissing", "PATCH takes Image (and Inserted, WriteProtected)")
 	}
-	return h.media(r, managerURL)
+	return h.media(r, base)
 }

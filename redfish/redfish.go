@@ -66,6 +66,8 @@ type Handler struct {
 	tasks     map[string]*task
 	taskOrder []string // task ids, oldest first
 
+	uuid string // the service root's UUID
+
 	ctx  context.Context // tasks run on after their request, until Close
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -138,6 +140,10 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	r.Path(root).Methods("GET", "HEAD").Handler(h.open(h.serviceRoot))
 	r.Path(root+"/").Methods("GET", "HEAD").Handler(h.open(h.serviceRoot))
 	r.Path(root + "/odata").Methods("GET").Handler(h.open(h.odata))
+	r.Path(root+"/$metadata").Methods("GET", "HEAD").HandlerFunc(h.metadata)
+	get(accountService, h.accounts)
+	get(accountService+"/Roles", h.roles)
+	get(accountService+"/Roles/{id}", h.role)
 	get(root+"/Systems", h.systems)
 	get(systemPath, h.system)
 	r.Path(systemPath).Methods("PATCH").Handler(h.serve(h.patchSystem))
@@ -148,7 +154,7 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 		b := base
 		get(b+"/VirtualMedia", func(r *http.Request) (int, any, error) { return h.mediaCollection(b) })
 		get(b+"/VirtualMedia/{i}", func(r *http.Request) (int, any, error) { return h.media(r, b) })
-		r.Path(b + "/VirtualMedia/{i}").Methods("PATCH").Handler(h.serve(h.patchMedia))
+		r.Path(b + "/VirtualMedia/{i}").Methods("PATCH").Handler(h.serve(func(r *http.Request) (int, any, error) { return h.patchMedia(r, b) }))
 		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.InsertMedia").Methods("POST").Handler(h.serve(h.insert))
 		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.EjectMedia").Methods("POST").Handler(h.serve(h.eject))
 	}
@@ -159,6 +165,7 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	get(root+"/SessionService", h.sessionService)
 	get(sessions, h.listSessions)
 	r.Path(sessions).Methods("POST").Handler(h.open(h.login))
+	r.Path(sessions + "/Members").Methods("POST").Handler(h.open(h.login))
 	get(sessions+"/{id}", h.getSession)
 	r.Path(sessions + "/{id}").Methods("DELETE").Handler(h.serve(h.logout))
 	r.NotFoundHandler = h.open(func(r *http.Request) (int, any, error) {
@@ -167,6 +174,7 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	r.MethodNotAllowedHandler = h.open(func(r *http.Request) (int, any, error) {
 		return 0, nil, &Error{Status: 405, Code: "Base.1.8.ActionNotSupported", Msg: r.Method + " is not supported on " + r.URL.Path}
 	})
+	h.uuid = serviceUUID()
 	h.r = r
 	return h
 }
@@ -179,6 +187,11 @@ func (h *Handler) Close() {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("OData-Version", "4.0")
+	if v := r.Header.Get("OData-Version"); v != "" && v != "4.0" {
+		h.writeError(w, &Error{Status: http.StatusPreconditionFailed, Code: "Base.1.8.PreconditionFailed",
+			Msg: "OData-Version " + v + " is not supported: this service speaks 4.0"})
+		return
+	}
 	h.r.ServeHTTP(w, r)
 }
 
@@ -230,6 +243,9 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, f handlerFunc) {
 		if !errors.As(err, &e) {
 			e = fromStore(err)
 		}
+		if e.Status == http.StatusMethodNotAllowed {
+			h.allow(w, r)
+		}
 		if r.Method == "GET" && e.Status >= 500 {
 			// sushy retries a 5xx GET for 30 s; nothing a GET reads here
 			// gets better by waiting.
@@ -244,16 +260,27 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, f handlerFunc) {
 		}
 		v = wh.body
 	}
+	h.allow(w, r)
 	if status == http.StatusNoContent {
 		w.WriteHeader(status)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	b, _ := json.MarshalIndent(v, "", "  ")
+	b = append(b, '\n')
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json; charset=utf-8")
+	if r.Method == "GET" || r.Method == "HEAD" {
+		hd.Set("Cache-Control", "no-cache")
+		if status == 200 {
+			hd.Set("ETag", etag(b))
+		}
+		if s := describedBy(v); s != "" {
+			hd.Set("Link", "<"+s+">; rel=describedby")
+		}
+	}
 	w.WriteHeader(status)
 	if r.Method != "HEAD" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(v)
+		w.Write(b)
 	}
 }
 

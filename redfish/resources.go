@@ -22,6 +22,7 @@ func (h *Handler) serviceRoot(*http.Request) (int, any, error) {
 		"@odata.type":    "#ServiceRoot.v1_11_0.ServiceRoot",
 		"@odata.id":      root,
 		"Id":             "RootService",
+		"UUID":           h.uuid,
 		"Name":           "msdav Redfish service",
 		"RedfishVersion": "1.11.0",
 		"Product":        "msdav",
@@ -30,6 +31,7 @@ func (h *Handler) serviceRoot(*http.Request) (int, any, error) {
 		"Managers":       link(root + "/Managers"),
 		"SessionService": link(root + "/SessionService"),
 		"Tasks":          link(root + "/TaskService"),
+		"AccountService": link(accountService),
 		"Links":          map[string]any{"Sessions": link(sessions)},
 	}, nil
 }
@@ -78,7 +80,7 @@ var (
 )
 
 func (h *Handler) resetTypes() []string {
-	var out []string
+	out := []string{} // a list, never null: sushy warns on null
 	for _, t := range conf.ResetTypes {
 		if _, ok := h.o.Conf.Reset[t]; ok {
 			out = append(out, t)
@@ -154,6 +156,9 @@ func (h *Handler) patchSystem(r *http.Request) (int, any, error) {
 	}
 	if req.Boot == nil {
 		return 0, nil, badRequest("PropertyNotWritable", "only Boot can be changed on this System")
+	}
+	if err := ifMatch(r, func() (int, any, error) { return h.system(r) }); err != nil {
+		return 0, nil, err
 	}
 	h.mu.Lock()
 	b := h.boot
