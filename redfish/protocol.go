@@ -115,22 +115,37 @@ func (h *Handler) accounts(*http.Request) (int, any, error) {
 	}, nil
 }
 
+// roles are Redfish's predefined ones. msdav has no per-user privileges
+// (every htpasswd user is an Administrator); the others are listed, as
+// the specification asks, for clients that look them up.
+var roles = map[string][]string{
+	"Administrator": {"Login", "ConfigureManager", "ConfigureUsers", "ConfigureSelf", "ConfigureComponents"},
+	"Operator":      {"Login", "ConfigureSelf", "ConfigureComponents"},
+	"ReadOnly":      {"Login", "ConfigureSelf"},
+}
+
 func (h *Handler) roles(*http.Request) (int, any, error) {
-	return 200, collection(accountService+"/Roles", "RoleCollection", "Roles", accountService+"/Roles/Administrator"), nil
+	var ms []string
+	for _, id := range []string{"Administrator", "Operator", "ReadOnly"} {
+		ms = append(ms, accountService+"/Roles/"+id)
+	}
+	return 200, collection(accountService+"/Roles", "RoleCollection", "Roles", ms...), nil
 }
 
 func (h *Handler) role(r *http.Request) (int, any, error) {
-	if mux.Vars(r)["id"] != "Administrator" {
-		return 0, nil, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: "the only role is Administrator"}
+	id := mux.Vars(r)["id"]
+	privs, ok := roles[id]
+	if !ok {
+		return 0, nil, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: "no role " + id + " (Administrator, Operator, ReadOnly)"}
 	}
 	return 200, map[string]any{
 		"@odata.type":        "#Role.v1_2_1.Role",
-		"@odata.id":          accountService + "/Roles/Administrator",
-		"Id":                 "Administrator",
-		"Name":               "Administrator",
-		"RoleId":             "Administrator",
+		"@odata.id":          accountService + "/Roles/" + id,
+		"Id":                 id,
+		"Name":               id,
+		"RoleId":             id,
 		"IsPredefined":       true,
-		"AssignedPrivileges": []string{"Login", "ConfigureManager", "ConfigureUsers", "ConfigureSelf", "ConfigureComponents"},
+		"AssignedPrivileges": privs,
 	}, nil
 }
 

@@ -93,7 +93,7 @@ func TestRedfishProtocol(t *testing.T) {
 			t.Fatalf("AccountService: %v", acc)
 		}
 		_, coll, _ := req(t, "GET", base+roles["@odata.id"].(string), "")
-		if coll["Members@odata.count"] != 1.0 {
+		if coll["Members@odata.count"] != 3.0 {
 			t.Fatalf("Roles: %v", coll)
 		}
 		_, role, _ := req(t, "GET", base+coll["Members"].([]any)[0].(map[string]any)["@odata.id"].(string), "")
