@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/gadget/gadgettest"
@@ -179,4 +181,37 @@ func TestKVMDParity(t *testing.T) {
 			t.Errorf("stored: %q", got)
 		}
 	})
+}
+
+// Issue 31.8: the password of a write_remote URL shows nowhere in kvmd's
+// answers; and kvmd's error for connecting with nothing selected stays.
+func TestKVMDSecretsAndSelection(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := fs.Open(fs.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	g, err := gadget.Open(gadgettest.Bound(t, 1), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := fetch.New(store, fetch.Options{AllowPrivate: true, Log: log, Retries: 1})
+	defer jobs.Close()
+	srv := httptest.NewServer(New(store, drives.New(store, g, nil, nil, log), jobs, log))
+	defer srv.Close()
+	if code, _, m := call(t, "POST", srv.URL+"/api/msd/set_connected?connected=1"); code != 400 || errName(m) != "MsdImageNotSelected" {
+		t.Errorf("connect with nothing selected: %d %v", code, m)
+	}
+	resp, err := http.Post(srv.URL+"/api/msd/write_remote?url="+url.QueryEscape("http://ironic:s3cret@127.0.0.1:1/x.iso"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, _, state := call(t, "GET", srv.URL+"/api/msd")
+	sb, _ := json.Marshal(state)
+	if strings.Contains(string(b)+string(sb), "s3cret") {
+		t.Errorf("the password shows: %s %s", b, sb)
+	}
 }
