@@ -35,6 +35,12 @@ type Options struct {
 	Shared   []string
 	Box      string
 	LeaseTTL time.Duration
+	// ID tells this box's leases from other boxes' (Box is only their
+	// label); empty: Box when given, else derived (boxIdentity).
+	ID string
+
+	instance string // this Open's nonce, in every lease it writes
+	started  time.Time
 }
 
 // Attachments tells the store which drives hold an image, so attached images
@@ -109,6 +115,7 @@ func Open(o Options) (*Store, error) {
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 2 * time.Minute
 	}
+	o.ID, o.instance, o.started = boxIdentity(o.ID, o.Box, dir), newInstance(), time.Now()
 	if o.Box == "" {
 		o.Box, _ = os.Hostname()
 	}

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	iofs "io/fs"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/ulikunitz/xz"
@@ -31,6 +31,10 @@ func (h *Handler) exists(name string) bool {
 }
 
 func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	q := r.URL.Query()
 	cdrom, hasCD, err := boolParam(r, "cdrom")
 	if err != nil {
@@ -62,24 +66,26 @@ func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
 		}
 		sel.Image = name
 	}
-	// kvmd's order: a CD is never writable, and a writable drive is flash.
+	// kvmd's rule: rw is forced false for a CD or an image that cannot be
+	// written; the drive stays what it was asked to be.
 	if hasCD {
 		sel.CDROM = cdrom
-		if cdrom {
-			sel.RW, hasRW = false, false
-		}
 	}
 	if hasRW {
 		sel.RW = rw
-		if rw {
-			sel.CDROM = false
-		}
+	}
+	if sel.CDROM || (sel.Image != "" && !writableImage(sel.Image, h.partWritable(r, sel.Image))) {
+		sel.RW = false
 	}
 	h.drives.Select(drive, sel)
 	reply(w, nil)
 }
 
 func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	on, present, err := boolParam(r, "connected")
 	if err == nil && !present {
 		err = kerr("ValidatorError", "the argument connected is required (1 or 0)")
@@ -130,6 +136,10 @@ func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	name, err := imageName(r.URL.Query().Get("image"))
 	if err != nil {
 		fail(w, err)
@@ -154,16 +164,25 @@ func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
 	reply(w, nil)
 }
 
-// reset puts drive 0 back to its defaults: empty, flash, read-only. As in
-// kvmd, failures are logged, not answered.
+// reset ejects drive 0 (breaking a host's lock) and keeps the selection,
+// as kvmd does. As in kvmd, failures are logged, not answered.
 func (h *Handler) reset(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	if h.drives.Available() == nil {
 		if _, err := h.drives.Eject(r.Context(), drive, true); err != nil {
 			h.log.Warn("MSD reset: cannot eject", "drive", drive, "err", err)
 		}
 	}
-	h.drives.Select(drive, drives.Selection{})
 	reply(w, nil)
+}
+
+// partWritable reports whether the part holding name can be written.
+func (h *Handler) partWritable(r *http.Request, name string) bool {
+	p, err := h.store.Usage(r.Context(), name)
+	return err == nil && p.Writable && p.Available
 }
 
 // track shows an upload or download under storage.uploading or downloading.
@@ -239,7 +258,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	hd := w.Header()
 	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(path.Base(name)+suffix))
+	hd.Set("Content-Disposition", "attachment; filename*=UTF-8''"+extValue(path.Base(name)+suffix))
 	var out io.WriteCloser
 	switch suffix {
 	case "":
@@ -262,6 +281,22 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.Close()
+}
+
+// extValue percent-encodes s for an RFC 5987 ext-value: every byte but
+// attr-char (url.PathEscape leaves "=", ";" and more as they are).
+func extValue(s string) string {
+	const attr = "!#$&+-.^_`|~"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(attr, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
 }
 
 // target is where a write or write_remote puts name: under prefix, a part.
@@ -334,6 +369,14 @@ func receiveError(err error) error {
 	return &e
 }
 
+// folders makes the folders of name, as kvmd does for a write.
+func (h *Handler) folders(r *http.Request, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		return h.store.MkdirAll(r.Context(), dir)
+	}
+	return nil
+}
+
 func writeInfo(name string, size, written int64) map[string]any {
 	return map[string]any{"image": map[string]any{"name": name, "size": size, "written": written}}
 }
@@ -382,6 +425,12 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if name != "" {
+		if err := h.folders(r, name); err != nil {
+			fail(w, err)
+			return
+		}
+	}
 	// kvmd stores what the server sends, compressed or not.
 	job, err := h.jobs.Start(fetch.Request{URL: raw, Path: name, Decompress: "none"})
 	if err != nil {

@@ -298,10 +298,16 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 		}
 		r.PathPrefix("/redfish").Handler(redfish.New(store, dm, jobs, redfish.Options{Log: log, Auth: check, Conf: cfg.Redfish}))
 	}
-	// kvmd's Mass Storage API for drive 0, before the rest of /api/.
-	msd := guard.Wrap(kvmd.New(store, dm, jobs, log))
+	// kvmd's Mass Storage API for drive 0 and its session login, before
+	// the rest of /api/. It checks credentials itself, answering kvmd's
+	// JSON errors, and takes its auth_token cookie besides Basic.
+	msd := kvmd.New(store, dm, jobs, log)
+	if guard.Enabled() {
+		msd.SetAuth(guard)
+	}
 	r.Path("/api/msd").Handler(msd)
 	r.PathPrefix("/api/msd/").Handler(msd)
+	r.PathPrefix("/api/auth/").Handler(msd)
 	a := api.New(store, dm, hub, api.Options{Log: log})
 	a.SetJobs(jobs)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))
