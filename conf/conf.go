@@ -1,5 +1,5 @@
-// Package conf loads and validates msdav's TOML configuration.
-// Defaults live here and nowhere else; every bad value gets a message a person can act on.
+// Package conf loads and validates msdav's TOML configuration: every key's
+// default is in Default, and every bad value gets a message a person can act on.
 package conf
 
 import (

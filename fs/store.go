@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/msdav/msdav/conf"
 )
 
 // Options configure a Store.
@@ -109,11 +111,12 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	// A caller without a config (tests, tools) gets the config's defaults.
 	if o.PartTimeout <= 0 {
-		o.PartTimeout = 2 * time.Second
+		o.PartTimeout = conf.Default().Storage.PartTimeout.Duration
 	}
 	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 2 * time.Minute
+		o.LeaseTTL = conf.Default().Storage.LeaseTTL.Duration
 	}
 	o.ID, o.instance, o.started = boxIdentity(o.ID, o.Box, dir), newInstance(), time.Now()
 	if o.Box == "" {
