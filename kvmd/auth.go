@@ -49,31 +49,31 @@ func (h *Handler) SetAuth(c Checker) *Handler {
 // authorize answers nil for a request kvmd would let in, else its error:
 // 401 UnauthorizedError without credentials, 403 ForbiddenError with bad
 // ones. kvmd's order: X-KVMD-User/-Passwd, the auth_token cookie, Basic.
-func (h *Handler) authorize(r *http.Request) (*Error, string) {
+func (h *Handler) authorize(r *http.Request) *Error {
 	if h.auth == nil {
-		return nil, ""
+		return nil
 	}
 	forbidden := &Error{Name: "ForbiddenError", Status: 403, Msg: "Forbidden"}
 	if r.Header.Get("X-KVMD-User") != "" {
 		user := r.Header.Get("X-KVMD-User")
 		if h.auth.Check(user, r.Header.Get("X-KVMD-Passwd")) {
-			return nil, ""
+			return nil
 		}
-		return forbidden, ""
+		return forbidden
 	}
 	if ck, err := r.Cookie("auth_token"); err == nil && ck.Value != "" {
 		if h.session(ck.Value) {
-			return nil, ck.Value
+			return nil
 		}
-		return forbidden, ""
+		return forbidden
 	}
 	if user, pass, ok := auth.Credentials(r); ok {
 		if h.auth.Check(user, pass) {
-			return nil, ""
+			return nil
 		}
-		return forbidden, ""
+		return forbidden
 	}
-	return &Error{Name: "UnauthorizedError", Status: 401, Msg: "Unauthorized"}, ""
+	return &Error{Name: "UnauthorizedError", Status: 401, Msg: "Unauthorized"}
 }
 
 // session reports whether tok is a live session, and touches it.
@@ -173,7 +173,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 // guarded answers kvmd's auth error before f, as kvmd does.
 func (h *Handler) guarded(f http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if e, _ := h.authorize(r); e != nil {
+		if e := h.authorize(r); e != nil {
 			fail(w, e)
 			return
 		}

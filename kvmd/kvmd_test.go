@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
@@ -213,5 +214,41 @@ func TestKVMDSecretsAndSelection(t *testing.T) {
 	sb, _ := json.Marshal(state)
 	if strings.Contains(string(b)+string(sb), "s3cret") {
 		t.Errorf("the password shows: %s %s", b, sb)
+	}
+}
+
+// write_remote honours kvmd's timeout: a server that has not answered by
+// then fails the call at once, and nothing of the download stays.
+func TestKVMDWriteRemoteTimeout(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := fs.Open(fs.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	g, err := gadget.Open(gadgettest.Bound(t, 1), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := fetch.New(store, fetch.Options{AllowPrivate: true, Log: log})
+	defer jobs.Close()
+	srv := httptest.NewServer(New(store, drives.New(store, g, nil, nil, log), jobs, log))
+	defer srv.Close()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Second)
+		w.Write([]byte("late image"))
+	}))
+	defer slow.Close()
+	start := time.Now()
+	code, _, m := call(t, "POST", srv.URL+"/api/msd/write_remote?image=late.img&timeout=0.3&url="+url.QueryEscape(slow.URL+"/late.img"))
+	if code != 400 || errName(m) != "MsdOperationError" || time.Since(start) > 1500*time.Millisecond {
+		t.Errorf("a server slower than timeout: %d %v after %v", code, m, time.Since(start))
+	}
+	time.Sleep(2500 * time.Millisecond) // the late answer comes, and is canceled
+	if _, err := os.Stat(filepath.Join(store.Dir(), "late.img")); err == nil {
+		t.Error("the timed-out download was kept")
+	}
+	if code, _, m := call(t, "POST", srv.URL+"/api/msd/write_remote?image=ok.img&timeout=10&url="+url.QueryEscape(slow.URL+"/ok.img")); code != 200 {
+		t.Errorf("within the timeout: %d %v", code, m)
 	}
 }

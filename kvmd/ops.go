@@ -2,6 +2,7 @@ package kvmd
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -397,11 +398,14 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var timeout time.Duration // 0: msdav's own connect and header timeouts
 	if t := q.Get("timeout"); t != "" {
-		if v, err := strconv.ParseFloat(t, 64); err != nil || v <= 0 {
+		v, err := strconv.ParseFloat(t, 64)
+		if err != nil || v <= 0 || v > 3600 {
 			fail(w, kerr("ValidatorError", "timeout=%q: want a positive number of seconds", t))
 			return
 		}
+		timeout = time.Duration(v * float64(time.Second))
 	}
 	var name string
 	if img := strings.TrimSpace(q.Get("image")); img != "" {
@@ -432,7 +436,7 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// kvmd stores what the server sends, compressed or not.
-	job, err := h.jobs.Start(fetch.Request{URL: raw, Path: name, Decompress: "none"})
+	job, err := h.start(r, fetch.Request{URL: raw, Path: name, Decompress: "none"}, timeout)
 	if err != nil {
 		fail(w, err)
 		return
@@ -489,6 +493,54 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 			line(envelopeError(kerr("MsdOperationError", "%s", msg)))
 			return
 		}
+	}
+}
+
+// start starts the download; with a timeout, as kvmd's, a server that has
+// not answered by then fails it (the job, once it starts, is canceled and
+// leaves nothing).
+func (h *Handler) start(r *http.Request, req fetch.Request, timeout time.Duration) (fetch.Job, error) {
+	if timeout <= 0 {
+		return h.jobs.Start(req)
+	}
+	type started struct {
+		job fetch.Job
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		j, err := h.jobs.Start(req)
+		ch <- started{j, err}
+	}()
+	abandon := func() {
+		go func() {
+			s := <-ch
+			if s.err != nil {
+				return
+			}
+			before, _ := h.jobs.Get(s.job.ID)
+			// A running job is canceled and leaves nothing; a finished one
+			// is only forgotten, and its image stays: removed here (a fetch
+			// never replaces a file, so what is at its path is its own).
+			h.jobs.Cancel(s.job.ID)
+			after, listed := h.jobs.Get(s.job.ID)
+			if listed && after.State == fetch.Done || !listed && (before.State == fetch.Done || before.State == fetch.Running) {
+				h.store.RemoveAll(context.Background(), s.job.Path)
+			}
+		}()
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case s := <-ch:
+		return s.job, s.err
+	case <-t.C:
+		abandon()
+		u, _ := url.Parse(req.URL)
+		return fetch.Job{}, kerr("MsdOperationError", "%s did not answer within timeout=%s", u.Redacted(), timeout)
+	case <-r.Context().Done():
+		abandon()
+		return fetch.Job{}, r.Context().Err()
 	}
 }
 

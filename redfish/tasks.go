@@ -26,8 +26,12 @@ const (
 	taskCancelled = "Cancelled"
 )
 
-// keepTasks is how many finished tasks stay listed.
-const keepTasks = 50
+// keepTasks is how many finished tasks stay listed; keepSources how many
+// fetched URLs are remembered for revalidation.
+const (
+	keepTasks   = 50
+	keepSources = 256
+)
 
 // insertWait is how long InsertMedia waits for its download before it
 // answers 202 with a task to poll, when the client did not ask for that
@@ -204,6 +208,11 @@ func (h *Handler) fetchAndAttach(ctx context.Context, t *task) error {
 	}
 	v.rel = final
 	h.mu.Lock()
+	for u, old := range h.sources {
+		if old.rel == final || len(h.sources) >= keepSources {
+			delete(h.sources, u) // one URL per copy; a bounded memory
+		}
+	}
 	h.sources[t.url] = v
 	inserted, wp := t.inserted, t.writeProtected
 	h.mu.Unlock()
