@@ -33,27 +33,35 @@ func (s *Store) heldFiles(rel string) ([]heldFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []heldFile
-	for _, img := range slices.Sorted(maps.Keys(att)) { // the same drive named every time
-		if drives := att[img]; len(drives) > 0 {
-			out = append(out, s.heldFile(img, &LockedError{Path: img, Drive: drives[0]}))
-		}
-	}
-	leased, err := s.leasedBy(rel)
+	pms, _ := s.partMounts() // read once: the mount table is most of the cost
+	leased, err := s.leasedBy(rel, pms)
 	if err != nil {
 		return nil, err
 	}
+	if len(att) == 0 && len(leased) == 0 {
+		return nil, nil
+	}
+	isPart := map[string]bool{}
+	for _, pm := range pms {
+		isPart[pm.rel] = true
+	}
+	var out []heldFile
+	for _, img := range slices.Sorted(maps.Keys(att)) { // the same drive named every time
+		if drives := att[img]; len(drives) > 0 {
+			out = append(out, s.heldFile(img, partOf(img, isPart), &LockedError{Path: img, Drive: drives[0]}))
+		}
+	}
 	for _, l := range leased {
-		out = append(out, s.heldFile(l.Path, l))
+		out = append(out, s.heldFile(l.Path, partOf(l.Path, isPart), l))
 	}
 	return out, nil
 }
 
 // heldFile stats img, bounded by the part timeout: a held image on a dead
 // library is matched by its names only.
-func (s *Store) heldFile(img string, lock *LockedError) heldFile {
+func (s *Store) heldFile(img, part string, lock *LockedError) heldFile {
 	h := heldFile{names: []string{img}, lock: lock}
-	s.probe.run(context.Background(), "held:"+s.partOfRel(img), func() {
+	s.probe.run(context.Background(), "held:"+part, func() {
 		if fi, err := s.root.Stat(img); err == nil {
 			h.id = idOf(fi)
 		}
