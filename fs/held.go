@@ -217,3 +217,21 @@ func (s *Store) reach(rel string, fn func(fileID) bool) {
 		return nil
 	})
 }
+
+// SameFile reports whether two host paths in the store name one file: the
+// same spelling, the same device and inode, or (on a part that folds case)
+// one entry spelled two ways. The drives use it so one image is never in
+// two drives with one of them writable, whatever names reached it.
+func (s *Store) SameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, erra := os.Stat(a)
+	fb, errb := os.Stat(b)
+	if erra == nil && errb == nil && os.SameFile(fa, fb) {
+		return true
+	}
+	ra, oka := s.Rel(a)
+	rb, okb := s.Rel(b)
+	return oka && okb && strings.EqualFold(ra, rb) && s.spelled(ra) == s.spelled(rb)
+}
