@@ -61,16 +61,25 @@ func (s *Store) heldFiles(rel string) ([]heldFile, error) {
 // library is matched by its names only.
 func (s *Store) heldFile(img, part string, lock *LockedError) heldFile {
 	h := heldFile{names: []string{img}, lock: lock}
-	s.probe.run(context.Background(), "held:"+part, func() {
+	var id fileID
+	var resolved string
+	// id and resolved are only read when the call finished in time.
+	err := s.probe.run(context.Background(), "held:"+part, func() {
 		if fi, err := s.root.Stat(img); err == nil {
-			h.id = idOf(fi)
+			id = idOf(fi)
 		}
 		if real, err := filepath.EvalSymlinks(filepath.Join(s.dir, filepath.FromSlash(img))); err == nil {
 			if r, ok := s.relReal(real); ok && r != img {
-				h.names = append(h.names, r)
+				resolved = r
 			}
 		}
 	})
+	if err == nil {
+		h.id = id
+		if resolved != "" {
+			h.names = append(h.names, resolved)
+		}
+	}
 	return h
 }
 
