@@ -33,36 +33,53 @@ func (s *Store) heldFiles(rel string) ([]heldFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []heldFile
-	for _, img := range slices.Sorted(maps.Keys(att)) { // the same drive named every time
-		if drives := att[img]; len(drives) > 0 {
-			out = append(out, s.heldFile(img, &LockedError{Path: img, Drive: drives[0]}))
-		}
-	}
-	leased, err := s.leasedBy(rel)
+	pms, _ := s.partMounts() // read once: the mount table is most of the cost
+	leased, err := s.leasedBy(rel, pms)
 	if err != nil {
 		return nil, err
 	}
+	if len(att) == 0 && len(leased) == 0 {
+		return nil, nil
+	}
+	isPart := map[string]bool{}
+	for _, pm := range pms {
+		isPart[pm.rel] = true
+	}
+	var out []heldFile
+	for _, img := range slices.Sorted(maps.Keys(att)) { // the same drive named every time
+		if drives := att[img]; len(drives) > 0 {
+			out = append(out, s.heldFile(img, partOf(img, isPart), &LockedError{Path: img, Drive: drives[0]}))
+		}
+	}
 	for _, l := range leased {
-		out = append(out, s.heldFile(l.Path, l))
+		out = append(out, s.heldFile(l.Path, partOf(l.Path, isPart), l))
 	}
 	return out, nil
 }
 
 // heldFile stats img, bounded by the part timeout: a held image on a dead
 // library is matched by its names only.
-func (s *Store) heldFile(img string, lock *LockedError) heldFile {
+func (s *Store) heldFile(img, part string, lock *LockedError) heldFile {
 	h := heldFile{names: []string{img}, lock: lock}
-	s.probe.run(context.Background(), "held:"+s.partOfRel(img), func() {
+	var id fileID
+	var resolved string
+	// id and resolved are only read when the call finished in time.
+	err := s.probe.run(context.Background(), "held:"+part, func() {
 		if fi, err := s.root.Stat(img); err == nil {
-			h.id = idOf(fi)
+			id = idOf(fi)
 		}
 		if real, err := filepath.EvalSymlinks(filepath.Join(s.dir, filepath.FromSlash(img))); err == nil {
 			if r, ok := s.relReal(real); ok && r != img {
-				h.names = append(h.names, r)
+				resolved = r
 			}
 		}
 	})
+	if err == nil {
+		h.id = id
+		if resolved != "" {
+			h.names = append(h.names, resolved)
+		}
+	}
 	return h
 }
 
@@ -208,4 +225,22 @@ func (s *Store) reach(rel string, fn func(fileID) bool) {
 		}
 		return nil
 	})
+}
+
+// SameFile reports whether two host paths in the store name one file: the
+// same spelling, the same device and inode, or (on a part that folds case)
+// one entry spelled two ways. The drives use it so one image is never in
+// two drives with one of them writable, whatever names reached it.
+func (s *Store) SameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, erra := os.Stat(a)
+	fb, errb := os.Stat(b)
+	if erra == nil && errb == nil && os.SameFile(fa, fb) {
+		return true
+	}
+	ra, oka := s.Rel(a)
+	rb, okb := s.Rel(b)
+	return oka && okb && strings.EqualFold(ra, rb) && s.spelled(ra) == s.spelled(rb)
 }

@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // wantHeld checks that every way of changing rel is refused with a
@@ -185,4 +187,58 @@ func TestHeldCaseAlias(t *testing.T) {
 			}
 		})
 	}
+}
+
+// What the held check costs a change while a drive holds an image: a file
+// elsewhere, and a folder of 1000 files (walked for links).
+func BenchmarkMutableHeld(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(Options{Root: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	os.MkdirAll(filepath.Join(dir, "many"), 0o755)
+	for i := range 1000 {
+		os.WriteFile(filepath.Join(dir, "many", strconv.Itoa(i)), nil, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "a.iso"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.iso"), []byte("x"), 0o644)
+	s.SetAttachments(fakeAttachments{"a.iso": {0}})
+	for _, rel := range []string{"b.iso", "many"} {
+		b.Run(rel, func(b *testing.B) {
+			for b.Loop() {
+				if err := s.Mutable(rel); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// Another box's lease holds the file too: a hard link or symlink to the
+// leased image, or the library's folder in another case, is locked.
+func TestLeasedByIdentity(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Root: dir, Shared: []string{"lib"}, Box: "me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	os.MkdirAll(filepath.Join(dir, "lib", "isos"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "mine"), 0o755)
+	must(t, os.WriteFile(filepath.Join(dir, "lib/isos/a.iso"), []byte("image"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "spare.bin"), []byte("spare"), 0o644))
+	must(t, os.Link(filepath.Join(dir, "lib/isos/a.iso"), filepath.Join(dir, "lib/hard.iso")))
+	must(t, os.Symlink("isos/a.iso", filepath.Join(dir, "lib/sym.iso")))
+	lease := `{"box":"other","drive":3,"image":"isos/a.iso","rw":false,"expires":"` + time.Now().Add(time.Hour).Format(time.RFC3339) + `"}`
+	must(t, os.WriteFile(filepath.Join(dir, "lib", leaseName("other", 3)), []byte(lease), 0o644))
+	for _, rel := range []string{"lib/isos/a.iso", "lib/hard.iso", "lib/sym.iso", "lib/isos"} {
+		wantHeld(t, s, rel, 3)
+		var le *LockedError
+		if err := s.Mutable(rel); errors.As(err, &le) && le.Box != "other" {
+			t.Errorf("%s: locked by box %q, want other", rel, le.Box)
+		}
+	}
+	wantFree(t, s, "spare.bin")
 }

@@ -206,12 +206,16 @@ func (s *Store) DropLease(drive int) error {
 
 // sharedRoots lists every shared folder of the store.
 func (s *Store) sharedRoots() []string {
+	pms, _ := s.partMounts()
+	return s.sharedRootsOf(pms)
+}
+
+// sharedRootsOf is sharedRoots for parts already read.
+func (s *Store) sharedRootsOf(pms []partMount) []string {
 	roots := slices.Clone(s.opt.Shared)
-	if pms, err := s.partMounts(); err == nil {
-		for _, pm := range pms {
-			if slices.Contains(sharedFSTypes, pm.FSType) && !slices.Contains(roots, pm.rel) {
-				roots = append(roots, pm.rel)
-			}
+	for _, pm := range pms {
+		if slices.Contains(sharedFSTypes, pm.FSType) && !slices.Contains(roots, pm.rel) {
+			roots = append(roots, pm.rel)
 		}
 	}
 	return roots
@@ -247,10 +251,10 @@ func (s *Store) leasesIn(root string) []Lease {
 
 // leasedBy lists other boxes' live leases in the shared folders that
 // overlap rel (in any case: a part may fold it).
-func (s *Store) leasedBy(rel string) ([]*LockedError, error) {
+func (s *Store) leasedBy(rel string, pms []partMount) ([]*LockedError, error) {
 	var out []*LockedError
 	lrel := strings.ToLower(rel)
-	for _, root := range s.sharedRoots() {
+	for _, root := range s.sharedRootsOf(pms) {
 		lroot := strings.ToLower(root)
 		if !(root == "." || rel == "." || under("/"+lrel, "/"+lroot) || under("/"+lroot, "/"+lrel)) {
 			continue

@@ -99,6 +99,18 @@ func TestHostileLinkAliases(t *testing.T) {
 	if code, body := do("DELETE", "/api/drives/0", nil); code != 200 {
 		t.Fatalf("eject: %d %s", code, body)
 	}
+	// One file in two drives, one writable, is refused by any name.
+	if code, body := do("PUT", "/api/drives/0", []byte(`{"image":"isos/a.iso","cdrom":false,"rw":true}`)); code != 200 {
+		t.Fatalf("attach rw: %d %s", code, body)
+	}
+	for _, n := range []string{"top-hard.iso", "links/sym.iso", "links/hard.iso"} {
+		if code, body := do("PUT", "/api/drives/1", []byte(`{"image":"`+n+`","cdrom":false,"rw":false}`)); code != 409 {
+			t.Errorf("attach %s while its file is rw in drive 0: %d %s, want 409", n, code, body)
+		}
+	}
+	if code, body := do("DELETE", "/api/drives/0", nil); code != 200 {
+		t.Fatalf("eject: %d %s", code, body)
+	}
 	if code, body := do("DELETE", "/dav/links", nil); code != 204 {
 		t.Errorf("DELETE of the folder after the eject: %d %s", code, body)
 	}
@@ -175,6 +187,9 @@ func TestHostileCaseAliases(t *testing.T) {
 	}
 	for _, n := range []string{"usb/win.iso", "usb/Win.Iso", "usb/WIN.ISO"} {
 		refusedAll(t, do, store, n, false)
+	}
+	if code, body := do("PUT", "/api/drives/0", []byte(`{"image":"usb/win.iso","cdrom":false,"rw":true}`)); code != 409 {
+		t.Errorf("attach a case alias rw while drive 1 holds the file: %d %s, want 409", code, body)
 	}
 	if code, body := do("GET", "/api/images", nil); code != 200 || !strings.Contains(body, `"usb/WIN.ISO"`) {
 		t.Errorf("catalog after the refusals: %d %s", code, body)
