@@ -6,7 +6,7 @@ BIN      := bin/msdav
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all build cross run test vmtest bench install demo clean
+.PHONY: all build cross package run test vmtest bench install demo clean
 
 all: build
 
@@ -24,6 +24,29 @@ cross:
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -o /dev/null ./cmd/msdav; \
 	done
 
+# Debian (.deb) and Arch Linux (.pkg.tar.zst; PiKVM OS is Arch ARM)
+# packages in bin/package/, built by nfpm (pinned in deploy/package/go.mod;
+# why nfpm: deploy/package/nfpm.yaml). Architectures by nfpm's names: arm7
+# is Debian's armhf and Arch's armv7h, arm64 Arch's aarch64. The version
+# counts commits, so each build upgrades the last.
+PACKAGE_ARCHES ?= amd64 arm64 arm7 riscv64
+PACKAGE_OUT    ?= bin/package
+PKG_VERSION    ?= 0.0.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)
+package:
+	rm -rf $(PACKAGE_OUT) && mkdir -p $(PACKAGE_OUT)
+	cd deploy/package && $(GO) build -o $(abspath $(PACKAGE_OUT))/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	sed -e 's#/usr/local/bin/msdav#/usr/bin/msdav#' -e 's#/usr/local/share/doc/#/usr/share/doc/#' \
+		-e 's#Install with `make install`#Installed by the msdav package#' deploy/msdav.service >$(PACKAGE_OUT)/msdav.service
+	@set -e; for a in $(PACKAGE_ARCHES); do \
+		goarch=$$a; goarm=; case $$a in arm6|arm7) goarch=arm; goarm=$${a#arm};; esac; \
+		echo "package $$a (GOARCH=$$goarch$${goarm:+ GOARM=$$goarm})"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$goarch GOARM=$$goarm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PACKAGE_OUT)/$$a/msdav ./cmd/msdav; \
+		for f in deb archlinux; do \
+			MSDAV_ARCH=$$a MSDAV_PKG_VERSION=$(PKG_VERSION) MSDAV_PKG_STAGE=$(PACKAGE_OUT) \
+				$(PACKAGE_OUT)/nfpm package -f deploy/package/nfpm.yaml -p $$f -t $(PACKAGE_OUT)/; \
+		done; \
+	done
+
 # Serve ./images on 127.0.0.1:8080, no config needed.
 run: build
 	./$(BIN) serve
@@ -31,9 +54,13 @@ run: build
 # Unit and integration tests, with the race detector. Tests that need root
 # (real mounts) or a Debian package (litmus, rclone, cadaver, davfs2) skip
 # with a message saying so; .ci/run installs them and runs as root.
+# The race detector needs cgo and a C compiler: without gcc (a machine with
+# only Go) the suite still runs, without it, and says so.
+RACE ?= $(shell command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 test:
-	$(GO) test -race -count=1 ./...
-	cd deploy/vm/nfsd && $(GO) test -race -count=1 ./...
+	@[ -n "$(RACE)" ] || echo "make test: no C compiler ($$($(GO) env CC)), so no race detector; apt-get install gcc for it"
+	$(GO) test $(RACE) -count=1 ./...
+	cd deploy/vm/nfsd && $(GO) test $(RACE) -count=1 ./...
 
 # The USB gadget on a real kernel: boots Debian's kernel in qemu (TCG) with
 # dummy_hcd and checks what the USB host sees. Fetches the kernel with

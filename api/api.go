@@ -19,6 +19,7 @@ import (
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
+	"github.com/msdav/msdav/gadget"
 	"github.com/msdav/msdav/gadget/remote"
 	"github.com/msdav/msdav/problem"
 )
@@ -318,14 +319,18 @@ func (a *Server) remount(r *http.Request) (int, any, error) {
 // requests through the same guard as fetch (no local addresses unless
 // fetch.allow_private).
 func (a *Server) attachURL(r *http.Request, i int, raw string, cdrom bool) (drives.State, error) {
+	if err := a.drives.Available(); err != nil {
+		return drives.State{}, err
+	}
+	// Refused before any traffic: the kernel backend reads files only.
+	if !a.drives.ServesURLs() {
+		return drives.State{}, gadget.ErrNeedsUserspace
+	}
 	a.mu.Lock()
 	jobs := a.jobs
 	a.mu.Unlock()
 	if jobs == nil {
 		return drives.State{}, problem.Errorf(http.StatusServiceUnavailable, "images from a URL are not set up in this server")
-	}
-	if err := a.drives.Available(); err != nil {
-		return drives.State{}, err
 	}
 	u, client, err := jobs.Guarded(r.Context(), raw)
 	if err != nil {

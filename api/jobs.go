@@ -8,7 +8,6 @@ import (
 	"hash"
 	"io"
 	"net/http"
-	"path"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -124,77 +123,39 @@ func (a *Server) uploadImage(r *http.Request) (int, any, error) {
 	if b, err := hex.DecodeString(want); want != "" && (err != nil || len(b) != 32) {
 		return 0, nil, problem.Errorf(http.StatusBadRequest, "sha256 must be 64 hex digits")
 	}
-	rel, err := fs.Clean(name)
-	if err != nil || rel == "." || fs.Classify(rel) != fs.Visible {
-		return 0, nil, problem.Errorf(http.StatusBadRequest, "%q is not a usable image name", name)
-	}
-	body := &counter{r: r.Body}
-	br, format, err := unpack.Peek(body)
+	br, format, err := unpack.Peek(r.Body)
 	if err != nil {
 		return 0, nil, problem.Errorf(http.StatusBadRequest, "reading the body: %v", err)
 	}
 	if !auto {
 		format = unpack.None
 	}
-	rel = unpack.Trim(rel, format)
-	if parent, err := a.store.Root().Stat(path.Dir(rel)); err != nil || !parent.IsDir() {
-		return 0, nil, problem.Errorf(http.StatusConflict, "folder %s does not exist in the store", path.Dir(rel))
-	}
-	if fi, err := a.store.Root().Stat(rel); err == nil && fi.IsDir() {
-		return 0, nil, problem.Errorf(http.StatusConflict, "%s is a folder", rel)
-	}
-	if r.ContentLength > 0 {
-		// Compressed, the image is at least as big as the body.
-		if part, err := a.store.Usage(r.Context(), rel); err == nil && uint64(r.ContentLength) > part.Free {
-			return 0, nil, problem.Errorf(http.StatusInsufficientStorage, "not enough space: %d bytes announced, %d free on %s", r.ContentLength, part.Free, part.Path)
+	o := fs.ReceiveOptions{Image: true}
+	var raw hash.Hash // of the compressed body, which a checksum may name instead
+	if format != unpack.None {
+		o.Format = string(format)
+		o.Decode = func(r io.Reader) (io.ReadCloser, error) {
+			if want != "" {
+				raw = sha256.New()
+				r = io.TeeReader(r, raw)
+			}
+			return unpack.Reader(r, format)
 		}
 	}
-	expected := int64(-1)
-	if format == unpack.None {
-		expected = r.ContentLength
-	}
-	u, err := a.store.Create(r.Context(), rel, expected)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", rel, err)
-	}
-	var src io.Reader = br
-	var raw hash.Hash
-	if want != "" && format != unpack.None {
-		raw = sha256.New()
-		src = io.TeeReader(br, raw)
-	}
-	dec, err := unpack.Reader(src, format)
-	if err == nil {
-		_, err = u.ReadFrom(dec)
-		dec.Close()
-	}
-	if err == nil && r.ContentLength >= 0 && body.n != r.ContentLength {
-		err = fmt.Errorf("body ended after %d of %d bytes", body.n, r.ContentLength)
-	}
-	if err != nil {
-		u.Abort()
-		var werr *fs.WriteError
-		switch {
-		case fs.IsNoSpace(err):
-			return 0, nil, problem.Errorf(http.StatusInsufficientStorage, "%s: the store ran out of space", rel)
-		case errors.As(err, &werr): // the store's fault, not the body's
-			return 0, nil, fmt.Errorf("%s: %w", rel, err)
-		case errors.As(err, new(*unpack.LimitError)): // a bomb: 422, with how to recompress
-			return 0, nil, fmt.Errorf("%s: %w", rel, err)
-		case format != unpack.None:
-			return 0, nil, problem.Errorf(http.StatusBadRequest, "%s data is damaged or cut short: %v", format, err)
+	if want != "" {
+		o.Check = func(sum string) error {
+			if want == sum || raw != nil && hex.EncodeToString(raw.Sum(nil)) == want {
+				return nil
+			}
+			return fmt.Errorf("sha256 mismatch: want %s, the image is %s; nothing was kept", want, sum)
 		}
-		return 0, nil, problem.Errorf(http.StatusBadRequest, "upload incomplete: %v", err)
 	}
-	sum := u.Sum()
-	if want != "" && want != sum && (raw == nil || hex.EncodeToString(raw.Sum(nil)) != want) {
-		u.Abort()
-		return 0, nil, problem.Errorf(http.StatusUnprocessableEntity, "sha256 mismatch: want %s, the image is %s; nothing was kept", want, sum)
+	got, err := a.store.Receive(r.Context(), unpack.Trim(name, format), br, fs.Announced(r.ContentLength, r.Header.Get("X-Expected-Entity-Length")), o)
+	if err != nil {
+		return 0, nil, receiveError(err)
 	}
-	if err := u.Commit(); err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", rel, err)
-	}
-	out := map[string]any{"path": rel, "size": u.Received(), "sha256": sum, "received": body.n}
+	rel := got.Rel
+	out := map[string]any{"path": rel, "size": got.Size, "sha256": got.SHA256, "received": got.Body}
 	if format != unpack.None {
 		out["compression"] = string(format)
 	}
@@ -204,14 +165,11 @@ func (a *Server) uploadImage(r *http.Request) (int, any, error) {
 	return http.StatusCreated, out, nil
 }
 
-// counter counts the bytes of a request body as they are read.
-type counter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *counter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+// receiveError hands the store's verdict on an upload to the API's writer.
+func receiveError(err error) error {
+	var re *fs.ReceiveError
+	if errors.As(err, &re) {
+		return &problem.Error{Status: re.Status, Msg: re.Msg}
+	}
+	return err
 }

@@ -1,5 +1,5 @@
-// Package conf loads and validates msdav's TOML configuration.
-// Defaults live here and nowhere else; every bad value gets a message a person can act on.
+// Package conf loads and validates msdav's TOML configuration: every key's
+// default is in Default, and every bad value gets a message a person can act on.
 package conf
 
 import (
@@ -91,6 +91,14 @@ type Gadget struct {
 	Serial       string `toml:"serial"`
 	// Inquiry is the SCSI vendor (8) + product (16) the host sees; empty: kernel default.
 	Inquiry string `toml:"inquiry"`
+
+	// Sysfs is where sysfs is mounted: the kernel lists USB device
+	// controllers in its class/udc.
+	Sysfs string `toml:"sysfs"`
+
+	// Not a config key: where the userspace backend mounts each drive's
+	// FunctionFS (serve sets it to server.runtime_dir/ffs).
+	FFSMounts string `toml:"-"`
 }
 
 // Auth is access control for the share and the API.
@@ -176,6 +184,8 @@ func Default() Config {
 			Shared:       []string{},
 		},
 		Gadget: Gadget{
+			Sysfs:        "/sys",
+			FFSMounts:    DefaultRuntimeDir + "/ffs",
 			Mode:         ModeAuto,
 			Backend:      BackendKernel,
 			Drives:       1,
@@ -285,6 +295,9 @@ func (c Config) Validate() error {
 	}
 	if c.Gadget.Configfs == "" || !filepath.IsAbs(c.Gadget.Configfs) {
 		bad("gadget.configfs = %q: want an absolute path such as \"/sys/kernel/config\"", c.Gadget.Configfs)
+	}
+	if c.Gadget.Sysfs == "" || !filepath.IsAbs(c.Gadget.Sysfs) {
+		bad("gadget.sysfs = %q: want an absolute path such as \"/sys\"", c.Gadget.Sysfs)
 	}
 	if strings.ContainsAny(c.Gadget.UDC, "/\x00") {
 		bad("gadget.udc = %q: want a name from /sys/class/udc, or empty for the first one", c.Gadget.UDC)

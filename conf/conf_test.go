@@ -87,6 +87,7 @@ func TestLoadErrors(t *testing.T) {
 		{"[gadget]\ndrives = 17", "want 1 to 16"},
 		{"[gadget]\nname = \"a/b\"", "plain directory name"},
 		{"[gadget]\nconfigfs = \"relative\"", "absolute path"},
+		{"[gadget]\nsysfs = \"sys\"", "gadget.sysfs = \"sys\": want an absolute path"},
 		{"[gadget]\nudc = \"../x\"", "/sys/class/udc"},
 		{"[gadget]\ninquiry = \"" + strings.Repeat("x", 25) + "\"", "at most 24"},
 		{"[auth]\nhtpasswd = \"/nonexistent/htpasswd\"", "auth.htpasswd"},

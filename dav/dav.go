@@ -12,8 +12,8 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,17 +63,24 @@ func New(store *fs.Store, o Options) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setShareHeaders(w.Header())
 	// "/dav" is the share's root too: no redirect, WebDAV clients do not follow them.
 	if r.URL.Path == h.prefix {
 		r.URL.Path = h.prefix + "/"
 	}
-	name, ok := strings.CutPrefix(r.URL.Path, h.prefix)
+	name, ok := h.inShare(r.URL)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	if _, err := fs.Clean(name); err != nil {
+	rl, err := fs.Clean(name)
+	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	creates := r.Method == http.MethodPut || r.Method == "MKCOL" || r.Method == "LOCK"
+	if status, why := h.reachable(rl, creates, r.Method != http.MethodDelete); status != 0 {
+		http.Error(w, why, status)
 		return
 	}
 	w.Header().Set("MS-Author-Via", "DAV")
@@ -89,6 +96,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Lock timeouts are capped; say so in the request so the answer
 		// tells the client the timeout it really got.
 		r.Header.Set("Timeout", fmt.Sprintf("Second-%d", int(lockTimeout(r.Header.Get("Timeout")).Seconds())))
+		if status, err := h.checkLock(r, name); err != nil {
+			http.Error(w, err.Error(), status)
+			return
+		}
 		if h.lockShared(w, r, name) {
 			return
 		}
@@ -124,6 +135,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if dst != "" {
+			drl, err := fs.Clean(dst)
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			if status, why := h.reachable(drl, true, false); status != 0 {
+				if status == http.StatusNotFound {
+					// an internal name: one a client cannot make
+					status, why = http.StatusForbidden, "the destination is a name the store keeps for itself"
+				}
+				http.Error(w, "destination: "+why, status)
+				return
+			}
+			if why := h.overlap(name, dst); why != "" {
+				if r.Method == "MOVE" && h.respelling(name, dst) {
+					h.respell(w, r, name, dst)
+					return
+				}
+				http.Error(w, r.Method+" refused: "+why, http.StatusForbidden)
+				return
+			}
 			if err := h.mutable(dst); err != nil {
 				h.fail(w, r, err)
 				return
@@ -161,11 +193,241 @@ func (h *Handler) destination(r *http.Request) (string, error) {
 	if err != nil {
 		return "", nil // webdav answers 400
 	}
-	p, ok := strings.CutPrefix(u.Path, h.prefix)
-	if !ok {
+	if u.Host != "" && u.Host != r.Host {
 		return "", nil // webdav answers 502 for another server
 	}
+	p, ok := h.inShare(u)
+	if !ok {
+		return "", problem.Errorf(http.StatusForbidden, "the destination %s is not in the share %s/", u.Path, h.prefix)
+	}
 	return p, nil
+}
+
+// inShare returns the share path of u, false when u is not in the share:
+// the prefix must end at a "/" or the path's end ("/davX" is not
+// "/dav/X"), in the escaped path too ("/dav%2FX").
+func (h *Handler) inShare(u *url.URL) (string, bool) {
+	esc := u.EscapedPath()
+	if esc != h.prefix && !strings.HasPrefix(esc, h.prefix+"/") {
+		return "", false
+	}
+	name, ok := strings.CutPrefix(u.Path, h.prefix)
+	if !ok || name != "" && name[0] != '/' {
+		return "", false
+	}
+	return name, true
+}
+
+// errEscapes is the error os.Root gives for a path that leaves the root
+// (a symlink pointing out of the store); os does not export it.
+var errEscapes = func() error {
+	root, err := os.OpenRoot("/")
+	if err != nil {
+		return errors.New("path escapes from parent")
+	}
+	defer root.Close()
+	_, err = root.Lstat("../x")
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return errors.New("path escapes from parent")
+}()
+
+// reachable says, as a status and a message, why a cleaned store path
+// cannot be served; 0 when it can. The store's own names do not exist for
+// clients (every element is classified, "a/.msdav-x/b" too); a symlink
+// that leads out of the store is refused by name, without os.Root's text;
+// a name longer than the filesystem takes cannot be made (400) and does
+// not exist (404). follow says whether a symlink at the end counts (not
+// for DELETE, which removes the link itself).
+func (h *Handler) reachable(rl string, creates, follow bool) (int, string) {
+	if fs.Classify(rl) == fs.Internal {
+		return http.StatusNotFound, "not found"
+	}
+	for _, el := range strings.Split(rl, "/") {
+		if len(el) > nameMax {
+			if creates {
+				return http.StatusBadRequest, fmt.Sprintf("a name is %d bytes long; the store takes at most %d", len(el), nameMax)
+			}
+			return http.StatusNotFound, "not found"
+		}
+	}
+	stat := h.store.Root().Lstat
+	if follow {
+		stat = h.store.Root().Stat
+	}
+	if _, err := stat(rl); errors.Is(err, errEscapes) {
+		return http.StatusForbidden, "a symbolic link on the way leads out of the store"
+	}
+	return 0, ""
+}
+
+// overlap says why a MOVE or COPY from src to dst must be refused before
+// anything is touched, "" when the two are apart. x/net/webdav removes an
+// existing destination first (Overwrite: T) and then copies or renames:
+// with the destination the source's own folder that removed the source
+// and its neighbours, and a folder copied into itself recursed until the
+// names grew too long. RFC 4918 9.8.5 and 9.9.4 give 403 for a source and
+// destination that are the same, and Apache mod_dav answers 403 for all
+// three overlaps.
+//
+// The paths are compared as cleaned store paths (trailing slashes, "."
+// and percent-encoding are gone by then), then by the files they reach:
+// on a case-insensitive part (vfat, exFAT, CIFS) "P" and "p" are one
+// folder, and a symlink or hard link is another name of its target; only
+// the filesystem knows, so os.SameFile on what exists decides.
+func (h *Handler) overlap(src, dst string) string {
+	s, err := rel(src)
+	if err != nil {
+		return ""
+	}
+	d, err := rel(dst)
+	if err != nil {
+		return ""
+	}
+	switch {
+	case s == d:
+		return "the source and the destination are the same"
+	case s == "." || strings.HasPrefix(d, s+"/"):
+		return "the destination is inside the source"
+	case d == "." || strings.HasPrefix(s, d+"/"):
+		return "the destination holds the source"
+	}
+	if why := h.foldOverlap(s, d); why != "" {
+		return why
+	}
+	root := h.store.Root()
+	sfi, err := root.Stat(s)
+	if err != nil {
+		return "" // nothing to lose; the method answers 404
+	}
+	for p := d; ; p = path.Dir(p) {
+		if fi, err := root.Stat(p); err == nil && os.SameFile(fi, sfi) {
+			if p == d {
+				return "the destination is another name of the source"
+			}
+			return "the destination is inside the source (" + p + " is another name of it)"
+		}
+		if p == "." {
+			break
+		}
+	}
+	dfi, err := root.Stat(d)
+	if err != nil {
+		return ""
+	}
+	for p := path.Dir(s); ; p = path.Dir(p) {
+		if fi, err := root.Stat(p); err == nil && os.SameFile(fi, dfi) {
+			return "the destination holds the source (it is another name of " + p + ")"
+		}
+		if p == "." {
+			break
+		}
+	}
+	return ""
+}
+
+// respelling reports a MOVE that only changes the case of a name on a
+// part that folds case ("win.iso" to "Win.iso" in Explorer): the same
+// file, not an overlap to refuse. x/net/webdav would remove the
+// destination first, which is the source itself.
+func (h *Handler) respelling(src, dst string) bool {
+	s, err := rel(src)
+	if err != nil {
+		return false
+	}
+	d, err := rel(dst)
+	if err != nil || s == d || !strings.EqualFold(s, d) {
+		return false
+	}
+	sfi, err := h.store.Root().Stat(s)
+	if err != nil {
+		return false
+	}
+	if dfi, err := h.store.Root().Stat(d); err == nil && os.SameFile(sfi, dfi) {
+		return true
+	}
+	return h.respelled(d)
+}
+
+// respell renames src to dst, another spelling of the same name, unless
+// the file is attached or locked.
+func (h *Handler) respell(w http.ResponseWriter, r *http.Request, src, dst string) {
+	if err := h.mutable(src); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	now := time.Now()
+	tok, err := h.locks.Create(now, webdav.LockDetails{Root: src, Duration: -1})
+	if err != nil {
+		http.Error(w, src+" is locked", http.StatusLocked)
+		return
+	}
+	defer h.locks.Unlock(now, tok)
+	if err := h.fsys.Rename(r.Context(), src, dst); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+// foldOverlap is overlap for a part that folds case, where the kernel
+// may not say two spellings are one file: FUSE's exFAT and vfat give each
+// spelling an inode number of its own. The paths overlap when they do
+// with case folded and each element spelled differently on the
+// destination's side is another spelling of an existing entry: the part
+// resolves it, yet its folder lists no entry of that exact name. On a
+// case-sensitive part "A.iso" beside "a.iso" is listed, so it is left alone.
+func (h *Handler) foldOverlap(s, d string) string {
+	se, de := strings.Split(s, "/"), strings.Split(d, "/")
+	if s == "." {
+		se = nil
+	}
+	if d == "." {
+		de = nil
+	}
+	n := min(len(se), len(de))
+	for i := range n {
+		if !strings.EqualFold(se[i], de[i]) {
+			return ""
+		}
+	}
+	for i := range n {
+		if se[i] != de[i] && !h.respelled(strings.Join(de[:i+1], "/")) {
+			return ""
+		}
+	}
+	switch {
+	case len(se) == len(de):
+		return "the destination is another spelling of the source"
+	case len(de) > len(se):
+		return "the destination is inside the source (under another spelling)"
+	}
+	return "the destination holds the source (under another spelling)"
+}
+
+// respelled reports whether p reaches an existing entry that its folder
+// lists under another name.
+func (h *Handler) respelled(p string) bool {
+	if _, err := h.store.Root().Lstat(p); err != nil {
+		return false
+	}
+	d, err := h.store.Root().Open(path.Dir(p))
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	base := path.Base(p)
+	for {
+		names, err := d.Readdirnames(1024)
+		if slices.Contains(names, base) {
+			return false
+		}
+		if err != nil {
+			return true
+		}
+	}
 }
 
 func (h *Handler) mutable(name string) error {
@@ -180,6 +442,14 @@ func (h *Handler) mutable(name string) error {
 // shares.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := problem.Of(err)
+	switch {
+	case errors.Is(err, errEscapes):
+		status, msg = http.StatusForbidden, "a symbolic link on the way leads out of the store"
+	case status == http.StatusNotFound && isNotExist(err):
+		// Not the system call and store path ("statat usb/x: no such
+		// file or directory"): the client knows which URL it asked for.
+		msg = "not found"
+	}
 	if status >= 500 {
 		h.log.Error("webdav", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
@@ -215,7 +485,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	w.Header().Set("ETag", etag(fi))
-	w.Header().Set("Content-Type", contentType(rl))
+	ctype, disp := servedType(rl)
+	w.Header().Set("Content-Type", ctype)
+	if disp != "" {
+		w.Header().Set("Content-Disposition", disp)
+	}
 	if r.TLS != nil {
 		// No sendfile through TLS: every byte is read, sealed and written
 		// by us. net/http would read the file 32 KiB at a time.
@@ -339,37 +613,18 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 		http.Error(w, "precondition failed", http.StatusPreconditionFailed)
 		return
 	}
-	size := announced(r)
-	if size > 0 {
-		if part, err := h.store.Usage(r.Context(), rl); err == nil && uint64(size) > part.Free {
-			http.Error(w, fmt.Sprintf("not enough space: %d bytes announced, %d free on %s", size, part.Free, part.Path), http.StatusInsufficientStorage)
-			return
-		}
-	}
-	u, err := h.store.Create(r.Context(), rl, size)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	n, err := u.ReadFrom(r.Body)
-	if err == nil && size >= 0 && n != size {
-		err = fmt.Errorf("body ended after %d of %d bytes", n, size)
-	}
-	if err != nil {
-		u.Abort()
-		// The store failed to write (full, a soft NFS mount that gave
-		// up): a 5xx saying why, not the 400 of a body that broke off.
-		var werr *fs.WriteError
-		if errors.As(err, &werr) {
+	// The store's one upload pipeline: 507 before the body, the
+	// short-body rule, the store's failures told from the client's.
+	if _, err := h.store.Receive(r.Context(), rl, r.Body, announced(r), fs.ReceiveOptions{}); err != nil {
+		var re *fs.ReceiveError
+		if !errors.As(err, &re) {
 			h.fail(w, r, err)
 			return
 		}
-		h.log.Info("upload aborted", "path", rl, "received", n, "expected", size, "err", err)
-		http.Error(w, "upload incomplete: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if err := u.Commit(); err != nil {
-		h.fail(w, r, err)
+		if re.Status >= 500 {
+			h.log.Error("webdav", "method", r.Method, "path", r.URL.Path, "status", re.Status, "err", re.Err)
+		}
+		http.Error(w, re.Msg, re.Status)
 		return
 	}
 	// RFC 4918 9.7.1: a PUT replaces the content, not the dead properties.
@@ -393,13 +648,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, name string) {
 // X-Expected-Entity-Length; it counts like Content-Length for the early
 // 507, the upload's progress, and the rule that a short body stores nothing.
 func announced(r *http.Request) int64 {
-	if r.ContentLength >= 0 {
-		return r.ContentLength
-	}
-	if v, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("X-Expected-Entity-Length")), 10, 64); err == nil && v >= 0 {
-		return v
-	}
-	return -1
+	return fs.Announced(r.ContentLength, r.Header.Get("X-Expected-Entity-Length"))
 }
 
 // preconditionsHold applies If-Match and If-None-Match (RFC 9110 13.1) to a PUT.

@@ -13,6 +13,7 @@ import (
 // at "/" (the console's GET) belongs to someone else.
 func (h *Handler) HostRoot() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setShareHeaders(w.Header())
 		w.Header().Set("MS-Author-Via", "DAV")
 		switch r.Method {
 		case http.MethodOptions:

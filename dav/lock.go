@@ -1,9 +1,11 @@
 package dav
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +22,26 @@ import (
 // mid-edit) must not keep an image locked forever.
 const maxLockTimeout = time.Hour
 
+// Locks are held in memory for up to maxLockTimeout, so what one client
+// can make the server hold is bounded (on main, 3,000 shared LOCKs with
+// 100 KB owners held 450 MiB for an hour):
+const (
+	// maxLockOwner bounds the owner XML a lock keeps and repeats in every
+	// lockdiscovery. Clients put a user name or a URL there: Windows,
+	// Finder, davfs2 and litmus send under 200 bytes; 4 KiB is 20 times that.
+	maxLockOwner = 4 << 10
+	// maxLocksPerResource bounds the shared locks on one resource: one per
+	// client that has the file open, and a box has a handful of clients.
+	maxLocksPerResource = 32
+	// maxLocks bounds all locks held at once: a few clients, each locking
+	// the files it has open. At most about 4.5 KiB each, under 5 MiB in all.
+	maxLocks = 1024
+)
+
+// errTooManyLocks is a LOCK past maxLocks or maxLocksPerResource: 507, as
+// RFC 4918 answers a request the server cannot store the state of.
+var errTooManyLocks = errors.New("too many locks")
+
 // lockSys is a webdav.LockSystem with shared as well as exclusive write
 // locks (x/net/webdav's memLS has only exclusive ones, and litmus checks
 // shared). x/net/webdav creates the exclusive locks through Create; the
@@ -34,6 +56,10 @@ type lockEntry struct {
 	shared  bool
 	expires time.Time // zero: never (not used: every lock is capped)
 	held    bool
+	// temp: a lock taken for the length of one request (x/net/webdav's
+	// around a write, confirmLocks'); not counted against the caps, so
+	// locks from clients never stop a write without one.
+	temp bool
 	// unlocked: UNLOCK came while a request held the lock; the first
 	// expire after that request ends removes it. A client that cancels an
 	// upload hangs up and UNLOCKs at once, before the server has seen the
@@ -92,12 +118,73 @@ func (l *lockSys) create(now time.Time, d webdav.LockDetails, shared bool) (stri
 	if l.conflicts(d, shared) {
 		return "", webdav.ErrLocked
 	}
+	temp := d.Duration < 0
+	if !temp {
+		if err := l.roomLocked(d.Root); err != nil {
+			return "", err
+		}
+	}
 	d.Duration = capTimeout(d.Duration)
 	b := make([]byte, 16)
 	rand.Read(b)
 	tok := "urn:uuid:" + hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:6]) + "-" + hex.EncodeToString(b[6:8]) + "-" + hex.EncodeToString(b[8:10]) + "-" + hex.EncodeToString(b[10:])
-	l.locks[tok] = &lockEntry{details: d, shared: shared, expires: now.Add(d.Duration)}
+	l.locks[tok] = &lockEntry{details: d, shared: shared, temp: temp, expires: now.Add(d.Duration)}
 	return tok, nil
+}
+
+// room reports errTooManyLocks when one more lock on root would pass a cap.
+func (l *lockSys) room(now time.Time, root string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expire(now)
+	return l.roomLocked(slashClean(root))
+}
+
+func (l *lockSys) roomLocked(root string) error {
+	all, here := 0, 0
+	for _, e := range l.locks {
+		if e.temp {
+			continue
+		}
+		all++
+		if e.details.Root == root {
+			here++
+		}
+	}
+	if all >= maxLocks {
+		return fmt.Errorf("%w: %d locks are held, the most the server keeps", errTooManyLocks, maxLocks)
+	}
+	if here >= maxLocksPerResource {
+		return fmt.Errorf("%w: %s has %d locks, the most one resource may have", errTooManyLocks, root, maxLocksPerResource)
+	}
+	return nil
+}
+
+// checkLock refuses, before anything is made, a LOCK whose owner is too
+// large (413: the request is well formed but carries more than the server
+// keeps, the status XML bodies over maxXMLBody get too; 400 would call it
+// malformed) or that would pass a lock cap (507). A refresh (no body) adds
+// nothing and passes.
+func (h *Handler) checkLock(r *http.Request, name string) (int, error) {
+	if r.ContentLength == 0 || r.Body == nil {
+		return 0, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	if err != nil {
+		return http.StatusBadRequest, err
+	}
+	var li lockInfo
+	if xml.Unmarshal(b, &li) != nil {
+		return 0, nil // x/net/webdav answers the malformed body
+	}
+	if n := len(li.Owner.InnerXML); n > maxLockOwner {
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("lock owner of %d bytes; at most %d", n, maxLockOwner)
+	}
+	if err := h.locks.room(time.Now(), name); err != nil {
+		return http.StatusInsufficientStorage, err
+	}
+	return 0, nil
 }
 
 // Create makes an exclusive lock (x/net/webdav's LOCK and its temporary
@@ -231,6 +318,10 @@ func (h *Handler) lockShared(w http.ResponseWriter, r *http.Request, name string
 	}
 	d := webdav.LockDetails{Root: name, Duration: lockTimeout(r.Header.Get("Timeout")), OwnerXML: li.Owner.InnerXML, ZeroDepth: depth == "0"}
 	tok, err := h.locks.createShared(time.Now(), d)
+	if errors.Is(err, errTooManyLocks) {
+		http.Error(w, err.Error(), http.StatusInsufficientStorage)
+		return true
+	}
 	if err != nil {
 		http.Error(w, "locked", http.StatusLocked)
 		return true

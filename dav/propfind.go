@@ -63,15 +63,13 @@ func (h *Handler) propfind(w http.ResponseWriter, r *http.Request, name string) 
 		if err != nil {
 			return false
 		}
-		have := map[string]bool{}
+		hid := make(map[string]bool, len(hidden))
 		for _, n := range hidden {
-			if s, ok := strings.CutPrefix(n, sidecarPrefix); ok {
-				have[s] = true
-			}
+			hid[n] = true
 		}
 		entries = append(make([]entry, 0, len(list)+1), entries...)
 		for i := range list {
-			entries = append(entries, entry{name: list[i].Name(), fi: &list[i], sidecars: have[list[i].Name()]})
+			entries = append(entries, entry{name: list[i].Name(), fi: &list[i], sidecars: len(hid) > 0 && hid[sidecarName(list[i].Name())]})
 		}
 	}
 

@@ -2,8 +2,11 @@ package dav
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"path"
 	"strconv"
@@ -23,14 +26,38 @@ type propStore struct {
 	mu sync.Mutex // serialises read-modify-write of sidecars
 }
 
-const sidecarPrefix = ".msdav-props-"
+const (
+	sidecarPrefix = ".msdav-props-"
+	// hashedPrefix starts the sidecar of a name too long for sidecarPrefix:
+	// a hash of the name, so every name the filesystem takes has one.
+	hashedPrefix = ".msdav-propx-"
+	// nameMax is NAME_MAX, the longest name (in bytes) of every part msdav
+	// serves: ext4, XFS, Btrfs, tmpfs, NFS, CIFS; vfat and exFAT count 255
+	// UTF-16 units, which is never fewer bytes.
+	nameMax = 255
+	// tempOverhead is what the store puts before a name for the temp it
+	// writes first (".msdav-upload-", up to 19 digits of nanoseconds, "-").
+	tempOverhead = len(".msdav-upload-") + 20
+)
+
+// sidecarName is the name of the sidecar for base: sidecarPrefix+base
+// while that and its upload temp fit in nameMax, else hashedPrefix and 32
+// hex digits of base's sha256 (a 255-byte name's sidecar was 268 bytes;
+// PROPPATCH answered 500).
+func sidecarName(base string) string {
+	if n := sidecarPrefix + base; len(n)+tempOverhead <= nameMax {
+		return n
+	}
+	sum := sha256.Sum256([]byte(base))
+	return hashedPrefix + hex.EncodeToString(sum[:16])
+}
 
 func sidecar(rel string) string {
 	if rel == "." {
 		return sidecarPrefix + "."
 	}
 	dir, base := path.Split(rel)
-	return path.Join(dir, sidecarPrefix+base)
+	return path.Join(dir, sidecarName(base))
 }
 
 // storedProp is one property as written to disk.
@@ -122,6 +149,7 @@ func (p *propStore) patch(ctx context.Context, rel string, patches []webdav.Prop
 	if err != nil {
 		return nil, err
 	}
+	before := propBytes(m)
 	ok := webdav.Propstat{Status: http.StatusOK}
 	for _, pp := range patches {
 		for _, prop := range pp.Props {
@@ -133,10 +161,36 @@ func (p *propStore) patch(ctx context.Context, rel string, patches []webdav.Prop
 			}
 		}
 	}
+	// Past the cap only a patch that shrinks them passes (a sidecar
+	// written before there was one).
+	if n := propBytes(m); n > maxDeadPropBytes && n > before {
+		// RFC 4918 9.2.1: 507, the server cannot record the property; the
+		// request is atomic, so none of it is.
+		full := webdav.Propstat{Status: http.StatusInsufficientStorage, Props: ok.Props,
+			ResponseDescription: fmt.Sprintf("dead properties of %d bytes; a resource keeps at most %d", n, maxDeadPropBytes)}
+		return []webdav.Propstat{full}, nil
+	}
 	if err := p.save(ctx, rel, m); err != nil {
 		return nil, err
 	}
 	return []webdav.Propstat{ok}, nil
+}
+
+// maxDeadPropBytes bounds one resource's dead properties (names, language
+// and values): each PROPPATCH rewrites the sidecar whole and every allprop
+// PROPFIND sends it, so without a bound 40 PROPPATCHes of 1 MB made a 40 MB
+// sidecar, a 41 MB answer and each PROPPATCH slower than the last. Real
+// clients store a few timestamps and attributes (Windows' Win32 times are
+// under 300 bytes); 64 KiB is 200 times that and rewrites in well under a
+// millisecond.
+const maxDeadPropBytes = 64 << 10
+
+func propBytes(m map[xml.Name]webdav.Property) int {
+	n := 0
+	for name, p := range m {
+		n += len(name.Space) + len(name.Local) + len(p.Lang) + len(p.InnerXML)
+	}
+	return n
 }
 
 // save writes the sidecar atomically through the store (temp, fsync, rename).

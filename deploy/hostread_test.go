@@ -1,18 +1,15 @@
 package deploy
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/msdav/msdav/internal/fusetest"
 )
 
 // hostread.sh is run by a person on a USB host against the drive's block
@@ -122,57 +119,12 @@ func TestHostRead(t *testing.T) {
 	})
 }
 
-// failingDisk is a FUSE file whose bytes from bad on answer EIO: a medium
-// that fails mid-read, as a URL image whose server died does.
-type failingDisk struct {
-	gofs.Inode
-	size, bad int64
-}
-
-func (d *failingDisk) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFREG | 0o444
-	out.Size = uint64(d.size)
-	return 0
-}
-
-func (d *failingDisk) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	return nil, fuse.FOPEN_DIRECT_IO, 0
-}
-
-func (d *failingDisk) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if off+int64(len(dest)) > d.bad {
-		return nil, syscall.EIO
-	}
-	return fuse.ReadResultData(make([]byte, min(int64(len(dest)), d.size-off))), 0
-}
-
-type diskDir struct {
-	gofs.Inode
-	disk *failingDisk
-}
-
-func (r *diskDir) OnAdd(ctx context.Context) {
-	r.AddChild("disk.img", r.NewPersistentInode(ctx, r.disk, gofs.StableAttr{Mode: syscall.S_IFREG}), false)
-}
-
 // A read error ends the run with what was read, not a figure.
 func TestHostReadShortRead(t *testing.T) {
 	needRoot(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
 	mnt := t.TempDir()
-	srv, err := gofs.Mount(mnt, &diskDir{disk: &failingDisk{size: 24 << 20, bad: 20 << 20}}, &gofs.Options{
-		MountOptions: fuse.MountOptions{FsName: "failingdisk", Name: "fuse"},
-	})
-	if err != nil {
-		t.Skipf("cannot mount FUSE here: %v", err)
-	}
-	t.Cleanup(func() {
-		if srv.Unmount() != nil {
-			exec.Command("umount", "-l", mnt).Run()
-		}
-	})
+	// a medium that fails mid-read, as a URL image whose server died does
+	fusetest.FailingFile(t, mnt, "disk.img", 24<<20, 20<<20)
 	dev := loopDevice(t, filepath.Join(mnt, "disk.img"))
 	out, code := hostRead(dev, "8", "2")
 	if code != 2 || !regexp.MustCompile(`read \d+ of 256 blocks of 32 KiB from `+dev+` in round 1: .*Input/output error`).MatchString(out) || strings.Contains(out, "MB/s") {

@@ -242,7 +242,7 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 		return State{}, fmt.Errorf("drive %d: %w (drives are 0 to %d)", i, gadget.ErrNoDrive, len(ds)-1)
 	}
 	for _, d := range ds {
-		if d.Index != i && d.File == abs && (d.RW || rw) {
+		if d.Index != i && d.File != "" && (d.RW || rw) && m.store.SameFile(d.File, abs) {
 			what := ""
 			if d.RW {
 				what = " read-write"

@@ -126,7 +126,7 @@ func (m *Manager) Start(req Request) (Job, error) {
 	if format == unpack.None {
 		size = t.total
 	}
-	up, err := m.store.Create(ctx, rel, size)
+	up, err := m.store.Begin(ctx, rel, size, fs.ReceiveOptions{Image: true, NoReplace: true})
 	if err != nil {
 		release()
 		t.close()

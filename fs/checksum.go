@@ -10,8 +10,6 @@ import (
 	iofs "io/fs"
 	"os"
 	"path"
-	"syscall"
-	"time"
 
 	"github.com/msdav/msdav/fs/imagekind"
 )
@@ -32,20 +30,22 @@ type sumFile struct {
 }
 
 func (f sumFile) matches(fi os.FileInfo) bool {
-	return f.Size == fi.Size() && f.MTime == fi.ModTime().UnixNano() && f.Inode == inode(fi)
+	return f.Size == fi.Size() && f.MTime == fi.ModTime().UnixNano() && f.Inode == Inode(fi)
 }
 
-func inode(fi os.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Ino
-	}
-	return 0
-}
-
+// sumSidecar names the sidecar of rel: the prefix and the image's name, or,
+// when that would pass NAME_MAX, the prefix and a digest of the name.
 func sumSidecar(rel string) string {
 	dir, base := path.Split(rel)
+	if len(sumPrefix)+len(base) > nameMax {
+		h := sha256.Sum256([]byte(base))
+		return path.Join(dir, sumPrefix+"h-"+hex.EncodeToString(h[:16]))
+	}
 	return path.Join(dir, sumPrefix+base)
 }
+
+// nameMax is the longest file name Linux filesystems take, in bytes.
+const nameMax = 255
 
 // tracked reports an image whose checksum the store keeps: not its own
 // files, and not hidden ones, which the catalog never shows.
@@ -99,7 +99,7 @@ func (u *Upload) recordSum(fi os.FileInfo) {
 	if !tracked(u.rel) {
 		return
 	}
-	rec := sumFile{SHA256: u.Sum(), Kind: u.kind, Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Inode: inode(fi)}
+	rec := sumFile{SHA256: u.Sum(), Kind: u.kind, Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Inode: Inode(fi)}
 	if err := u.s.writeSum(u.rel, rec); err != nil {
 		u.s.log.Warn("cannot keep the checksum of an upload", "path", u.rel, "err", err)
 		return
@@ -109,20 +109,14 @@ func (u *Upload) recordSum(fi os.FileInfo) {
 	u.s.mu.Unlock()
 }
 
-// writeSum replaces the sidecar of rel atomically. It is not fsynced: one
-// lost to a power cut reads as invalid, and the checksum is just unknown.
+// writeSum replaces the sidecar of rel atomically and durably: one lost to
+// a power cut would cost the checksum, one half-written could not be read.
 func (s *Store) writeSum(rel string, rec sumFile) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	dir := path.Dir(rel)
-	tmp := path.Join(dir, fmt.Sprintf("%s%d-sum", uploadPrefix, time.Now().UnixNano()))
-	if err := s.root.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("checksum of %s: %w", rel, err)
-	}
-	if err := s.root.Rename(tmp, sumSidecar(rel)); err != nil {
-		s.root.Remove(tmp)
+	if err := writeFileAtomic(s.root, sumSidecar(rel), b, 0o644); err != nil {
 		return fmt.Errorf("checksum of %s: %w", rel, err)
 	}
 	return nil
@@ -157,7 +151,7 @@ func (s *Store) describeImage(im *Image, fi os.FileInfo) {
 		json.Unmarshal(b, &rec)
 	}
 	if !rec.matches(fi) {
-		rec = sumFile{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Inode: inode(fi)}
+		rec = sumFile{Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Inode: Inode(fi)}
 	}
 	if rec.Kind == "" {
 		rec.Kind = string(imagekind.Unknown)

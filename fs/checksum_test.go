@@ -252,3 +252,52 @@ func TestReadFromPublishesProgress(t *testing.T) {
 		t.Errorf("no progress event from ReadFrom: %+v", got)
 	}
 }
+
+// Only the inode tells a file replaced behind the store (scp to a temp,
+// then mv) from the uploaded one when the copy kept size and mtime (cp -p,
+// rsync -t): the sidecar must not vouch for it, from the cache or from
+// disk after a restart.
+func TestChecksumInodeAlone(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("msdav"), 100000)
+	if err := upload(t, s, "a.img", bytes.NewReader(data)).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "a.img")
+	before, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, _, _ := s.Checksum("a.img"); sum != hexSum(data) {
+		t.Fatalf("uploaded image: sha256 %q", sum)
+	}
+	forged := bytes.Repeat([]byte("evil!"), 100000)
+	tmp := filepath.Join(dir, "incoming")
+	os.WriteFile(tmp, forged, 0o644)
+	if err := os.Chtimes(tmp, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, img); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(img)
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || Inode(after) == Inode(before) {
+		t.Fatalf("setup: want same size and mtime, new inode: %v %v, %d %d", before.ModTime(), after.ModTime(), Inode(before), Inode(after))
+	}
+	if sum, _, _ := s.Checksum("a.img"); sum != "" {
+		t.Errorf("cached: a file with a new inode keeps the old sha256 %s", sum)
+	}
+	s.Close()
+	s, err = Open(Options{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if sum, _, _ := s.Checksum("a.img"); sum != "" {
+		t.Errorf("from the sidecar: a file with a new inode keeps the old sha256 %s", sum)
+	}
+}

@@ -3,11 +3,15 @@ package fs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func openGuarded(t testing.TB, dir string, grace time.Duration) *Store {
@@ -259,4 +263,60 @@ func TestSweepParts(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(usb, "isos", "keep.iso")); err != nil || string(b) != "whole" {
 		t.Errorf("keep.iso: %q %v", b, err)
 	}
+}
+
+// A remount that fails with EBUSY (files open for writing while going rw
+// cannot happen, but an NFS-backed root or a racing admin can answer it)
+// must give the writer's slot back: a leaked count keeps the store rw for
+// good. Both directions go through the remount seam, no root needed.
+func TestGuardRemountFailureReleasesWriter(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	var calls atomic.Int64
+	g := &guard{mnt: dir, grace: 10 * time.Millisecond, log: slog.New(slog.DiscardHandler),
+		remount: func(mnt string, rw bool) error {
+			calls.Add(1)
+			if fail.Load() {
+				return fmt.Errorf("remount %s: %w", mnt, unix.EBUSY)
+			}
+			return nil
+		}}
+	fail.Store(true)
+	if _, err := g.acquire(context.Background(), "upload a.iso"); !isBusy(err) {
+		t.Fatalf("acquire with remount EBUSY: err %v, want EBUSY", err)
+	}
+	if rw, n := g.state(); rw || n != 0 {
+		t.Fatalf("after a failed rw remount: rw %v, writers %d; want false, 0", rw, n)
+	}
+	if h := g.holders(); len(h) != 0 {
+		t.Fatalf("failed writer still listed as holder: %v", h)
+	}
+	// The next writer gets the filesystem; after it the guard settles ro,
+	// retrying an injected EBUSY on the way down.
+	fail.Store(false)
+	done, err := g.acquire(context.Background(), "upload b.iso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	done()
+	deadline := time.Now().Add(5 * time.Second)
+	for g.busy.Load() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no EBUSY retry seen going ro")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fail.Store(false)
+	for {
+		if rw, n := g.state(); !rw && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			rw, n := g.state()
+			t.Fatalf("guard did not settle ro: rw %v, writers %d", rw, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	g.close(time.Second)
 }

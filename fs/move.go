@@ -7,7 +7,6 @@ import (
 	iofs "io/fs"
 	"os"
 	"path"
-	"time"
 )
 
 // moveAcross moves between two mounted parts, where rename(2) says EXDEV:
@@ -19,8 +18,7 @@ func (s *Store) moveAcross(oldRel, newRel string) error {
 	if err != nil {
 		return err
 	}
-	dir, base := path.Split(newRel)
-	tmp := path.Join(dir, fmt.Sprintf("%smove-%d-%s", tempPrefix, time.Now().UnixNano(), base))
+	tmp := tempBeside(newRel)
 	if err := s.copyTree(oldRel, tmp, fi); err != nil {
 		s.root.RemoveAll(tmp)
 		return fmt.Errorf("move %s to %s: copy: %w", oldRel, newRel, err)
@@ -28,7 +26,7 @@ func (s *Store) moveAcross(oldRel, newRel string) error {
 	if fi.IsDir() {
 		// rename(2) will not replace a non-empty folder: park the old one.
 		if _, err := s.root.Lstat(newRel); err == nil {
-			old := path.Join(dir, fmt.Sprintf("%sold-%d-%s", tempPrefix, time.Now().UnixNano(), base))
+			old := tempBeside(newRel)
 			if err := s.root.Rename(newRel, old); err != nil {
 				s.root.RemoveAll(tmp)
 				return fmt.Errorf("move %s to %s: %w", oldRel, newRel, err)

@@ -29,12 +29,13 @@ const (
 // Classify decides, for every element of a store-relative path, whether
 // the path is the store's own, a client's junk, or visible. One internal
 // element anywhere makes the whole path internal: "isos/.msdav-upload-1-x"
-// is an upload temp whatever folder holds it.
+// is an upload temp whatever folder holds it. Case does not matter: on a
+// part that folds case ".MSDAV-SUM-x" opens ".msdav-sum-x".
 func Classify(rel string) Visibility {
 	v := Visible
 	for _, el := range strings.Split(rel, "/") {
 		switch {
-		case strings.HasPrefix(el, tempPrefix):
+		case hasPrefixFold(el, tempPrefix):
 			return Internal
 		case junkName(el):
 			v = Junk
@@ -61,9 +62,14 @@ func junkName(name string) bool {
 // hidden on its way out (removeHidden).
 func stale(name string) bool {
 	for _, p := range []string{uploadPrefix, tempPrefix + "move-", tempPrefix + "old-", tempPrefix + "lease-tmp-", gonePrefix} {
-		if strings.HasPrefix(name, p) {
+		if hasPrefixFold(name, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasPrefixFold is strings.HasPrefix ignoring ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

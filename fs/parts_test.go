@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/msdav/msdav/internal/fusetest"
 )
 
 func partByPath(ps []Part, p string) (Part, bool) {
@@ -229,65 +225,14 @@ func TestUploadAbortAndFullDisk(t *testing.T) {
 	}
 }
 
-// hangFS is a FUSE filesystem whose root answers nothing until released: a
-// stand-in for an NFS server that stopped answering.
-type hangFS struct {
-	gofs.Inode
-	hang    atomic.Bool // off while mounting: go-fuse stats the mount to see it is up
-	release chan struct{}
-}
-
-func (h *hangFS) wait() {
-	if h.hang.Load() {
-		<-h.release
-	}
-}
-
-func (h *hangFS) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	h.wait()
-	out.Mode = syscall.S_IFDIR | 0o755
-	return 0
-}
-
-func (h *hangFS) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	h.wait()
-	return 0
-}
-
-func (h *hangFS) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	h.wait()
-	return gofs.NewListDirStream(nil), 0
-}
-
 func TestDeadPartDoesNotHang(t *testing.T) {
 	needRoot(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
 	dir := filepath.Join(t.TempDir(), "store")
 	mountTmpfs(t, dir, 16)
 	os.WriteFile(filepath.Join(dir, "alive.iso"), []byte("x"), 0o644)
 	nfs := filepath.Join(dir, "nfs")
 	os.Mkdir(nfs, 0o755)
-	h := &hangFS{release: make(chan struct{})}
-	srv, err := gofs.Mount(nfs, h, &gofs.Options{
-		MountOptions: fuse.MountOptions{FsName: "deadnfs", Name: "fuse"},
-		AttrTimeout:  new(time.Duration), EntryTimeout: new(time.Duration), // no kernel caching: every stat asks us
-	})
-	if err != nil {
-		t.Skipf("cannot mount FUSE here: %v", err)
-	}
-	h.hang.Store(true)
-	t.Cleanup(func() {
-		select {
-		case <-h.release:
-		default:
-			close(h.release)
-		}
-		if srv.Unmount() != nil {
-			exec.Command("umount", "-l", nfs).Run()
-		}
-	})
+	revive := fusetest.Dead(t, "deadnfs", nfs)
 	opened := time.Now()
 	s, err := Open(Options{Root: dir, PartTimeout: 300 * time.Millisecond})
 	if err != nil {
@@ -335,6 +280,20 @@ func TestDeadPartDoesNotHang(t *testing.T) {
 		}
 		s.RemoveAll(ctx, "up.iso")
 	}
+	// With an image attached, changing the dead part cannot be vouched
+	// for: refused at once (fails closed), and the rest of the store is free.
+	s.SetAttachments(fakeAttachments{"alive.iso": {0}})
+	start := time.Now()
+	if err := s.Mutable("nfs"); !errors.Is(err, ErrAttachUnknown) {
+		t.Errorf("Mutable of the dead part: %v, want ErrAttachUnknown", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Mutable of the dead part took %s", took)
+	}
+	if err := s.Mutable("elsewhere.iso"); err != nil {
+		t.Errorf("Mutable elsewhere with a dead part: %v", err)
+	}
+	s.SetAttachments(nil)
 	// One stuck probe per part at most, not one per call. Goroutines that
 	// are ending (a finished probe, on a loaded machine) get a moment.
 	grown := runtime.NumGoroutine() - before
@@ -344,7 +303,7 @@ func TestDeadPartDoesNotHang(t *testing.T) {
 	if grown > 4 {
 		t.Errorf("goroutines grew by %d over 5 listings of a dead part", grown)
 	}
-	close(h.release)
+	revive()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		parts, _ := s.Parts(ctx)

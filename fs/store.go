@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/msdav/msdav/conf"
 )
 
 // Options configure a Store.
@@ -35,6 +37,12 @@ type Options struct {
 	Shared   []string
 	Box      string
 	LeaseTTL time.Duration
+	// ID tells this box's leases from other boxes' (Box is only their
+	// label); empty: Box when given, else derived (boxIdentity).
+	ID string
+
+	instance string // this Open's nonce, in every lease it writes
+	started  time.Time
 }
 
 // Attachments tells the store which drives hold an image, so attached images
@@ -103,12 +111,14 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	// A caller without a config (tests, tools) gets the config's defaults.
 	if o.PartTimeout <= 0 {
-		o.PartTimeout = 2 * time.Second
+		o.PartTimeout = conf.Default().Storage.PartTimeout.Duration
 	}
 	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 2 * time.Minute
+		o.LeaseTTL = conf.Default().Storage.LeaseTTL.Duration
 	}
+	o.ID, o.instance, o.started = boxIdentity(o.ID, o.Box, dir), newInstance(), time.Now()
 	if o.Box == "" {
 		o.Box, _ = os.Hostname()
 	}
@@ -318,22 +328,22 @@ func (s *Store) SetAttachments(a Attachments) {
 	s.mu.Unlock()
 }
 
-// Mutable reports a *LockedError if rel, or any image below it, is attached.
+// Mutable reports a *LockedError if rel is, reaches or holds below it an
+// image a drive or another box's lease holds, by whatever name (held.go).
 func (s *Store) Mutable(rel string) error {
 	rel, err := Clean(rel)
 	if err != nil {
 		return err
 	}
-	att, err := s.attachedNow()
+	held, err := s.heldFiles(rel)
 	if err != nil {
 		return err
 	}
-	for img, drives := range att {
-		if len(drives) > 0 && (rel == "." || under("/"+img, "/"+rel)) {
-			return &LockedError{Path: img, Drive: drives[0]}
-		}
+	l, err := s.heldBy(rel, held)
+	if l != nil {
+		return l
 	}
-	return s.leased(rel)
+	return err
 }
 
 func (s *Store) attachedNow() (map[string][]int, error) {
@@ -441,8 +451,7 @@ func (s *Store) removeHidden(rel string) error {
 // last close, as on a local disk. A crash between the two steps leaves a
 // hidden temp that the sweep removes (stale).
 func (s *Store) unlinkHidden(rel string) error {
-	dir, base := path.Split(rel)
-	hidden := path.Join(dir, fmt.Sprintf("%s%d-%s", gonePrefix, time.Now().UnixNano(), base))
+	hidden := hiddenBeside(rel, gonePrefix)
 	if err := s.root.Rename(rel, hidden); err != nil {
 		// A name too long for the prefix, say: plain unlink then.
 		return s.root.Remove(rel)
@@ -534,12 +543,13 @@ func (s *Store) create(ctx context.Context, rel string, expected int64, internal
 	if err != nil {
 		return nil, err
 	}
-	dir, base := path.Split(rel)
-	tmp := path.Join(dir, fmt.Sprintf("%s%d-%s", uploadPrefix, time.Now().UnixNano(), base))
+	tmp := tempBeside(rel)
 	f, err := s.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		done()
-		return nil, err
+		// The client's name, not the temp's: os.IsNotExist (x/net/webdav's
+		// 409 for a missing folder) still sees the errno.
+		return nil, &os.PathError{Op: "upload", Path: rel, Err: plainErr(err)}
 	}
 	u := &Upload{s: s, rel: rel, tmp: tmp, f: f, done: done, Expected: expected, hash: newHashing()}
 	if s.opt.Publish != nil {
@@ -694,7 +704,7 @@ func (u *Upload) Commit() error {
 	}
 	if err := u.s.root.Rename(u.tmp, u.rel); err != nil {
 		u.s.root.Remove(u.tmp)
-		return fmt.Errorf("upload %s: rename: %w", u.rel, err)
+		return fmt.Errorf("upload %s: rename: %w", u.rel, plainErr(err))
 	}
 	if statErr == nil {
 		u.recordSum(fi)

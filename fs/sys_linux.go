@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -102,6 +103,24 @@ func isCrossDevice(err error) bool { return errors.Is(err, unix.EXDEV) }
 
 // IsNoSpace reports a full filesystem (or quota).
 func IsNoSpace(err error) bool { return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) }
+
+// Inode is the inode number of a file stat'ed by the os package (0 if unknown).
+func Inode(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+// fileID is what the kernel knows a file by, whatever name reached it.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(fi os.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(st.Dev), ino: st.Ino}
+	}
+	return fileID{}
+}
 
 // uid is this process's effective user, for explaining permission problems.
 func uid() int { return unix.Geteuid() }

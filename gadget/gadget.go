@@ -87,7 +87,7 @@ func Open(cfg conf.Gadget, log *slog.Logger) (*Gadget, error) {
 	if _, err := os.Stat(base); err != nil {
 		return nil, fmt.Errorf("no USB gadget configfs at %s: load libcomposite (modprobe libcomposite) and mount configfs (mount -t configfs none %s): %w", base, cfg.Configfs, err)
 	}
-	udc, err := findUDC(cfg.UDC)
+	udc, err := findUDC(filepath.Join(cfg.Sysfs, "class", "udc"), cfg.UDC)
 	if err != nil {
 		return nil, err
 	}
@@ -115,15 +115,12 @@ func Open(cfg conf.Gadget, log *slog.Logger) (*Gadget, error) {
 	return g, nil
 }
 
-// UDCClass is where the kernel lists USB device controllers; tests that
-// build a fake configfs point it at a directory of their own.
-var UDCClass = "/sys/class/udc"
-
-// findUDC picks the configured controller or the first in /sys/class/udc.
-func findUDC(want string) (string, error) {
-	ents, err := os.ReadDir(UDCClass)
+// findUDC picks the configured controller or the first one the kernel
+// lists in class (/sys/class/udc).
+func findUDC(class, want string) (string, error) {
+	ents, err := os.ReadDir(class)
 	if err != nil || len(ents) == 0 {
-		return "", errors.New("no USB device controller in /sys/class/udc: the board's OTG port needs its driver (dwc2 on a Raspberry Pi, dummy_hcd for tests)")
+		return "", fmt.Errorf("no USB device controller in %s: the board's OTG port needs its driver (dwc2 on a Raspberry Pi, dummy_hcd for tests)", class)
 	}
 	if want == "" {
 		return ents[0].Name(), nil
@@ -137,7 +134,7 @@ func findUDC(want string) (string, error) {
 	for i, e := range ents {
 		names[i] = e.Name()
 	}
-	return "", fmt.Errorf("gadget.udc = %q is not in /sys/class/udc (there: %s)", want, strings.Join(names, ", "))
+	return "", fmt.Errorf("gadget.udc = %q is not in %s (there: %s)", want, class, strings.Join(names, ", "))
 }
 
 func (g *Gadget) ours() bool {

@@ -18,15 +18,13 @@ func fakeConfigfs(t *testing.T) conf.Gadget {
 	t.Helper()
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "configfs", "usb_gadget"), 0o755)
-	os.MkdirAll(filepath.Join(root, "udc", "dummy_udc.0"), 0o755)
-	old := UDCClass
-	UDCClass = filepath.Join(root, "udc")
-	t.Cleanup(func() { UDCClass = old })
+	os.MkdirAll(filepath.Join(root, "sys", "class", "udc", "dummy_udc.0"), 0o755)
 	oldAttr := newAttr
 	newAttr = func() attrIO { return fakeAttr{} }
 	t.Cleanup(func() { newAttr = oldAttr })
 	cfg := conf.Default().Gadget
 	cfg.Configfs = filepath.Join(root, "configfs")
+	cfg.Sysfs = filepath.Join(root, "sys")
 	cfg.Drives = 2
 	return cfg
 }
@@ -80,10 +78,10 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open(cfg, nil); err == nil || !strings.Contains(err.Error(), "dummy_udc.0") {
 		t.Errorf("unknown UDC: %v", err)
 	}
-	UDCClass = t.TempDir()
-	if _, err := Open(fakeConfigfs(t), nil); err != nil {
-		// fakeConfigfs set UDCClass again: this one must work
-		t.Fatal(err)
+	cfg.UDC = ""
+	cfg.Sysfs = t.TempDir()
+	if _, err := Open(cfg, nil); err == nil || !strings.Contains(err.Error(), "no USB device controller") {
+		t.Errorf("no UDC listed: %v", err)
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
+
+	"github.com/msdav/msdav/fs"
 )
 
 // With the kernel backend configfs keeps what each drive holds while msdav
@@ -49,20 +49,13 @@ func (s Saved) Check() error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is no longer a regular file", s.File)
 	}
-	if ino := inode(fi); s.Inode != 0 && ino != 0 && ino != s.Inode {
+	if ino := fs.Inode(fi); s.Inode != 0 && ino != 0 && ino != s.Inode {
 		return fmt.Errorf("%s was replaced by another file while msdav was stopped", s.File)
 	}
 	if fi.Size() != s.Size {
 		return fmt.Errorf("%s changed size while msdav was stopped (%d bytes, was %d)", s.File, fi.Size(), s.Size)
 	}
 	return nil
-}
-
-func inode(fi os.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Ino
-	}
-	return 0
 }
 
 // Persist makes the userspace backend record what its drives hold in the
@@ -176,39 +169,9 @@ func (u *userspace) saveState() {
 		st.Drives = append(st.Drives, s)
 	}
 	b, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeFileAtomic(u.statePath, append(b, '\n')); err != nil {
+	if err := fs.WriteFileAtomic(u.statePath, append(b, '\n'), 0o644); err != nil {
 		u.g.log.Error("cannot save what the drives hold; a restart of msdav would not put it back", "state", u.statePath, "err", err)
 	}
-}
-
-// writeFileAtomic replaces path with b: a temp file beside it, synced,
-// renamed over it, and the folder synced, so a crash leaves the old file
-// or the new one, never a part of either.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // SaveState writes what the drives hold now to the state file Persist

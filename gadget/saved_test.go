@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msdav/msdav/fs"
 )
 
 // readState reads the state file as a restart would find it.
@@ -44,8 +46,8 @@ func TestUserspaceStateFollowsDrives(t *testing.T) {
 	}
 	got := readState(t, path)
 	want := []Saved{
-		{Drive: 0, File: dvd, CDROM: true, Size: 3 << 30, Inode: inode(fi)},
-		{Drive: 1, File: flash, RW: true, Size: 1 << 20, Inode: inode(mustStat(t, flash))},
+		{Drive: 0, File: dvd, CDROM: true, Size: 3 << 30, Inode: fs.Inode(fi)},
+		{Drive: 1, File: flash, RW: true, Size: 1 << 20, Inode: fs.Inode(mustStat(t, flash))},
 	}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("state after two attaches:\n got %+v\nwant %+v", got, want)
@@ -162,7 +164,7 @@ func TestSavedCheck(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "a.iso")
 	os.WriteFile(img, make([]byte, 4096), 0o644)
-	s := Saved{Drive: 0, File: img, CDROM: true, Size: 4096, Inode: inode(mustStat(t, img))}
+	s := Saved{Drive: 0, File: img, CDROM: true, Size: 4096, Inode: fs.Inode(mustStat(t, img))}
 	if err := s.Check(); err != nil {
 		t.Fatalf("the same file: %v", err)
 	}
@@ -175,7 +177,7 @@ func TestSavedCheck(t *testing.T) {
 	if err := s.Check(); err == nil || !strings.Contains(err.Error(), "replaced by another file") {
 		t.Errorf("a replaced file: %v", err)
 	}
-	s.Inode = inode(mustStat(t, img))
+	s.Inode = fs.Inode(mustStat(t, img))
 	os.Truncate(img, 8192)
 	if err := s.Check(); err == nil || !strings.Contains(err.Error(), "changed size") {
 		t.Errorf("a resized file: %v", err)

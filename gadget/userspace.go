@@ -12,14 +12,10 @@ import (
 	"time"
 
 	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget/ffs"
 	"github.com/msdav/msdav/gadget/scsi"
 )
-
-// FFSMounts is where each drive's FunctionFS instance is mounted; serve
-// sets it to server.runtime_dir/ffs. Not /dev: a systemd unit's private
-// /dev (PrivateDevices=yes) is read-only from systemd 255 on.
-var FFSMounts = "/run/msdav/ffs"
 
 // userspace is the backend of gadget.backend = "userspace": one FunctionFS
 // function per drive, each a Bulk-Only target msdav serves itself. The
@@ -108,7 +104,9 @@ func (g *Gadget) openUserspace(cfg conf.Gadget) error {
 		if err := os.MkdirAll(fn, 0o755); err != nil {
 			return fmt.Errorf("create drive %d (is usb_f_fs loaded? modprobe usb_f_fs): %w", i, err)
 		}
-		mnt := filepath.Join(FFSMounts, inst)
+		// Under the runtime dir, not /dev: a systemd unit's private /dev
+		// (PrivateDevices=yes) is read-only from systemd 255 on.
+		mnt := filepath.Join(cfg.FFSMounts, inst)
 		if err := ffs.Mount(inst, mnt); err != nil {
 			return fmt.Errorf("drive %d: %w", i, err)
 		}
@@ -300,7 +298,7 @@ func (u *userspace) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 		f.Close()
 		return Drive{Index: i, Media: "none"}, err
 	}
-	return u.insert(i, &fileMedium{File: f, path: abs, size: fi.Size(), inode: inode(fi), rw: rw}, cdrom, !rw, "image", abs, "rw", rw)
+	return u.insert(i, &fileMedium{File: f, path: abs, size: fi.Size(), inode: fs.Inode(fi), rw: rw}, cdrom, !rw, "image", abs, "rw", rw)
 }
 
 func (u *userspace) eject(i int, cur Drive, force bool) (Drive, error) {

@@ -171,9 +171,7 @@ func TestUserspaceHostEject(t *testing.T) {
 func TestOpenUserspaceErrors(t *testing.T) {
 	cfg := fakeConfigfs(t)
 	cfg.Backend = conf.BackendUserspace
-	old := FFSMounts
-	FFSMounts = t.TempDir()
-	t.Cleanup(func() { FFSMounts = old })
+	cfg.FFSMounts = t.TempDir()
 	// A fake configfs makes no FunctionFS instance: mounting one fails, and
 	// the error says which module to load.
 	if _, err := Open(cfg, nil); err == nil || !strings.Contains(err.Error(), "usb_f_fs") {

@@ -33,6 +33,8 @@ type Handler struct {
 	jobs   *fetch.Manager // nil: write_remote is unavailable
 	log    *slog.Logger
 	r      *mux.Router
+	auth   Checker // nil: no credentials needed
+	sess   sessions
 
 	// kvmd runs one upload or download at a time and answers 409
 	// MsdIsBusyError to the rest; scripts retry on it.
@@ -55,20 +57,23 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, log *slog.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{store: store, drives: dm, jobs: jobs, log: log}
+	h := &Handler{store: store, drives: dm, jobs: jobs, log: log, sess: sessions{tokens: map[string]kvmdSession{}}}
 	r := mux.NewRouter().SkipClean(true)
-	r.Path("/api/msd").Methods("GET").HandlerFunc(h.state)
-	r.Path("/api/msd/set_params").Methods("POST").HandlerFunc(h.setParams)
-	r.Path("/api/msd/set_connected").Methods("POST").HandlerFunc(h.setConnected)
-	r.Path("/api/msd/read").Methods("GET").HandlerFunc(h.read)
-	r.Path("/api/msd/write").Methods("POST").HandlerFunc(h.write)
-	r.Path("/api/msd/write_remote").Methods("POST").HandlerFunc(h.writeRemote)
-	r.Path("/api/msd/remove").Methods("POST").HandlerFunc(h.remove)
-	r.Path("/api/msd/reset").Methods("POST").HandlerFunc(h.reset)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.Path("/api/msd").Methods("GET").HandlerFunc(h.guarded(h.state))
+	r.Path("/api/msd/set_params").Methods("POST").HandlerFunc(h.guarded(h.setParams))
+	r.Path("/api/msd/set_connected").Methods("POST").HandlerFunc(h.guarded(h.setConnected))
+	r.Path("/api/msd/read").Methods("GET").HandlerFunc(h.guarded(h.read))
+	r.Path("/api/msd/write").Methods("POST").HandlerFunc(h.guarded(h.write))
+	r.Path("/api/msd/write_remote").Methods("POST").HandlerFunc(h.guarded(h.writeRemote))
+	r.Path("/api/msd/remove").Methods("POST").HandlerFunc(h.guarded(h.remove))
+	r.Path("/api/msd/reset").Methods("POST").HandlerFunc(h.guarded(h.reset))
+	r.Path("/api/auth/login").Methods("POST").HandlerFunc(h.login)
+	r.Path("/api/auth/check").Methods("GET").HandlerFunc(h.guarded(h.check))
+	r.Path("/api/auth/logout").Methods("POST").HandlerFunc(h.guarded(h.logout))
+	r.NotFoundHandler = h.guarded(func(w http.ResponseWriter, r *http.Request) {
 		fail(w, &Error{Name: "NotFoundError", Status: 404, Msg: "no such MSD route: " + r.URL.Path})
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowedHandler = h.guarded(func(w http.ResponseWriter, r *http.Request) {
 		fail(w, &Error{Name: "HttpMethodNotAllowed", Status: 405, Msg: r.Method + " is not allowed on " + r.URL.Path})
 	})
 	h.r = r
@@ -199,6 +204,15 @@ func (h *Handler) disconnected() error {
 	}
 	if on {
 		return kerr("MsdConnectedError", "drive %d is connected to the host; disconnect it first (set_connected?connected=0)", drive)
+	}
+	return nil
+}
+
+// idle refuses a change while an upload or download runs, as kvmd's busy
+// lock does.
+func (h *Handler) idle() error {
+	if h.busy.Load() {
+		return kerr("MsdIsBusyError", "an upload or download is running; try again when it is done")
 	}
 	return nil
 }

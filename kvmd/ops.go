@@ -4,8 +4,10 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -15,8 +17,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
+	"github.com/msdav/msdav/fs"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -32,6 +34,10 @@ func (h *Handler) exists(name string) bool {
 }
 
 func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	q := r.URL.Query()
 	cdrom, hasCD, err := boolParam(r, "cdrom")
 	if err != nil {
@@ -63,24 +69,26 @@ func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
 		}
 		sel.Image = name
 	}
-	// kvmd's order: a CD is never writable, and a writable drive is flash.
+	// kvmd's rule: rw is forced false for a CD or an image that cannot be
+	// written; the drive stays what it was asked to be.
 	if hasCD {
 		sel.CDROM = cdrom
-		if cdrom {
-			sel.RW, hasRW = false, false
-		}
 	}
 	if hasRW {
 		sel.RW = rw
-		if rw {
-			sel.CDROM = false
-		}
+	}
+	if sel.CDROM || (sel.Image != "" && !writableImage(sel.Image, h.partWritable(r, sel.Image))) {
+		sel.RW = false
 	}
 	h.drives.Select(drive, sel)
 	reply(w, nil)
 }
 
 func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	on, present, err := boolParam(r, "connected")
 	if err == nil && !present {
 		err = kerr("ValidatorError", "the argument connected is required (1 or 0)")
@@ -131,6 +139,10 @@ func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	name, err := imageName(r.URL.Query().Get("image"))
 	if err != nil {
 		fail(w, err)
@@ -155,16 +167,25 @@ func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
 	reply(w, nil)
 }
 
-// reset puts drive 0 back to its defaults: empty, flash, read-only. As in
-// kvmd, failures are logged, not answered.
+// reset ejects drive 0 (breaking a host's lock) and keeps the selection,
+// as kvmd does. As in kvmd, failures are logged, not answered.
 func (h *Handler) reset(w http.ResponseWriter, r *http.Request) {
+	if err := h.idle(); err != nil {
+		fail(w, err)
+		return
+	}
 	if h.drives.Available() == nil {
 		if _, err := h.drives.Eject(r.Context(), drive, true); err != nil {
 			h.log.Warn("MSD reset: cannot eject", "drive", drive, "err", err)
 		}
 	}
-	h.drives.Select(drive, drives.Selection{})
 	reply(w, nil)
+}
+
+// partWritable reports whether the part holding name can be written.
+func (h *Handler) partWritable(r *http.Request, name string) bool {
+	p, err := h.store.Usage(r.Context(), name)
+	return err == nil && p.Writable && p.Available
 }
 
 // track shows an upload or download under storage.uploading or downloading.
@@ -240,7 +261,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	hd := w.Header()
 	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(path.Base(name)+suffix))
+	hd.Set("Content-Disposition", "attachment; filename*=UTF-8''"+extValue(path.Base(name)+suffix))
 	var out io.WriteCloser
 	switch suffix {
 	case "":
@@ -306,6 +327,22 @@ func (x *xzProcess) Close() error {
 	return nil
 }
 
+// extValue percent-encodes s for an RFC 5987 ext-value: every byte but
+// attr-char (url.PathEscape leaves "=", ";" and more as they are).
+func extValue(s string) string {
+	const attr = "!#$&+-.^_`|~"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(attr, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
 // target is where a write or write_remote puts name: under prefix, a part.
 func target(prefix, name string) (string, error) {
 	return imageName(strings.Trim(prefix, "/") + "/" + name)
@@ -330,13 +367,8 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request) {
 		fail(w, kerr("ValidatorError", "Content-Length is required (send the image as the raw request body)"))
 		return
 	}
-	size := r.ContentLength
 	if err := h.disconnected(); err != nil {
 		fail(w, err)
-		return
-	}
-	if _, err := h.store.Root().Stat(name); err == nil {
-		fail(w, kerr("MsdImageExistsError", "%s is already in the store: remove it first", name))
 		return
 	}
 	release, err := h.take()
@@ -345,39 +377,48 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	body := io.Reader(r.Body)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		// kvmd's server undoes it as aiohttp does; PiKVM's own docs use it.
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			fail(w, kerr("ValidatorError", "Content-Encoding: gzip, but the body is not gzip: %v", err))
-			return
-		}
-		body = zr
-		size = -1
-	}
 	p, done := h.track(&h.uploading, name, r.ContentLength)
 	defer done()
-	u, err := h.store.Create(r.Context(), name, size)
+	// kvmd makes the prefix's folders and never replaces an image. Unlike
+	// kvmd, nothing incomplete is kept (atomic uploads).
+	o := fs.ReceiveOptions{Image: true, MakeParents: true, NoReplace: true, Progress: func(n int) { p.done.Add(int64(n)) }}
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		// kvmd's server undoes it as aiohttp does; PiKVM's own docs use it.
+		o.Format = "gzip"
+		o.Decode = func(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
+	}
+	got, err := h.store.Receive(r.Context(), name, r.Body, r.ContentLength, o)
 	if err != nil {
-		fail(w, err)
+		fail(w, receiveError(err))
 		return
 	}
-	n, err := u.ReadFrom(io.TeeReader(body, countingWriter{io.Discard, p}))
-	if err == nil && size >= 0 && n != size {
-		err = fmt.Errorf("the body ended after %d of %d bytes", n, size)
+	reply(w, writeInfo(name, r.ContentLength, got.Size))
+}
+
+// receiveError names the store's verdict on an upload as kvmd names its
+// own errors, keeping the store's message.
+func receiveError(err error) error {
+	var re *fs.ReceiveError
+	if !errors.As(err, &re) {
+		return err
 	}
-	if err != nil {
-		u.Abort()
-		// Atomic uploads: unlike kvmd, nothing incomplete is kept.
-		fail(w, kerr("MsdOperationError", "upload of %s failed, nothing was kept: %v", name, err))
-		return
+	e := *translate(re.Err)
+	switch {
+	case errors.Is(re.Err, iofs.ErrExist):
+		e = *kerr("MsdImageExistsError", "")
+	case e.Name == "UnknownError" && re.Status < 500:
+		e = *kerr("MsdOperationError", "")
 	}
-	if err := u.Commit(); err != nil {
-		fail(w, err)
-		return
+	e.Msg = re.Msg
+	return &e
+}
+
+// folders makes the folders of name, as kvmd does for a write.
+func (h *Handler) folders(r *http.Request, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		return h.store.MkdirAll(r.Context(), dir)
 	}
-	reply(w, writeInfo(name, r.ContentLength, n))
+	return nil
 }
 
 func writeInfo(name string, size, written int64) map[string]any {
@@ -400,11 +441,14 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var timeout time.Duration // 0: msdav's own connect and header timeouts
 	if t := q.Get("timeout"); t != "" {
-		if v, err := strconv.ParseFloat(t, 64); err != nil || v <= 0 {
+		v, err := strconv.ParseFloat(t, 64)
+		if err != nil || v <= 0 || v > 3600 {
 			fail(w, kerr("ValidatorError", "timeout=%q: want a positive number of seconds", t))
 			return
 		}
+		timeout = time.Duration(v * float64(time.Second))
 	}
 	var name string
 	if img := strings.TrimSpace(q.Get("image")); img != "" {
@@ -428,8 +472,14 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if name != "" {
+		if err := h.folders(r, name); err != nil {
+			fail(w, err)
+			return
+		}
+	}
 	// kvmd stores what the server sends, compressed or not.
-	job, err := h.jobs.Start(fetch.Request{URL: raw, Path: name, Decompress: "none"})
+	job, err := h.start(r, fetch.Request{URL: raw, Path: name, Decompress: "none"}, timeout)
 	if err != nil {
 		fail(w, err)
 		return
@@ -486,6 +536,54 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 			line(envelopeError(kerr("MsdOperationError", "%s", msg)))
 			return
 		}
+	}
+}
+
+// start starts the download; with a timeout, as kvmd's, a server that has
+// not answered by then fails it (the job, once it starts, is canceled and
+// leaves nothing).
+func (h *Handler) start(r *http.Request, req fetch.Request, timeout time.Duration) (fetch.Job, error) {
+	if timeout <= 0 {
+		return h.jobs.Start(req)
+	}
+	type started struct {
+		job fetch.Job
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		j, err := h.jobs.Start(req)
+		ch <- started{j, err}
+	}()
+	abandon := func() {
+		go func() {
+			s := <-ch
+			if s.err != nil {
+				return
+			}
+			before, _ := h.jobs.Get(s.job.ID)
+			// A running job is canceled and leaves nothing; a finished one
+			// is only forgotten, and its image stays: removed here (a fetch
+			// never replaces a file, so what is at its path is its own).
+			h.jobs.Cancel(s.job.ID)
+			after, listed := h.jobs.Get(s.job.ID)
+			if listed && after.State == fetch.Done || !listed && (before.State == fetch.Done || before.State == fetch.Running) {
+				h.store.RemoveAll(context.Background(), s.job.Path)
+			}
+		}()
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case s := <-ch:
+		return s.job, s.err
+	case <-t.C:
+		abandon()
+		u, _ := url.Parse(req.URL)
+		return fetch.Job{}, kerr("MsdOperationError", "%s did not answer within timeout=%s", u.Redacted(), timeout)
+	case <-r.Context().Done():
+		abandon()
+		return fetch.Job{}, r.Context().Err()
 	}
 }
 

@@ -56,7 +56,14 @@ type msdState struct {
 	Storage *storageState `json:"storage"`
 }
 
-func modTS(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+// modTS is a file's time as kvmd gives it; an upload still arriving has no
+// file time yet, and is dated now (PiKVM's UI sorts and dates by it).
+func modTS(t time.Time) float64 {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return float64(t.UnixNano()) / 1e9
+}
 
 // writableImage is kvmd's rule: an .iso is never attached writable, nor an
 // image on a part that cannot be written.
@@ -75,7 +82,9 @@ func (h *Handler) state(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) snapshot(r *http.Request) (msdState, error) {
 	if h.drives.Available() != nil {
-		return msdState{}, nil // kvmd's disabled MSD: all false, storage and drive null
+		// kvmd's otg MSD without its gadget: enabled, offline, storage
+		// and drive null.
+		return msdState{Enabled: true}, nil
 	}
 	imgs, err := h.store.Images(r.Context())
 	if err != nil {
@@ -105,7 +114,7 @@ func (h *Handler) snapshot(r *http.Request) (msdState, error) {
 		st.Images[im.Path] = imageState{
 			Complete:  im.Complete,
 			ModTS:     modTS(im.ModTime),
-			Removable: pw && len(im.Attached) == 0,
+			Removable: pw, // as kvmd: attached or not
 			Size:      im.Size,
 			Writable:  writableImage(im.Path, pw),
 		}
@@ -151,5 +160,5 @@ func (h *Handler) driveImage(name string, byName map[string]fs.Image, partWritab
 	}
 	pw := partWritable[im.Part]
 	return &driveImage{Name: name, InStorage: true, Complete: im.Complete, ModTS: modTS(im.ModTime),
-		Removable: pw && len(im.Attached) == 0, Size: im.Size, Writable: writableImage(name, pw)}
+		Removable: pw, Size: im.Size, Writable: writableImage(name, pw)}
 }

@@ -8,10 +8,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/imagekind"
 	"github.com/msdav/msdav/gadget"
@@ -46,7 +44,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	}
 	self := base + "/VirtualMedia/" + strconv.Itoa(i)
 	v := map[string]any{
-		"@odata.type":          "#VirtualMedia.v1_3_0.VirtualMedia",
+		"@odata.type":          "#VirtualMedia.v1_4_0.VirtualMedia",
 		"@odata.id":            self,
 		"Id":                   strconv.Itoa(i),
 		"Name":                 fmt.Sprintf("Virtual media %d", i),
@@ -76,7 +74,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	if d.URL != "" {
 		// Served straight from its URL (userspace drives).
 		v["Inserted"] = true
-		v["Image"] = d.URL
+		v["Image"] = redact(d.URL)
 		v["ImageName"] = nil
 		if u, err := url.Parse(d.URL); err == nil {
 			v["ImageName"] = path.Base(u.Path)
@@ -84,10 +82,6 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 		}
 		v["ConnectedVia"] = "URI"
 		v["TransferMethod"] = "Stream"
-		v["MediaTypes"] = []string{"CD", "DVD"}
-		if !d.CDROM {
-			v["MediaTypes"] = []string{"USBStick"}
-		}
 		if d.MediumError != "" {
 			v["Status"] = map[string]string{"State": "Enabled", "Health": "Warning"}
 		}
@@ -104,16 +98,12 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	v["WriteProtected"] = !d.RW
 	v["ImageName"] = path.Base(name)
 	v["Image"] = name
-	if d.CDROM {
-		v["MediaTypes"] = []string{"CD", "DVD"}
-	} else {
-		v["MediaTypes"] = []string{"USBStick"}
-	}
+	v["ConnectedVia"] = "Oem" // a file in msdav's own store
 	h.mu.Lock()
 	ins, ok := h.inserted[i]
 	h.mu.Unlock()
 	if ok && d.Image != nil && ins.path == *d.Image {
-		v["Image"] = ins.url
+		v["Image"] = redact(ins.url)
 		v["ConnectedVia"] = "URI"
 		if u, err := url.Parse(ins.url); err == nil {
 			v["TransferProtocolType"] = strings.ToUpper(u.Scheme)
@@ -155,17 +145,16 @@ func (h *Handler) insert(r *http.Request) (int, any, error) {
 	wp := req.WriteProtected == nil || *req.WriteProtected
 	// Upload asks for the whole image to be copied to the service first.
 	upload := req.TransferMethod != nil && *req.TransferMethod == "Upload"
-	return h.doInsert(r.Context(), i, strings.TrimSpace(*req.Image), inserted, wp, upload)
+	return h.doInsert(r, i, strings.TrimSpace(*req.Image), inserted, wp, upload)
 }
 
 // doInsert serves a URL straight from its server (userspace drives, unless
-// the client asked for upload), or fetches it into the store, or takes a
-// store path, and, when inserted,
-// attaches it: as a CD/DVD unless the image is a disk or FAT image, or too
-// big for a CD on this kernel but hybrid (boots as flash). It returns when
-// the medium is in, or with the reason it is not.
-func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, writeProtected, upload bool) (int, any, error) {
-	var rel, from string
+// the client asked for upload), or fetches it into the store in a task
+// (insertURL), or takes a store path, and, when inserted, attaches it. It
+// returns when the medium is in, or with the reason it is not, or 202 with
+// the task still fetching.
+func (h *Handler) doInsert(r *http.Request, i int, image string, inserted, writeProtected, upload bool) (int, any, error) {
+	ctx := r.Context()
 	if u, err := url.Parse(image); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if h.jobs == nil {
 			return 0, nil, &Error{Status: 503, Code: "Base.1.8.ServiceTemporarilyUnavailable", Msg: "fetching images is not set up in this server"}
@@ -173,25 +162,32 @@ func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, w
 		if writeProtected && !upload && h.drives.ServesURLs() {
 			// The host boots at once, reading the image with Range
 			// requests; a writable medium needs a file of its own.
+			h.cancelInsert(i)
 			return h.stream(ctx, i, image, inserted)
 		}
-		var err error
-		if rel, err = h.fetch(ctx, i, image); err != nil {
-			return 0, nil, err
-		}
-		from = image
-	} else {
-		var err error
-		if rel, err = fs.Clean(image); err != nil || rel == "." {
-			return 0, nil, badRequest("ActionParameterValueFormatError", "Image %q is neither an http(s) URL nor a path in the store", image)
-		}
-		if _, ok := h.store.Image(rel); !ok {
-			return 0, nil, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: fmt.Sprintf("no image %q in msdav's store", image)}
-		}
+		return h.insertURL(r, i, image, inserted, writeProtected)
+	}
+	rel, err := fs.Clean(image)
+	if err != nil || rel == "." {
+		return 0, nil, badRequest("ActionParameterValueFormatError", "Image %q is neither an http(s) URL nor a path in the store", image)
+	}
+	if _, ok := h.store.Image(rel); !ok {
+		return 0, nil, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: fmt.Sprintf("no image %q in msdav's store", image)}
 	}
 	if !inserted {
 		return http.StatusNoContent, nil, nil
 	}
+	h.cancelInsert(i)
+	if err := h.attach(ctx, i, rel, writeProtected, ""); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// attach puts the store image rel into drive i: as a CD/DVD unless the
+// image is a disk or FAT image, or too big for a CD on this kernel but
+// hybrid (boots as flash). from is the URL it was fetched from, if any.
+func (h *Handler) attach(ctx context.Context, i int, rel string, writeProtected bool, from string) error {
 	im, _ := h.store.Image(rel)
 	cdrom := true
 	switch imagekind.Kind(im.Kind) {
@@ -200,9 +196,16 @@ func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, w
 	case imagekind.Hybrid:
 		cdrom = im.Size <= gadget.CDMaxBytes || h.drives.DVD()
 	}
-	rw := !writeProtected && !cdrom
+	if !writeProtected {
+		switch imagekind.Kind(im.Kind) {
+		case imagekind.ISO9660, imagekind.UDF:
+			return badRequest("ActionParameterValueConflict", "%s is a CD/DVD image, and a CD/DVD is never writable: insert it with WriteProtected true, or use a disk image", rel)
+		}
+		cdrom = false // a writable medium is a flash drive
+	}
+	rw := !writeProtected
 	if _, err := h.drives.Attach(ctx, i, rel, cdrom, rw); err != nil {
-		return 0, nil, err
+		return err
 	}
 	h.mu.Lock()
 	if from != "" {
@@ -211,7 +214,7 @@ func (h *Handler) doInsert(ctx context.Context, i int, image string, inserted, w
 		delete(h.inserted, i)
 	}
 	h.mu.Unlock()
-	return http.StatusNoContent, nil, nil
+	return nil
 }
 
 // stream serves the image at raw in drive i straight from its server,
@@ -247,58 +250,6 @@ func (h *Handler) stream(ctx context.Context, i int, raw string, inserted bool) 
 	return http.StatusNoContent, nil, nil
 }
 
-// fetch downloads url into the store's redfish folder and waits for it.
-// An earlier download of the same name is replaced, unless a drive holds it.
-func (h *Handler) fetch(ctx context.Context, i int, raw string) (string, error) {
-	u, _ := url.Parse(raw)
-	name := path.Base(u.Path)
-	if name == "." || name == "/" || name == "" || fs.Classify(name) != fs.Visible {
-		name = fmt.Sprintf("drive%d.iso", i)
-	}
-	rel := fetchFolder + "/" + name
-	if err := h.store.MkdirAll(ctx, fetchFolder); err != nil {
-		return "", err
-	}
-	if _, ok := h.store.Image(rel); ok {
-		// The same URL again (Ironic re-inserts on retries): fetch it
-		// anew, the server's copy may have changed. This drive's own copy
-		// goes out first; another drive's copy stays and is 423.
-		if d, err := h.drives.Drive(i); err == nil && d.Image != nil && *d.Image == rel {
-			if _, err := h.drives.Eject(ctx, i, false); err != nil {
-				return "", err
-			}
-		}
-		if err := h.store.RemoveAll(ctx, rel); err != nil {
-			return "", err
-		}
-	}
-	job, err := h.jobs.Start(fetch.Request{URL: raw, Path: rel})
-	if err != nil {
-		return "", err
-	}
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			h.jobs.Cancel(job.ID)
-			return "", ctx.Err()
-		case <-t.C:
-		}
-		j, ok := h.jobs.Get(job.ID)
-		if !ok {
-			return "", fmt.Errorf("the download of %s vanished", raw)
-		}
-		switch j.State {
-		case fetch.Done:
-			return j.Path, nil
-		case fetch.Failed, fetch.Canceled:
-			return "", &Error{Status: 400, Code: "Base.1.8.ActionParameterValueFormatError",
-				Msg: fmt.Sprintf("could not fetch %s: %s", raw, j.Error)}
-		}
-	}
-}
-
 func (h *Handler) eject(r *http.Request) (int, any, error) {
 	i, err := h.index(r)
 	if err != nil {
@@ -308,6 +259,7 @@ func (h *Handler) eject(r *http.Request) (int, any, error) {
 	if err := decode(r, &ignored); err != nil {
 		return 0, nil, err
 	}
+	h.cancelInsert(i)
 	if _, err := h.drives.Eject(r.Context(), i, false); err != nil {
 		return 0, nil, err
 	}
@@ -318,7 +270,7 @@ func (h *Handler) eject(r *http.Request) (int, any, error) {
 }
 
 // patchMedia is the older clients' way: PATCH Image/Inserted/WriteProtected.
-func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
+func (h *Handler) patchMedia(r *http.Request, base string) (int, any, error) {
 	i, err := h.index(r)
 	if err != nil {
 		return 0, nil, err
@@ -327,9 +279,13 @@ func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	if err := ifMatch(r, func() (int, any, error) { return h.media(r, base) }); err != nil {
+		return 0, nil, err
+	}
 	eject := req.Inserted != nil && !*req.Inserted || req.Image != nil && *req.Image == ""
 	switch {
 	case eject:
+		h.cancelInsert(i)
 		if _, err := h.drives.Eject(r.Context(), i, false); err != nil {
 			return 0, nil, err
 		}
@@ -339,11 +295,12 @@ func (h *Handler) patchMedia(r *http.Request) (int, any, error) {
 	case req.Image != nil:
 		wp := req.WriteProtected == nil || *req.WriteProtected
 		upload := req.TransferMethod != nil && *req.TransferMethod == "Upload"
-		if _, _, err := h.doInsert(r.Context(), i, *req.Image, true, wp, upload); err != nil {
-			return 0, nil, err
+		status, v, err := h.doInsert(r, i, *req.Image, true, wp, upload)
+		if err != nil || status == http.StatusAccepted {
+			return status, v, err
 		}
 	default:
 		return 0, nil, badRequest("PropertyMissing", "PATCH takes Image (and Inserted, WriteProtected)")
 	}
-	return h.media(r, managerURL)
+	return h.media(r, base)
 }

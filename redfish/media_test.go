@@ -150,7 +150,7 @@ func TestInsertStreamsWithSushy(t *testing.T) {
 		t.Fatalf("sushy script: %v\n%s", err, stderr.String())
 	}
 	for _, want := range []string{
-		"INSERTED True " + isoURL + " boot.iso True ['CD', 'DVD']",
+		"INSERTED True " + isoURL + " boot.iso True ['CD', 'DVD', 'USBStick']",
 		"BOOT Cd Once",
 		"EJECTED False None",
 	} {
@@ -206,7 +206,8 @@ func TestInsertURL(t *testing.T) {
 		if d, _ := dm.Drive(0); d.CDROM || d.Media != "flash" || d.RW {
 			t.Errorf("drive 0: %+v", d)
 		}
-		if _, v := do(t, "GET", srv.URL+media0, ""); v["MediaTypes"].([]any)[0] != "USBStick" {
+		// MediaTypes is the slot's (CD, DVD, USBStick), not the medium's.
+		if _, v := do(t, "GET", srv.URL+media0, ""); len(v["MediaTypes"].([]any)) != 3 {
 			t.Errorf("VirtualMedia/0: %v", v)
 		}
 	})

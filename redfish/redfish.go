@@ -4,6 +4,7 @@
 package redfish
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -56,15 +57,46 @@ type Handler struct {
 	log    *slog.Logger
 	r      *mux.Router
 
-	mu       sync.Mutex         // guards the fields below
-	boot     bootOverride       // echoed back: a KVM box does not own the boot order
-	tokens   map[string]session // X-Auth-Token -> session
-	inserted map[int]insertion  // the URL each drive's image came from
+	mu        sync.Mutex         // guards the fields below
+	boot      bootOverride       // echoed back: a KVM box does not own the boot order
+	tokens    map[string]session // X-Auth-Token -> session
+	inserted  map[int]insertion  // the URL each drive's image came from
+	sources   map[string]source  // URL -> the store's copy of it
+	active    map[int]*task      // drive -> its running insert
+	tasks     map[string]*task
+	taskOrder []string // task ids, oldest first
+
+	uuid string // the service root's UUID
+
+	ctx  context.Context // tasks run on after their request, until Close
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 type session struct {
 	id, user string
+	stamp    string // the user's credential at login (Stamper)
+	created  time.Time
 	seen     time.Time
+}
+
+// Stamper is a Checker that can also say which credential a user has now
+// (auth.Guard.Stamp): a session ends when its user is removed or changes
+// password.
+type Stamper interface {
+	Stamp(user string) (stamp string, ok bool)
+}
+
+// live reports whether s may still be used at now.
+func (h *Handler) live(s session, now time.Time) bool {
+	if now.Sub(s.seen) > sessionTimeout || now.Sub(s.created) > sessionLifetime {
+		return false
+	}
+	if st, ok := h.o.Auth.(Stamper); ok {
+		cur, exists := st.Stamp(s.user)
+		return exists && cur == s.stamp
+	}
+	return true
 }
 
 // insertion remembers the URL an image was fetched from, to show it as the
@@ -76,6 +108,13 @@ type insertion struct {
 // sessionTimeout ends a session nobody used for this long.
 const sessionTimeout = 30 * time.Minute
 
+// sessionLifetime ends any session this long after its login, used or
+// not; maxSessions caps them (a login past it ends the least recently used).
+var (
+	sessionLifetime = 8 * time.Hour
+	maxSessions     = 64
+)
+
 // New returns the service.
 func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *Handler {
 	if o.Log == nil {
@@ -86,7 +125,9 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	}
 	h := &Handler{store: store, drives: dm, jobs: jobs, o: o, log: o.Log,
 		tokens: map[string]session{}, inserted: map[int]insertion{},
+		sources: map[string]source{}, active: map[int]*task{}, tasks: map[string]*task{},
 		boot: bootOverride{Enabled: "Disabled", Target: "None", Mode: "UEFI"}}
+	h.ctx, h.stop = context.WithCancel(context.Background())
 	r := mux.NewRouter().StrictSlash(false)
 	get := func(p string, f handlerFunc) {
 		r.Path(p).Methods("GET", "HEAD").Handler(h.serve(f))
@@ -99,6 +140,10 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	r.Path(root).Methods("GET", "HEAD").Handler(h.open(h.serviceRoot))
 	r.Path(root+"/").Methods("GET", "HEAD").Handler(h.open(h.serviceRoot))
 	r.Path(root + "/odata").Methods("GET").Handler(h.open(h.odata))
+	r.Path(root+"/$metadata").Methods("GET", "HEAD").HandlerFunc(h.metadata)
+	get(accountService, h.accounts)
+	get(accountService+"/Roles", h.roles)
+	get(accountService+"/Roles/{id}", h.role)
 	get(root+"/Systems", h.systems)
 	get(systemPath, h.system)
 	r.Path(systemPath).Methods("PATCH").Handler(h.serve(h.patchSystem))
@@ -109,13 +154,18 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 		b := base
 		get(b+"/VirtualMedia", func(r *http.Request) (int, any, error) { return h.mediaCollection(b) })
 		get(b+"/VirtualMedia/{i}", func(r *http.Request) (int, any, error) { return h.media(r, b) })
-		r.Path(b + "/VirtualMedia/{i}").Methods("PATCH").Handler(h.serve(h.patchMedia))
+		r.Path(b + "/VirtualMedia/{i}").Methods("PATCH").Handler(h.serve(func(r *http.Request) (int, any, error) { return h.patchMedia(r, b) }))
 		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.InsertMedia").Methods("POST").Handler(h.serve(h.insert))
 		r.Path(b + "/VirtualMedia/{i}/Actions/VirtualMedia.EjectMedia").Methods("POST").Handler(h.serve(h.eject))
 	}
+	get(root+"/TaskService", h.taskService)
+	get(tasksPath, h.taskList)
+	get(tasksPath+"/{id}", h.getTask)
+	get(tasksPath+"/{id}/Monitor", h.taskMonitor)
 	get(root+"/SessionService", h.sessionService)
 	get(sessions, h.listSessions)
 	r.Path(sessions).Methods("POST").Handler(h.open(h.login))
+	r.Path(sessions + "/Members").Methods("POST").Handler(h.open(h.login))
 	get(sessions+"/{id}", h.getSession)
 	r.Path(sessions + "/{id}").Methods("DELETE").Handler(h.serve(h.logout))
 	r.NotFoundHandler = h.open(func(r *http.Request) (int, any, error) {
@@ -124,12 +174,24 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, o Options) *H
 	r.MethodNotAllowedHandler = h.open(func(r *http.Request) (int, any, error) {
 		return 0, nil, &Error{Status: 405, Code: "Base.1.8.ActionNotSupported", Msg: r.Method + " is not supported on " + r.URL.Path}
 	})
+	h.uuid = serviceUUID()
 	h.r = r
 	return h
 }
 
+// Close cancels the inserts still fetching and waits for them to end.
+func (h *Handler) Close() {
+	h.stop()
+	h.wg.Wait()
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("OData-Version", "4.0")
+	if v := r.Header.Get("OData-Version"); v != "" && v != "4.0" {
+		h.writeError(w, &Error{Status: http.StatusPreconditionFailed, Code: "Base.1.8.PreconditionFailed",
+			Msg: "OData-Version " + v + " is not supported: this service speaks 4.0"})
+		return
+	}
 	h.r.ServeHTTP(w, r)
 }
 
@@ -181,6 +243,9 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, f handlerFunc) {
 		if !errors.As(err, &e) {
 			e = fromStore(err)
 		}
+		if e.Status == http.StatusMethodNotAllowed {
+			h.allow(w, r)
+		}
 		if r.Method == "GET" && e.Status >= 500 {
 			// sushy retries a 5xx GET for 30 s; nothing a GET reads here
 			// gets better by waiting.
@@ -195,16 +260,27 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, f handlerFunc) {
 		}
 		v = wh.body
 	}
+	h.allow(w, r)
 	if status == http.StatusNoContent {
 		w.WriteHeader(status)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	b, _ := json.MarshalIndent(v, "", "  ")
+	b = append(b, '\n')
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json; charset=utf-8")
+	if r.Method == "GET" || r.Method == "HEAD" {
+		hd.Set("Cache-Control", "no-cache")
+		if status == 200 {
+			hd.Set("ETag", etag(b))
+		}
+		if s := describedBy(v); s != "" {
+			hd.Set("Link", "<"+s+">; rel=describedby")
+		}
+	}
 	w.WriteHeader(status)
 	if r.Method != "HEAD" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(v)
+		w.Write(b)
 	}
 }
 
@@ -247,11 +323,12 @@ func (h *Handler) authorized(r *http.Request) bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		s, ok := h.tokens[tok]
-		if !ok || time.Since(s.seen) > sessionTimeout {
+		now := time.Now()
+		if !ok || !h.live(s, now) {
 			delete(h.tokens, tok)
 			return false
 		}
-		s.seen = time.Now()
+		s.seen = now
 		h.tokens[tok] = s
 		return true
 	}

@@ -22,6 +22,7 @@ func (h *Handler) serviceRoot(*http.Request) (int, any, error) {
 		"@odata.type":    "#ServiceRoot.v1_11_0.ServiceRoot",
 		"@odata.id":      root,
 		"Id":             "RootService",
+		"UUID":           h.uuid,
 		"Name":           "msdav Redfish service",
 		"RedfishVersion": "1.11.0",
 		"Product":        "msdav",
@@ -29,6 +30,8 @@ func (h *Handler) serviceRoot(*http.Request) (int, any, error) {
 		"Systems":        link(root + "/Systems"),
 		"Managers":       link(root + "/Managers"),
 		"SessionService": link(root + "/SessionService"),
+		"Tasks":          link(root + "/TaskService"),
+		"AccountService": link(accountService),
 		"Links":          map[string]any{"Sessions": link(sessions)},
 	}, nil
 }
@@ -77,7 +80,7 @@ var (
 )
 
 func (h *Handler) resetTypes() []string {
-	var out []string
+	out := []string{} // a list, never null: sushy warns on null
 	for _, t := range conf.ResetTypes {
 		if _, ok := h.o.Conf.Reset[t]; ok {
 			out = append(out, t)
@@ -153,6 +156,9 @@ func (h *Handler) patchSystem(r *http.Request) (int, any, error) {
 	}
 	if req.Boot == nil {
 		return 0, nil, badRequest("PropertyNotWritable", "only Boot can be changed on this System")
+	}
+	if err := ifMatch(r, func() (int, any, error) { return h.system(r) }); err != nil {
+		return 0, nil, err
 	}
 	h.mu.Lock()
 	b := h.boot
@@ -250,6 +256,7 @@ func (h *Handler) sessionService(*http.Request) (int, any, error) {
 
 func (h *Handler) listSessions(*http.Request) (int, any, error) {
 	h.mu.Lock()
+	h.pruneSessions(time.Now(), false)
 	var ids []string
 	for _, s := range h.tokens {
 		ids = append(ids, sessions+"/"+s.id)
@@ -269,17 +276,37 @@ func (h *Handler) login(r *http.Request) (int, any, error) {
 	if h.o.Auth != nil && !h.o.Auth.Check(req.UserName, req.Password) {
 		return 0, nil, &Error{Status: 401, Code: "Base.1.8.NoValidSession", Msg: "wrong user name or password"}
 	}
-	s := session{id: newToken()[:16], user: req.UserName, seen: time.Now()}
+	now := time.Now()
+	s := session{id: newToken()[:16], user: req.UserName, created: now, seen: now}
+	if st, ok := h.o.Auth.(Stamper); ok {
+		s.stamp, _ = st.Stamp(req.UserName)
+	}
 	tok := newToken()
 	h.mu.Lock()
-	for t, old := range h.tokens { // forget the expired on the way
-		if time.Since(old.seen) > sessionTimeout {
-			delete(h.tokens, t)
-		}
-	}
+	h.pruneSessions(now, true)
 	h.tokens[tok] = s
 	h.mu.Unlock()
 	return http.StatusCreated, withHeaders{body: sessionJSON(s), hdr: map[string]string{"X-Auth-Token": tok, "Location": sessions + "/" + s.id}}, nil
+}
+
+// pruneSessions forgets the sessions that ended and, making room for a new
+// one at the cap, the least recently used. Call with h.mu held.
+func (h *Handler) pruneSessions(now time.Time, room bool) {
+	for t, old := range h.tokens {
+		if !h.live(old, now) {
+			delete(h.tokens, t)
+		}
+	}
+	for room && len(h.tokens) >= maxSessions {
+		var lru string
+		for t, old := range h.tokens {
+			if lru == "" || old.seen.Before(h.tokens[lru].seen) {
+				lru = t
+			}
+		}
+		h.log.Info("redfish: session cap reached; ending the least recently used", "user", h.tokens[lru].user, "cap", maxSessions)
+		delete(h.tokens, lru)
+	}
 }
 
 func sessionJSON(s session) map[string]any {

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,10 +23,9 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/gadget/gadgettest"
+	"github.com/msdav/msdav/internal/fusetest"
 	"github.com/msdav/msdav/web"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -830,26 +828,6 @@ func TestConsoleUploadSpeed(t *testing.T) {
 	t.Logf("1 GiB upload, median of 3: page %s, curl %s, page/curl %.2f (page %v, curl %v)", med(page).Round(time.Millisecond), med(cli).Round(time.Millisecond), float64(med(page))/float64(med(cli)), page, cli)
 }
 
-// stuckFS is a part whose server stopped answering (an NFS server gone):
-// every call waits until the test ends.
-type stuckFS struct {
-	gofs.Inode
-	hang chan struct{}
-}
-
-func (s *stuckFS) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	<-s.hang
-	out.Mode = syscall.S_IFDIR | 0o755
-	return 0
-}
-
-func (s *stuckFS) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno { <-s.hang; return 0 }
-
-func (s *stuckFS) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	<-s.hang
-	return gofs.NewListDirStream(nil), 0
-}
-
 // A part that stopped answering shows as unavailable with the reason, and
 // the rest of the page (drives, the other images) keeps working.
 func TestConsoleDeadPart(t *testing.T) {
@@ -865,18 +843,7 @@ func TestConsoleDeadPart(t *testing.T) {
 	os.WriteFile(filepath.Join(cfg.Storage.Root, "boot.iso"), make([]byte, 4096), 0o644)
 	nfs := filepath.Join(cfg.Storage.Root, "nfs")
 	os.Mkdir(nfs, 0o755)
-	zero := time.Duration(0)
-	st := &stuckFS{hang: make(chan struct{})}
-	srv, err := gofs.Mount(nfs, st, &gofs.Options{MountOptions: fuse.MountOptions{FsName: "stucknfs", Name: "fuse"}, AttrTimeout: &zero, EntryTimeout: &zero})
-	if err != nil {
-		t.Skipf("cannot mount FUSE here: %v", err)
-	}
-	t.Cleanup(func() {
-		close(st.hang)
-		if srv.Unmount() != nil {
-			exec.Command("umount", "-l", nfs).Run()
-		}
-	})
+	fusetest.Dead(t, "stucknfs", nfs)
 	base, _ := startServe(t, cfg)
 	do(t, ctx, "open the console", chromedp.Navigate(base+"/"))
 	waitFor(t, ctx, "the stuck part shown unavailable, with msdav's reason", `(document.querySelector('li.part[data-part="nfs"]')?.textContent || '').includes('unavailable: did not answer')`, 10*time.Second)

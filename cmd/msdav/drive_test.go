@@ -15,7 +15,7 @@ func fakeConfigfs(t *testing.T) string {
 	t.Helper()
 	g := gadgettest.Bound(t, 1)
 	cfgFile := filepath.Join(t.TempDir(), "msdav.toml")
-	os.WriteFile(cfgFile, []byte("[storage]\nroot = \""+t.TempDir()+"\"\n[gadget]\nconfigfs = \""+g.Configfs+"\"\n"), 0o644)
+	os.WriteFile(cfgFile, []byte("[storage]\nroot = \""+t.TempDir()+"\"\n[gadget]\nconfigfs = \""+g.Configfs+"\"\nsysfs = \""+g.Sysfs+"\"\n"), 0o644)
 	return cfgFile
 }
 

@@ -141,9 +141,9 @@ func TestKVMDRecipesWithCurl(t *testing.T) {
 		{`curl -k -H X-KVMD-User:admin -H X-KVMD-Passwd:admin https://<pikvm-ip>/api/msd`, 200,
 			`{"ok": true, "result": {"busy": false,
 			  "drive": {"cdrom": true, "connected": true, "rw": false, "image": {"name": "test.iso", "in_storage": true,
-			    "complete": true, "removable": false, "writable": false, "size": 1048576, "mod_ts": "*"}},
+			    "complete": true, "removable": true, "writable": false, "size": 1048576, "mod_ts": "*"}},
 			  "enabled": true, "online": true, "storage": {"downloading": null, "uploading": null, "parts": ` + parts + `,
-			    "images": {"test.iso": {"complete": true, "removable": false, "writable": false, "size": 1048576, "mod_ts": "*"}}}}}`, false},
+			    "images": {"test.iso": {"complete": true, "removable": true, "writable": false, "size": 1048576, "mod_ts": "*"}}}}}`, false},
 		// What kvmd refuses while the drive is connected.
 		{`curl -X POST -k -u admin:admin 'https://<pikvm-ip>/api/msd/set_params?image=test.iso&cdrom=0'`, 400,
 			`{"ok": false, "result": {"error": "MsdConnectedError", "error_msg": "*"}}`, false},
@@ -167,9 +167,13 @@ func TestKVMDRecipesWithCurl(t *testing.T) {
 		{`curl -X POST -k \
     -u admin:admin \
     https://<pikvm-ip>/api/msd/reset`, 200, `{"ok": true, "result": {}}`, false},
-		{`curl -X POST -k -u admin:admin https://<pikvm-ip>/api/msd/set_connected?connected=1`, 400,
-			`{"ok": false, "result": {"error": "MsdImageNotSelected", "error_msg": "*"}}`, false},
-		{`curl -k -u admin:wrong https://<pikvm-ip>/api/msd`, 401, ``, false},
+		// As kvmd, reset keeps the selection: connecting works again.
+		{`curl -X POST -k -u admin:admin https://<pikvm-ip>/api/msd/set_connected?connected=1`, 200,
+			`{"ok": true, "result": {}}`, false},
+		{`curl -X POST -k -u admin:admin https://<pikvm-ip>/api/msd/set_connected?connected=0`, 200,
+			`{"ok": true, "result": {}}`, false},
+		{`curl -k -u admin:wrong https://<pikvm-ip>/api/msd`, 403,
+			`{"ok": false, "result": {"error": "ForbiddenError", "error_msg": "*"}}`, false},
 		{`curl -X POST -k \
     -u admin:admin \
     https://<pikvm-ip>/api/msd/remove?image=test.iso`, 200, `{"ok": true, "result": {}}`, false},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/fs"
+	"golang.org/x/sys/unix"
 )
 
 // One process owns a store at a time. msdav serve holds the store's lock
@@ -29,16 +30,9 @@ import (
 // store root, so two servers of two stores never meet, and two of one
 // store cannot both start.
 func localPaths(cfg conf.Config) (sock, lock string, err error) {
-	dir := cfg.Server.RuntimeDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		if dir != conf.DefaultRuntimeDir {
-			return "", "", fmt.Errorf("server.runtime_dir %s: %w", dir, err)
-		}
-		// Not root (make run as a user): a private folder in /tmp instead.
-		dir = filepath.Join(os.TempDir(), fmt.Sprintf("msdav-%d", os.Geteuid()))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", "", fmt.Errorf("runtime dir %s: %w", dir, err)
-		}
+	dir, err := runtimeDir(cfg.Server.RuntimeDir, conf.DefaultRuntimeDir)
+	if err != nil {
+		return "", "", err
 	}
 	root, err := filepath.Abs(cfg.Storage.Root)
 	if err != nil {
@@ -51,6 +45,28 @@ func localPaths(cfg conf.Config) (sock, lock string, err error) {
 	// A hash, not the path: a unix socket's path has at most 107 bytes.
 	id := hex.EncodeToString(sum[:6])
 	return filepath.Join(dir, "store-"+id+".sock"), filepath.Join(dir, "store-"+id+".lock"), nil
+}
+
+// runtimeDir makes dir and returns it. When dir is the default and this
+// user cannot use it (make run as a user; or /run/msdav already made by a
+// packaged server running as root, 0700), a private folder in /tmp serves
+// instead. A configured folder is never swapped for another.
+func runtimeDir(dir, deflt string) (string, error) {
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = unix.Access(dir, unix.W_OK|unix.X_OK)
+	}
+	if err == nil {
+		return dir, nil
+	}
+	if dir != deflt {
+		return "", fmt.Errorf("server.runtime_dir %s: %w", dir, err)
+	}
+	dir = filepath.Join(os.TempDir(), fmt.Sprintf("msdav-%d", os.Geteuid()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("runtime dir %s: %w", dir, err)
+	}
+	return dir, nil
 }
 
 // localClient talks to the running server over its unix socket.

@@ -36,8 +36,8 @@ func TestServerAndCLIInterleaved(t *testing.T) {
 	cfg.Gadget = gcfg
 	cfg.Server.RuntimeDir = t.TempDir()
 	cfgFile := filepath.Join(t.TempDir(), "msdav.toml")
-	os.WriteFile(cfgFile, fmt.Appendf(nil, "[server]\nruntime_dir = %q\n[storage]\nroot = %q\nremount = true\nremount_grace = \"10ms\"\n[gadget]\nconfigfs = %q\ndrives = 2\n",
-		cfg.Server.RuntimeDir, dir, gcfg.Configfs), 0o644)
+	os.WriteFile(cfgFile, fmt.Appendf(nil, "[server]\nruntime_dir = %q\n[storage]\nroot = %q\nremount = true\nremount_grace = \"10ms\"\n[gadget]\nconfigfs = %q\nsysfs = %q\ndrives = 2\n",
+		cfg.Server.RuntimeDir, dir, gcfg.Configfs, gcfg.Sysfs), 0o644)
 	base, _ := startServe(t, cfg)
 
 	cli := func(args ...string) (int, string) {

@@ -69,7 +69,7 @@ func TestRedfishWithSushy(t *testing.T) {
 	for _, want := range []string{
 		"MANAGED_BY 1 bmc",
 		"MEDIA 2 CD-capable 2",
-		"INSERTED True " + isoURL + " boot.iso True ['CD', 'DVD']",
+		"INSERTED True " + isoURL + " boot.iso True ['CD', 'DVD', 'USBStick']",
 		"BOOT Cd Once",
 		"EJECTED False None",
 		"MANAGER bmc",

@@ -147,7 +147,7 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	}
 	defer store.Close()
 
-	gadget.FFSMounts = filepath.Join(cfg.Server.RuntimeDir, "ffs")
+	cfg.Gadget.FFSMounts = filepath.Join(cfg.Server.RuntimeDir, "ffs")
 	g, gerr := gadget.Open(cfg.Gadget, log)
 	switch {
 	case gerr != nil && cfg.Gadget.Mode == conf.ModeConfigfs:
@@ -288,7 +288,7 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 	// Windows' redirector asks the host's root before it maps /dav/.
 	r.Path("/").Methods(http.MethodOptions, "PROPFIND").Handler(guard.Wrap(davH.HostRoot()))
 	r.Path("/metrics").Handler(guard.Wrap(rec.Handler()))
-	r.PathPrefix("/dav").Handler(guard.Wrap(davH))
+	r.PathPrefix("/dav").Handler(dav.Sandbox(guard.Wrap(davH)))
 	if cfg.Redfish.Enabled {
 		// It checks credentials itself: its root answers without, and
 		// sessions (X-Auth-Token) count as well as Basic.
@@ -298,10 +298,16 @@ func handler(cfg conf.Config, store *fs.Store, dm *drives.Manager, hub *events.H
 		}
 		r.PathPrefix("/redfish").Handler(redfish.New(store, dm, jobs, redfish.Options{Log: log, Auth: check, Conf: cfg.Redfish}))
 	}
-	// kvmd's Mass Storage API for drive 0, before the rest of /api/.
-	msd := guard.Wrap(kvmd.New(store, dm, jobs, log))
+	// kvmd's Mass Storage API for drive 0 and its session login, before
+	// the rest of /api/. It checks credentials itself, answering kvmd's
+	// JSON errors, and takes its auth_token cookie besides Basic.
+	msd := kvmd.New(store, dm, jobs, log)
+	if guard.Enabled() {
+		msd.SetAuth(guard)
+	}
 	r.Path("/api/msd").Handler(msd)
 	r.PathPrefix("/api/msd/").Handler(msd)
+	r.PathPrefix("/api/auth/").Handler(msd)
 	a := api.New(store, dm, hub, api.Options{Log: log})
 	a.SetJobs(jobs)
 	r.PathPrefix("/api/").Handler(guard.Wrap(a))

@@ -19,27 +19,26 @@ import (
 // kernel backend's configfs gadget working after it. The store is an ext4
 // disk mounted ro, which the remount guard makes rw while it writes; an
 // exFAT stick mounted inside it while msdav runs is a part it writes to.
-func TestSystemdVM(t *testing.T) {
-	systemd := "/lib/systemd/systemd"
-	if _, err := os.Stat(systemd); err != nil {
-		t.Fatalf("needs Debian's systemd on this host (.ci/run installs it): %v", err)
-	}
-	work := t.TempDir()
+// systemdGuest starts an initramfs in work/initrd whose PID 1 is this
+// host's systemd, with its standard targets and a vm-modules.service that
+// loads the VM's modules (and installs busybox's applets) before msdav.
+// put writes a file into it, cp copies one of the host's.
+func systemdGuest(t *testing.T, work string) (put func(rel, body string, mode os.FileMode), cp func(src, rel string)) {
+	t.Helper()
 	initrd := filepath.Join(work, "initrd")
-	root := repoRoot(t)
-	put := func(rel, body string, mode os.FileMode) {
+	put = func(rel, body string, mode os.FileMode) {
 		p := filepath.Join(initrd, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(body), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cp := func(src, rel string) {
+	cp = func(src, rel string) {
 		p := filepath.Join(initrd, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		must(t, "cp", "-L", src, p)
 	}
-	for _, bin := range []string{systemd, "/bin/systemctl"} {
+	for _, bin := range []string{systemdBin, "/bin/systemctl"} {
 		cp(bin, bin)
 		copyLibs(t, initrd, bin)
 	}
@@ -55,6 +54,41 @@ func TestSystemdVM(t *testing.T) {
 	put("etc/machine-id", "", 0o444)
 	put("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644)
 	put("etc/group", "root:x:0:\ntty:x:5:\ndisk:x:6:\nnogroup:x:65534:\n", 0o644)
+	// What the distribution's boot would do before msdav: the modules
+	// (this initramfs has no modprobe database) and configfs.
+	put("etc/systemd/system/vm-modules.service", `[Unit]
+Description=load the VM's modules
+DefaultDependencies=no
+Before=msdav.service sysinit.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/busybox sh /vm-modules.sh
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+`, 0o644)
+	return put, cp
+}
+
+// systemdBin is Debian's systemd, PID 1 of the systemd guests.
+const systemdBin = "/lib/systemd/systemd"
+
+// needSystemd fails without Debian's systemd on this host.
+func needSystemd(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(systemdBin); err != nil {
+		t.Fatalf("needs Debian's systemd on this host (.ci/run installs it): %v", err)
+	}
+}
+
+func TestSystemdVM(t *testing.T) {
+	needHostArch(t, "PID 1 is this host's systemd")
+	needSystemd(t)
+	work := t.TempDir()
+	initrd := filepath.Join(work, "initrd")
+	root := repoRoot(t)
+	put, _ := systemdGuest(t, work)
 
 	unit, err := os.ReadFile(filepath.Join(root, "deploy", "msdav.service"))
 	if err != nil {
@@ -74,20 +108,6 @@ udc = "dummy_udc.0"
 drives = 1
 `, 0o644)
 	os.MkdirAll(filepath.Join(initrd, "var", "lib", "msdav", "images"), 0o755)
-	// What the distribution's boot would do before msdav: the modules
-	// (this initramfs has no modprobe database) and configfs.
-	put("etc/systemd/system/vm-modules.service", `[Unit]
-Description=load the VM's modules
-DefaultDependencies=no
-Before=msdav.service sysinit.target
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/busybox sh /vm-modules.sh
-StandardOutput=tty
-StandardError=tty
-TTYPath=/dev/ttyS0
-`, 0o644)
 	// The store: an ext4 disk that fstab would mount ro, for the remount
 	// guard to make rw while it writes, from inside the unit's namespace.
 	put("vm-modules.sh", "/bin/busybox --install -s /bin\n"+loadModules+`for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
@@ -133,7 +153,7 @@ Requires=vm-modules.service vm-check.service
 	must(t, "truncate", "-s", "32M", stick)
 	must(t, "mkfs.exfat", "-L", "STICK", stick)
 	kernel, img := guestImage(t, work, initScript, "crc32c_generic", "ext4", "virtio_blk", "virtio_pci", "exfat")
-	log, exit := boot(t, kernel, img, "rdinit="+systemd+" systemd.log_target=console systemd.show_status=0",
+	log, exit := boot(t, kernel, img, "rdinit="+systemdBin+" systemd.log_target=console systemd.show_status=0",
 		"-drive", "file="+disk+",if=virtio,format=raw,cache=none",
 		"-drive", "file="+stick+",if=virtio,format=raw,cache=none")
 	if exit != 0 {

@@ -114,6 +114,9 @@ func (e *LimitError) Error() string {
 		e.Format, mib(e.Need), what, mib(e.Limit), how)
 }
 
+// HTTPStatus: the request is well formed, but msdav will not decode it.
+func (e *LimitError) HTTPStatus() int { return 422 }
+
 func mib(n int64) string {
 	if n >= 1<<30 && n%(1<<30) == 0 {
 		return fmt.Sprintf("%d GiB", n>>30)

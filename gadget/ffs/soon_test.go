@@ -117,7 +117,13 @@ func TestReadSoonLetsTheCollectorStop(t *testing.T) {
 		}
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReadSoonLetsTheCollectorStop$", "-test.v")
+	args := []string{os.Args[0], "-test.run=^TestReadSoonLetsTheCollectorStop$", "-test.v"}
+	// Under qemu user mode without binfmt (make crosstest), the binary
+	// runs itself through the emulator it runs in.
+	if emu := os.Getenv("MSDAV_TEST_EXEC"); emu != "" {
+		args = append([]string{emu}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "MSDAV_READSOON_CHILD=1", "GOMAXPROCS=2")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -9,23 +9,19 @@ import (
 	"testing"
 
 	"github.com/msdav/msdav/conf"
-	"github.com/msdav/msdav/gadget"
 )
 
 // Bound makes a bound msdav gadget with drives empty drives under a temp
-// directory and points gadget.UDCClass at a fake UDC list for the test's
-// duration. It has none of the kernel's behaviour (host locks, ro
-// fallback, enumeration): make vmtest covers those on a real kernel.
+// directory, with a fake UDC list beside it. It has none of the kernel's
+// behaviour (host locks, ro fallback, enumeration): make vmtest covers
+// those on a real kernel.
 func Bound(t testing.TB, drives int) conf.Gadget {
 	t.Helper()
 	root := t.TempDir()
-	udc := filepath.Join(root, "udc")
-	os.MkdirAll(filepath.Join(udc, "dummy_udc.0"), 0o755)
-	old := gadget.UDCClass
-	gadget.UDCClass = udc
-	t.Cleanup(func() { gadget.UDCClass = old })
+	os.MkdirAll(filepath.Join(root, "sys", "class", "udc", "dummy_udc.0"), 0o755)
 	cfg := conf.Default().Gadget
 	cfg.Configfs = filepath.Join(root, "configfs")
+	cfg.Sysfs = filepath.Join(root, "sys")
 	cfg.Drives = drives
 	g := filepath.Join(cfg.Configfs, "usb_gadget", cfg.Name)
 	os.MkdirAll(filepath.Join(g, "configs", "c.1", "strings", "0x409"), 0o755)

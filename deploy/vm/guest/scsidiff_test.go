@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sgIOHdr is struct sg_io_hdr of <scsi/sg.h> (x86-64). Its buffers are
+// sgIOHdr is struct sg_io_hdr of <scsi/sg.h>. Its buffers are
 // unsafe.Pointers, not uintptrs, so that the collector keeps them where
 // the kernel reads and writes them until SG_IO returns.
 type sgIOHdr struct {
@@ -43,8 +43,27 @@ type sgIOHdr struct {
 	info           uint32
 }
 
-// The kernel's struct is 88 bytes; a field out of place breaks this.
-var _ [88]byte = [unsafe.Sizeof(sgIOHdr{})]byte{}
+// The kernel's layout of sg_io_hdr by pointer size: 88 bytes on 64-bit
+// (x86-64, arm64, riscv64), 64 on 32-bit (armhf, i386), where the four
+// pointers shrink and the padding before them and usr_ptr goes. A field out
+// of place sends the kernel garbage; the guest tests run on both.
+var sgIOHdrLayout = map[uintptr]struct{ size, dxferp, timeout, usrPtr, status, info uintptr }{
+	8: {88, 16, 40, 56, 64, 80},
+	4: {64, 16, 28, 40, 44, 60},
+}
+
+func TestSgIOHdrLayout(t *testing.T) {
+	var h sgIOHdr
+	want, ok := sgIOHdrLayout[unsafe.Sizeof(uintptr(0))]
+	if !ok {
+		t.Fatalf("no sg_io_hdr layout for %d-byte pointers", unsafe.Sizeof(uintptr(0)))
+	}
+	got := struct{ size, dxferp, timeout, usrPtr, status, info uintptr }{unsafe.Sizeof(h),
+		unsafe.Offsetof(h.dxferp), unsafe.Offsetof(h.timeout), unsafe.Offsetof(h.usrPtr), unsafe.Offsetof(h.status), unsafe.Offsetof(h.info)}
+	if got != want {
+		t.Errorf("sg_io_hdr (size, dxferp, timeout, usr_ptr, status, info) = %v, the kernel's is %v", got, want)
+	}
+}
 
 // didError is the host's status for a command that ended in its reset
 // recovery (a phase error).

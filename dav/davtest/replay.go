@@ -1,6 +1,7 @@
-// Package replay plays recorded WebDAV client conversations (Explorer's and
-// Finder's, in dav/testdata/replay) against a server and checks the answers.
-package replay
+// Package davtest is test support for the share, as httptest is for net/http:
+// it plays recorded WebDAV conversations (Explorer's and Finder's, in
+// dav/testdata/replay) against a server and against Apache mod_dav.
+package davtest
 
 import (
 	"bufio"
