@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -300,7 +301,10 @@ func lzmaWriter(ctx context.Context, w io.Writer) (io.WriteCloser, error) {
 		return xz.WriterConfig{Matcher: lzma.HashTable4, DictCap: 1 << 20}.NewWriter(w)
 	}
 	cmd := exec.CommandContext(ctx, bin, "-1", "-T1", "-c", "-q")
-	cmd.Stdout = w
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -308,23 +312,46 @@ func lzmaWriter(ctx context.Context, w io.Writer) (io.WriteCloser, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("xz: %w", err)
 	}
-	return &xzProcess{in: in, cmd: cmd}, nil
+	return &xzProcess{in: in, out: out, w: w, cmd: cmd, copied: make(chan error, 1)}, nil
 }
 
-// xzProcess is the xz child's stdin; Close waits for it to end.
+// xzProcess is the xz child: Write feeds its stdin, and its stdout is
+// copied to w from the first Write on (after the handler wrote the
+// status: the copy must not race with it). Close waits for it to end.
 type xzProcess struct {
-	in  io.WriteCloser
-	cmd *exec.Cmd
+	in     io.WriteCloser
+	out    io.Reader
+	w      io.Writer
+	cmd    *exec.Cmd
+	once   sync.Once
+	copied chan error
 }
 
-func (x *xzProcess) Write(p []byte) (int, error) { return x.in.Write(p) }
+func (x *xzProcess) start() {
+	x.once.Do(func() {
+		go func() {
+			_, err := io.Copy(x.w, x.out)
+			if err != nil {
+				io.Copy(io.Discard, x.out) // let xz finish or fail on its own
+			}
+			x.copied <- err
+		}()
+	})
+}
+
+func (x *xzProcess) Write(p []byte) (int, error) {
+	x.start()
+	return x.in.Write(p)
+}
 
 func (x *xzProcess) Close() error {
+	x.start()
 	x.in.Close()
+	cerr := <-x.copied
 	if err := x.cmd.Wait(); err != nil {
 		return fmt.Errorf("xz: %w", err)
 	}
-	return nil
+	return cerr
 }
 
 // extValue percent-encodes s for an RFC 5987 ext-value: every byte but
