@@ -244,6 +244,25 @@ func TestKVMDReadLZMASpeed(t *testing.T) {
 	if took > tool*3/2+300*time.Millisecond {
 		t.Errorf("read?compress=lzma took %v, xz -1 -T1 %v", took, tool)
 	}
+	// A client that hangs up mid-read: xz ends, and the slot is free again.
+	resp, err = http.Get(base + "/api/msd/read?image=a.img&compress=lzma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(resp.Body, make([]byte, 100))
+	resp.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", "-P", fmt.Sprint(os.Getpid()), "-x", "xz").Output()
+		code, _ := call(t, "GET", base+"/api/msd/read?image=a.img&compress=zstd", nil, nil)
+		if len(bytes.TrimSpace(out)) == 0 && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a hang-up: xz children %q, next read %d", out, code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // GETs that start work (kvmd's read holds its only transfer slot and
