@@ -16,6 +16,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -462,7 +463,10 @@ func (t *transfer) setBody(resp *http.Response) {
 	stalled := make(chan struct{})
 	t.stalled = stalled
 	body := resp.Body
-	timer := time.AfterFunc(t.m.o.Stall, func() { close(stalled); body.Close() })
+	// A read may bring data just as the timer fires and re-arm it: the
+	// stall is signalled, and the body closed, once.
+	var once sync.Once
+	timer := time.AfterFunc(t.m.o.Stall, func() { once.Do(func() { close(stalled); body.Close() }) })
 	t.stop = timer.Stop
 	t.resetTimer = func() bool { return timer.Reset(t.m.o.Stall) }
 }
