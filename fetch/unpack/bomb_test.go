@@ -169,3 +169,48 @@ func TestXZStreams(t *testing.T) {
 		}
 	}
 }
+
+// A large window's memory goes back to the system when the decoder
+// closes, not minutes later: the next job on a 1 GB board needs it.
+func TestMemoryGivenBack(t *testing.T) {
+	block := make([]byte, 16<<20)
+	for i := range block {
+		block[i] = byte(i*7919>>3) ^ byte(i>>13)
+	}
+	cmd := exec.Command(needTool(t, "zstd"), "-q", "-1", "--long=27", "-c")
+	var parts []io.Reader
+	for range 10 {
+		parts = append(parts, bytes.NewReader(block))
+	}
+	cmd.Stdin = io.MultiReader(parts...)
+	z, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		f    Format
+		data []byte
+	}{{"zstd --long=27", Zstd, z}} {
+		r, err := Reader(bytes.NewReader(tc.data), tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, r)
+		if err != nil || n != 160<<20 {
+			t.Fatalf("%s: %d bytes, %v", tc.name, n, err)
+		}
+		var during runtime.MemStats
+		runtime.ReadMemStats(&during)
+		r.Close()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		held := int64(after.HeapSys-after.HeapReleased) >> 20
+		t.Logf("%s: heap held %d MiB while decoding, %d MiB after Close", tc.name, int64(during.HeapSys-during.HeapReleased)>>20, held)
+		if held > 48 {
+			t.Errorf("%s: %d MiB of heap still held from the system after Close", tc.name, held)
+		}
+		runtime.KeepAlive(r) // as a caller's deferred Close keeps it: the window must not be
+
+	}
+}

@@ -283,8 +283,16 @@ func (f *freeing) Close() error {
 	if f.close != nil {
 		f.close()
 	}
-	if f.big() {
+	big := f.big()
+	// Nothing here may keep the decoder reachable while the memory is
+	// handed back, or its window stays in the heap until the next GC.
+	f.Reader, f.close, f.big = eof{}, nil, func() bool { return false }
+	if big {
 		debug.FreeOSMemory()
 	}
 	return nil
 }
+
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }
