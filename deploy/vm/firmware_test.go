@@ -74,6 +74,7 @@ var firmwares = []struct{ name, bios, backend, image, media, says string }{
 // stick boots again on the kernel backend (f_mass_storage), from the disc
 // as made (a CD) and the same sticks: the default works as well.
 func TestFirmwareBootVM(t *testing.T) {
+	nativeOnly(t)
 	for _, tool := range []string{"as", "ld", "mcopy", "usbredirect"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("needs %s (.ci/run installs binutils, mtools and usbredirect)", tool)

@@ -17,6 +17,7 @@ import (
 // edited config kept) and purges it (config gone). The guest side is
 // TestDebianPackage.
 func TestDebianPackageVM(t *testing.T) {
+	nativeOnly(t)
 	needSystemd(t)
 	work := t.TempDir()
 	initrd := filepath.Join(work, "initrd")

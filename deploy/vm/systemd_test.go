@@ -83,6 +83,7 @@ func needSystemd(t *testing.T) {
 }
 
 func TestSystemdVM(t *testing.T) {
+	nativeOnly(t)
 	needSystemd(t)
 	work := t.TempDir()
 	initrd := filepath.Join(work, "initrd")

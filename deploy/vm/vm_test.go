@@ -28,6 +28,43 @@ var modules = []string{
 	"usb-storage", "sd_mod", "sr_mod", "isofs", "vfat", "nls_utf8", "nls_cp437", "nls_ascii",
 }
 
+// vmArch is the guest's architecture. VM_ARCH=armhf boots Debian's armhf
+// kernel (linux-image-armmp) in qemu-system-arm -M virt -cpu cortex-a15,
+// with msdav and the guest tests built for ARMv7 (PiKVM OS's build) and
+// Debian's armhf busybox; the default, amd64, is make vmtest's.
+type vmArch struct {
+	name, goarch, goarm, qemu, console string
+	machine                            []string
+}
+
+var vmArches = map[string]vmArch{
+	"amd64": {name: "amd64", goarch: "amd64", qemu: "qemu-system-x86_64", console: "ttyS0"},
+	"armhf": {name: "armhf", goarch: "arm", goarm: "7", qemu: "qemu-system-arm", console: "ttyAMA0",
+		machine: []string{"-M", "virt", "-cpu", "cortex-a15"}},
+}
+
+func guestArch(t *testing.T) vmArch {
+	t.Helper()
+	name := os.Getenv("VM_ARCH")
+	if name == "" {
+		name = "amd64"
+	}
+	a, ok := vmArches[name]
+	if !ok {
+		t.Fatalf("VM_ARCH=%s: amd64 or armhf", name)
+	}
+	return a
+}
+
+// nativeOnly skips a test that copies this host's (amd64) programs into
+// the guest when VM_ARCH boots another architecture.
+func nativeOnly(t *testing.T) {
+	t.Helper()
+	if a := guestArch(t); a.name != "amd64" {
+		t.Skipf("copies this host's amd64 programs into the guest: not with VM_ARCH=%s", a.name)
+	}
+}
+
 func repoRoot(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
@@ -43,14 +80,22 @@ func must(t *testing.T, name string, args ...string) {
 
 // guestImage builds the kernel path and an initramfs whose /init runs init.
 func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel, img string) {
-	for _, tool := range []string{"qemu-system-x86_64", "cpio", "xorriso", "mkfs.vfat", "busybox"} {
+	arch := guestArch(t)
+	for _, tool := range []string{arch.qemu, "cpio", "xorriso", "mkfs.vfat", "busybox"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("needs %s (.ci/run installs it)", tool)
 		}
 	}
 	root := repoRoot(t)
 	cache := filepath.Join(root, "deploy", "vm", "cache")
-	must(t, filepath.Join(root, "deploy", "vm", "fetch-kernel.sh"), cache)
+	if arch.name != "amd64" {
+		cache = filepath.Join(cache, arch.name)
+	}
+	fetch := exec.Command(filepath.Join(root, "deploy", "vm", "fetch-kernel.sh"), cache)
+	fetch.Env = append(os.Environ(), "VM_ARCH="+arch.name)
+	if out, err := fetch.CombinedOutput(); err != nil {
+		t.Fatalf("fetch-kernel.sh: %v\n%s", err, out)
+	}
 	kernels, _ := filepath.Glob(filepath.Join(cache, "root", "boot", "vmlinuz-*"))
 	if len(kernels) == 0 {
 		t.Fatal("no kernel fetched")
@@ -66,13 +111,16 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 		os.MkdirAll(filepath.Join(initrd, d), 0o755)
 	}
 	busybox, _ := exec.LookPath("busybox")
+	if arch.name != "amd64" {
+		busybox = filepath.Join(cache, "root", "bin", "busybox")
+	}
 	must(t, "cp", busybox, filepath.Join(initrd, "bin", "busybox"))
 
 	// Static binaries: msdav itself and the guest-side test.
 	build := func(out string, args ...string) {
 		cmd := exec.Command("go", args...)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch.goarch, "GOARM="+arch.goarm)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go %v: %v\n%s", args, err, b)
 		}
@@ -83,7 +131,7 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	// dependencies stay out of msdav's.
 	nfsd := exec.Command("go", "build", "-o", filepath.Join(initrd, "nfsd"), ".")
 	nfsd.Dir = filepath.Join(root, "deploy", "vm", "nfsd")
-	nfsd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	nfsd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch.goarch, "GOARM="+arch.goarm)
 	if b, err := nfsd.CombinedOutput(); err != nil {
 		t.Fatalf("build nfsd: %v\n%s", err, b)
 	}
@@ -121,7 +169,9 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 	must(t, "truncate", "-s", "64M", flash)
 	must(t, "mkfs.vfat", "-F", "32", "-n", "MSDAVFLASH", flash)
 
-	copyHostTools(t, initrd)
+	if arch.name == "amd64" {
+		copyHostTools(t, initrd) // else the guest tests that use them skip
+	}
 	if slices.Contains(extraModules, "cifs") {
 		copySamba(t, cache, initrd) // a CIFS client gets a server to talk to
 	}
@@ -139,6 +189,7 @@ func guestImage(t *testing.T, work, init string, extraModules ...string) (kernel
 
 // TestFleetVM runs two msdav boxes in the VM on one real NFS library.
 func TestFleetVM(t *testing.T) {
+	nativeOnly(t)
 	kernel, img := guestImage(t, t.TempDir(), initScript, "nfs", "nfsv3", "exfat", "loop")
 	log, exit := boot(t, kernel, img, "msdav.run=^(TestFleetOnNFS|TestNFSManualOptions|TestExfatPart)$")
 	if exit != 0 {
@@ -160,6 +211,7 @@ var cifsModules = []string{"cifs", "cmac", "ccm", "gcm", "ctr", "ghash_generic",
 // TestCifsVM runs two msdav boxes on one CIFS share in the VM: Samba's smbd
 // serves it, the kernel's cifs client mounts it in both stores.
 func TestCifsVM(t *testing.T) {
+	nativeOnly(t)
 	kernel, img := guestImage(t, t.TempDir(), initScript, cifsModules...)
 	log, exit := boot(t, kernel, img, "msdav.run=^TestCifsPart$")
 	if exit != 0 {
@@ -331,10 +383,11 @@ func copyLibs(t *testing.T, initrd, bin string) {
 // its console and the guest's GUEST-EXIT code (-1 when there was none).
 func boot(t *testing.T, kernel, img, cmdline string, extra ...string) (string, int) {
 	t.Helper()
-	args := []string{"-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
+	arch := guestArch(t)
+	args := append(slices.Clone(arch.machine), "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
 		"-kernel", kernel, "-initrd", img,
-		"-append", "console=ttyS0 panic=-1 quiet loglevel=4 " + cmdline,
-		"-nic", "none"}
+		"-append", "console="+arch.console+" panic=-1 quiet loglevel=4 "+cmdline,
+		"-nic", "none")
 	args = append(args, extra...)
 	// TCG by default: it boots in about 3 s here, while nested KVM on these
 	// machines hung in the firmware. MSDAV_VM_ACCEL=kvm tries KVM.
@@ -344,7 +397,7 @@ func boot(t *testing.T, kernel, img, cmdline string, extra ...string) (string, i
 	}
 	args = append(args, "-accel", accel)
 	t.Logf("booting %s with %s %s", filepath.Base(kernel), accel, cmdline)
-	q := exec.Command("qemu-system-x86_64", args...)
+	q := exec.Command(arch.qemu, args...)
 	out, _ := q.StdoutPipe()
 	q.Stderr = q.Stdout
 	start := time.Now()
@@ -386,6 +439,7 @@ func boot(t *testing.T, kernel, img, cmdline string, extra ...string) (string, i
 // and with a flash drive attached rw, on an ext4 store on a virtio disk,
 // then boots again on the same disk.
 func TestPowerLoss(t *testing.T) {
+	nativeOnly(t)
 	if _, err := exec.LookPath("e2fsck"); err != nil {
 		t.Fatal("needs e2fsck (e2fsprogs)")
 	}
@@ -596,6 +650,7 @@ func modDepends(ko string) ([]string, error) {
 // serves msdav on its port 8080 with the gadget live, for qemu to boot with
 // that port forwarded to the host's loopback.
 func TestBuildDemo(t *testing.T) {
+	nativeOnly(t)
 	out := os.Getenv("MSDAV_DEMO_OUT")
 	if out == "" {
 		t.Skip("make demo sets MSDAV_DEMO_OUT")
