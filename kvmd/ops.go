@@ -10,15 +10,18 @@ import (
 	iofs "io/fs"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // exists reports whether the store holds the image name, complete.
@@ -268,7 +271,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 		io.Copy(countingWriter{w, p}, f) // a client that hangs up just ends it
 		return
 	case ".xz":
-		out, err = xz.NewWriter(w)
+		out, err = lzmaWriter(r.Context(), w)
 	case ".zst":
 		out, err = zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	}
@@ -277,11 +280,78 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(200)
-	if _, err := io.Copy(out, io.TeeReader(f, countingWriter{io.Discard, p})); err != nil {
-		h.log.Info("MSD read ended early", "image", name, "err", err)
-		return
+	_, err = io.Copy(out, io.TeeReader(f, countingWriter{io.Discard, p}))
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
-	out.Close()
+	if err != nil {
+		h.log.Info("MSD read ended early", "image", name, "err", err)
+	}
+}
+
+// lzmaWriter compresses to w as xz -1 -T1 does, through the system's xz
+// when there is one: ulikunitz/xz's encoder took 3.2 times as long on a
+// 20 MB image (58.8 s against 18.2 s on a loaded 2-core box; 104 s on a
+// Pi), holding kvmd's only transfer slot all along. xz -1 needs about
+// 10 MiB. Without xz: ulikunitz with a hash-table match finder and a
+// 1 MiB dictionary (27.9 s there, 1.5x).
+func lzmaWriter(ctx context.Context, w io.Writer) (io.WriteCloser, error) {
+	bin, err := exec.LookPath("xz")
+	if err != nil {
+		return xz.WriterConfig{Matcher: lzma.HashTable4, DictCap: 1 << 20}.NewWriter(w)
+	}
+	cmd := exec.CommandContext(ctx, bin, "-1", "-T1", "-c", "-q")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("xz: %w", err)
+	}
+	return &xzProcess{in: in, out: out, w: w, cmd: cmd, copied: make(chan error, 1)}, nil
+}
+
+// xzProcess is the xz child: Write feeds its stdin, and its stdout is
+// copied to w from the first Write on (after the handler wrote the
+// status: the copy must not race with it). Close waits for it to end.
+type xzProcess struct {
+	in     io.WriteCloser
+	out    io.Reader
+	w      io.Writer
+	cmd    *exec.Cmd
+	once   sync.Once
+	copied chan error
+}
+
+func (x *xzProcess) start() {
+	x.once.Do(func() {
+		go func() {
+			_, err := io.Copy(x.w, x.out)
+			if err != nil {
+				io.Copy(io.Discard, x.out) // let xz finish or fail on its own
+			}
+			x.copied <- err
+		}()
+	})
+}
+
+func (x *xzProcess) Write(p []byte) (int, error) {
+	x.start()
+	return x.in.Write(p)
+}
+
+func (x *xzProcess) Close() error {
+	x.start()
+	x.in.Close()
+	cerr := <-x.copied
+	if err := x.cmd.Wait(); err != nil {
+		return fmt.Errorf("xz: %w", err)
+	}
+	return cerr
 }
 
 // extValue percent-encodes s for an RFC 5987 ext-value: every byte but

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,8 +21,9 @@ var guarded = []string{"/api/", "/redfish/"}
 
 // SameOrigin answers 403 to a state-changing request under /api/ or
 // /redfish/ that a browser says comes from another site: an Origin that is
-// not this server's, or Sec-Fetch-Site: cross-site. A request with neither
-// header (curl, scripts) passes, as does anything that only reads.
+// not this server's, or Sec-Fetch-Site: cross-site; and so are the GETs
+// that start work (workGETs). A request with neither header (curl,
+// scripts) passes, as does anything that only reads.
 func SameOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if why := crossSite(r); why != "" {
@@ -35,10 +37,30 @@ func SameOrigin(next http.Handler) http.Handler {
 	})
 }
 
+// workGETs are the GETs that start work: kvmd's read holds its only
+// transfer slot while it streams (and compresses), the event stream starts
+// the store's watcher. An <img> or EventSource on any page could start
+// them, so they are guarded as writes are, the Referer counted too (a
+// plain GET from a page carries no Origin).
+var workGETs = []string{"/api/msd/read", "/api/events"}
+
 // crossSite says why r is refused, or "" when it may pass.
 func crossSite(r *http.Request) string {
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, "PROPFIND":
+	case http.MethodGet, http.MethodHead:
+		if !slices.Contains(workGETs, r.URL.Path) {
+			return ""
+		}
+		if why := fromElsewhere(r); why != "" {
+			return why
+		}
+		if ref := r.Header.Get("Referer"); ref != "" && r.Header.Get("Origin") == "" {
+			if own := requestOrigin(r); !sameOrigin(originOf(ref), own) {
+				return "refused: GET " + r.URL.Path + " was asked for by the page " + quoteOrigin(originOf(ref)) + ", not by " + own + "; use msdav's own console or a script"
+			}
+		}
+		return ""
+	case http.MethodOptions, "PROPFIND":
 		return ""
 	}
 	g := false
@@ -50,6 +72,12 @@ func crossSite(r *http.Request) string {
 	if !g {
 		return ""
 	}
+	return fromElsewhere(r)
+}
+
+// fromElsewhere says why r came from another site's page, by
+// Sec-Fetch-Site or Origin, or "".
+func fromElsewhere(r *http.Request) string {
 	if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") {
 		return "refused: " + r.Method + " " + r.URL.Path + " came from another site (Sec-Fetch-Site: cross-site); use msdav's own console or a script"
 	}
@@ -99,6 +127,15 @@ func normalize(o string) (string, bool) {
 		port = map[string]string{"http": "80", "https": "443"}[scheme]
 	}
 	return scheme + "://" + net.JoinHostPort(strings.ToLower(host), port), true
+}
+
+// originOf is the scheme://host[:port] of a Referer.
+func originOf(ref string) string {
+	u, err := url.Parse(ref)
+	if err != nil {
+		return ref
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // quoteOrigin keeps an attacker's Origin header short in the error text.

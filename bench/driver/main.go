@@ -350,6 +350,14 @@ func (b *bench) aloneRows() {
 		b.alone = append(b.alone, fmt.Sprintf("Peak RSS (VmHWM) of a fresh msdav during four concurrent TLS uploads of %s (Go's client): %.1f MiB (target < %d MiB: %s).",
 			human(tlsSize), mib, rssTargetMiB, map[bool]string{true: "met", false: "**missed**"}[mib < rssTargetMiB]))
 	}
+	hostileSize := size(64<<20, 16<<20)
+	if mib, locks, err := hostileRSS(hostileSize); err != nil {
+		b.errs = append(b.errs, fmt.Sprintf("peak RSS under hostile load: %v", err))
+		b.alone = append(b.alone, fmt.Sprintf("Peak RSS under hostile load: failed (%.1f MiB when it did).", mib))
+	} else {
+		b.alone = append(b.alone, fmt.Sprintf("Peak RSS (VmHWM) of a fresh msdav while four zstd bombs (--long=31, refused), 3,000 shared LOCKs with 100 KB owners (%s), 1,000 event streams and 1,000 half-open connections hit it, next to four %s uploads that landed whole: %.1f MiB (target < %d MiB: %s).",
+			locks, human(hostileSize), mib, hostileTargetMiB, map[bool]string{true: "met", false: "**missed**"}[mib < hostileTargetMiB]))
+	}
 	if *vmlog != "" {
 		if line, err := vmLine(*vmlog); err != nil {
 			b.errs = append(b.errs, err.Error())
