@@ -6,7 +6,7 @@ BIN      := bin/msdav
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all build cross crosstest package run test vmtest vmtest-armhf bench install demo clean
+.PHONY: all build deps cross crosstest package run test fuzz vmtest vmtest-armhf bench install demo clean
 
 all: build
 
@@ -84,6 +84,17 @@ run: build
 # Unit and integration tests, with the race detector. Tests that need root
 # (real mounts) or a Debian package (litmus, rclone, cadaver, davfs2) skip
 # with a message saying so; .ci/run installs them and runs as root.
+# Every Debian package the full suite needs (as root: .ci/run runs it too).
+# Without them make test still passes: each test that needs one skips,
+# naming it.
+deps:
+	deploy/deps.sh
+
+# Every fuzz target (func FuzzXxx) for FUZZTIME each (3s), corpora in the
+# packages' testdata/fuzz.
+fuzz:
+	deploy/fuzz.sh
+
 # The race detector needs cgo and a C compiler: without gcc (a machine with
 # only Go) the suite still runs, without it, and says so.
 RACE ?= $(shell command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
