@@ -117,7 +117,7 @@ func (s *Store) partOfRel(rel string) string { return partOf(rel, s.partSet()) }
 // up. It looks every interval while active says someone listens (one look
 // for all of them, none while nobody does), and publishes "image" and
 // "part" events for what differs from the last look. A look that finds
-// nothing new doubles the wait, up to quietMax times every.
+// no image changed doubles the wait, up to quietMax times every.
 //
 // A look costs one stat per folder: a folder is read again only when its
 // mtime or ctime moved (a file added, removed or renamed in it, by this
@@ -159,8 +159,7 @@ func (s *Store) Watch(ctx context.Context, every time.Duration, active func() bo
 		for _, p := range ps {
 			nextParts[p.Path] = p
 			if old, ok := parts[p.Path]; parts != nil && (!ok || old != p) {
-				s.publish("part", p)
-				changed = true
+				s.publish("part", p) // free space moves on a busy disk: no reason to look harder
 			}
 		}
 		parts = nextParts
@@ -221,8 +220,9 @@ const (
 	// than this after its mtime may have changed again within the same
 	// tick, so it is read again.
 	settle = 2 * time.Second
-	// fullEvery is how often the watcher reads every folder regardless.
-	fullEvery = 10 * time.Minute
+	// fullEvery is how often the watcher reads every folder regardless: an
+	// image overwritten in place, unseen by its folder, shows this late.
+	fullEvery = 30 * time.Minute
 )
 
 // catalogLook is what the watcher saw of one part at its last look, by

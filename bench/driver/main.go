@@ -67,6 +67,7 @@ func main() {
 	b.propfindRows()
 	b.fetchRows()
 	b.aloneRows()
+	b.fleetRow()
 	b.browserRows()
 	if *profile != "" {
 		profiles(*profile)
