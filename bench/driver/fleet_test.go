@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -38,4 +39,26 @@ func TestFleetCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(c.line())
+}
+
+// MSDAV_PUT_AB=path/to/msdav go test ./bench/driver -run TestPutMethods -v
+// times a synced 1 GiB PUT to msdav and nginx by the bench's method and by
+// an A/B run's (root, nginx-extras), in its own work directory.
+func TestPutMethods(t *testing.T) {
+	bin := os.Getenv("MSDAV_PUT_AB")
+	if bin == "" {
+		t.Skip("MSDAV_PUT_AB=binary compares the PUT methods")
+	}
+	*work = "/var/tmp/msdav-put-ab"
+	*msdav = bin
+	if err := cleanWork(*work); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeCert(*work); err != nil {
+		t.Fatal(err)
+	}
+	defer stopAll()
+	ms := startMsdav("msdav", filepath.Join(*work, "msdav"), msdavOpts{})
+	ng, _ := startNginx()
+	t.Log("\n" + comparePutMethods(ms, ng, 1<<30, 5))
 }
