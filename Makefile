@@ -148,8 +148,8 @@ demo:
 # read through both drive backends side by side.
 BENCH_OUT ?= BENCHMARKS.md
 bench: build
-	@(for c in nginx apache2 rclone curl xz zstd openssl chromium; do command -v $$c >/dev/null || exit 1; done) || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-extras apache2 rclone curl xz-utils zstd openssl chromium >/dev/null)
+	@(for c in nginx apache2 rclone curl xz zstd openssl chromium strace; do command -v $$c >/dev/null || exit 1; done) || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-extras apache2 rclone curl xz-utils zstd openssl chromium strace >/dev/null)
 	CGO_ENABLED=0 $(GO) build -o bin/plain ./bench/plain
 	CGO_ENABLED=0 $(GO) build -o bin/bench ./bench/driver
 	./bin/bench -msdav bin/msdav -plain bin/plain -out $(BENCH_OUT) $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE)) $(if $(BENCH_VMLOG),-vmlog $(BENCH_VMLOG))

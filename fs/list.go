@@ -16,6 +16,7 @@ type Entry struct {
 	size  int64
 	mode  os.FileMode
 	mtime time.Time
+	ino   uint64 // for the catalog's checksum cache, which keys on it
 }
 
 func (e *Entry) Name() string       { return e.name }

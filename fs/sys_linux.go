@@ -152,7 +152,7 @@ func statChildren(dir *os.File, names []string, each func(i int, e Entry, err er
 }
 
 func entryFromStat(name string, st *unix.Stat_t) Entry {
-	e := Entry{name: name, size: st.Size, mtime: time.Unix(st.Mtim.Unix()), mode: os.FileMode(st.Mode & 0o777)}
+	e := Entry{name: name, size: st.Size, mtime: time.Unix(st.Mtim.Unix()), mode: os.FileMode(st.Mode & 0o777), ino: st.Ino}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		e.mode |= os.ModeDir

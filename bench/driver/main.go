@@ -67,6 +67,7 @@ func main() {
 	b.propfindRows()
 	b.fetchRows()
 	b.aloneRows()
+	b.fleetRow()
 	b.browserRows()
 	if *profile != "" {
 		profiles(*profile)
@@ -396,6 +397,7 @@ func (b *bench) report() bool {
 		fmt.Fprintf(&report, "- %s\n", l)
 	}
 	fmt.Fprintf(&report, "\nPUT times include an fsync of the written file by the client after the response, so every server is measured durable; msdav already fsynced before answering. msdav/nginx is the median of per-round ratios, msdav's time divided by nginx's measured next to it in the same round: below 1 is faster than nginx; the per-round column gives the lowest and highest of those ratios, and the target column the ratio issue 15 asks for. GETs are preceded by a read of the file, so the page cache is warm for every server; the Go client reads into a 1 MiB buffer, curl as it does by default. Whole GETs are three per round and server, ranged GETs five, at offsets spread over the file. The order of the servers is shuffled in each round. The TLS rows use one self-signed P-256 certificate for both servers, nginx with `ssl_protocols TLSv1.3` (userland TLS, no kTLS), msdav with its defaults (HTTP/1.1), curl with `--http1.1`. Every request's status and byte count is checked: a failed one is no sample, and its row says failed.\n")
+	report.WriteString(methodNotes)
 	fails := append(b.table.failures(), b.tools.failures()...)
 	fails = append(fails, b.errs...)
 	if len(fails) > 0 {
