@@ -159,8 +159,8 @@ func (m *Manager) Start(req Request) (Job, error) {
 
 // cleanPath makes a store path of a client's or server's name.
 func (m *Manager) cleanPath(p string) (string, error) {
-	rel, err := fs.Clean(p)
-	if err != nil || rel == "." || fs.Classify(rel) != fs.Visible {
+	rel, err := fs.ImageName(p)
+	if err != nil {
 		return "", fmt.Errorf("%w: path %q is not a usable image name", ErrInvalid, p)
 	}
 	return rel, nil
@@ -277,7 +277,10 @@ func nameOf(resp *http.Response, asked *url.URL) string {
 	return "download.img"
 }
 
-func usable(n string) bool { return n != "" && n != "." && n != "/" && fs.Classify(n) == fs.Visible }
+func usable(n string) bool {
+	rel, err := fs.ImageName(n)
+	return err == nil && rel == n
+}
 
 // run streams the download into the upload until it is committed or gone.
 func (m *Manager) run(t *transfer, j *job, up *fs.Upload, br io.Reader, format unpack.Format, wantSum string) {

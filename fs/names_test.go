@@ -301,3 +301,26 @@ func TestProberStuckPartFailsFast(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// ImageName is the one rule every front end asks of an image's name.
+func TestImageName(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"a.iso", "a.iso"},
+		{"/x/./y.img", "x/y.img"},
+		{`win\x.iso`, "win/x.iso"},
+		{"", ""},
+		{"/", ""},
+		{".", ""},
+		{"../up.iso", ""},
+		{"a/../../up.iso", ""},
+		{".hidden.iso", ""},
+		{"d/.msdav-upload-1/x.iso", ""},
+		{"USB/.MSDAV-SUM-WIN.ISO", ""},
+		{"nul\x00.iso", ""},
+	} {
+		got, err := ImageName(c.in)
+		if got != c.want || (err == nil) != (c.want != "") {
+			t.Errorf("ImageName(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}

@@ -297,6 +297,20 @@ func Clean(name string) (string, error) {
 	return c[1:], nil
 }
 
+// ImageName is the store path of a name given for an image: Clean's rules,
+// not the root, and no part hidden, internal or junk. The one rule every
+// front end (API, kvmd, Redfish, fetch, drives) asks.
+func ImageName(name string) (string, error) {
+	rel, err := Clean(name)
+	if err != nil {
+		return "", err
+	}
+	if rel == "." || Classify(rel) != Visible {
+		return "", fmt.Errorf("%q: %w (an image is a file in the store; no part of its path may start with a dot)", name, ErrBadName)
+	}
+	return rel, nil
+}
+
 // Abs is the absolute host path of a store-relative path, for the kernel
 // (configfs wants absolute paths). It refuses paths that leave the root,
 // also through symlinks.

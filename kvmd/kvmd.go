@@ -180,8 +180,8 @@ func imageName(raw string) (string, error) {
 	if name == "" {
 		return "", kerr("ValidatorError", "the image name is empty")
 	}
-	rel, err := fs.Clean(name)
-	if err != nil || rel != name || fs.Classify(rel) != fs.Visible || strings.ContainsRune(name, 0) {
+	rel, err := fs.ImageName(name)
+	if err != nil || rel != name {
 		return "", kerr("ValidatorError", "%q is not a valid image name (a relative path, no part starting with a dot)", raw)
 	}
 	return rel, nil

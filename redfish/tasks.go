@@ -178,7 +178,7 @@ func (h *Handler) fetchAndAttach(ctx context.Context, t *task) error {
 	}
 	u, _ := url.Parse(t.url)
 	name := path.Base(u.Path)
-	if name == "." || name == "/" || name == "" || fs.Classify(name) != fs.Visible {
+	if rel, err := fs.ImageName(name); err != nil || rel != name {
 		name = fmt.Sprintf("drive%d.iso", t.drive)
 	}
 	rel := fetchFolder + "/" + name
