@@ -315,6 +315,7 @@ func TestImageName(t *testing.T) {
 		{"a/../../up.iso", ""},
 		{".hidden.iso", ""},
 		{"d/.msdav-upload-1/x.iso", ""},
+		{"d/x.iso/", "d/x.iso"},
 		{"USB/.MSDAV-SUM-WIN.ISO", ""},
 		{"nul\x00.iso", ""},
 	} {
