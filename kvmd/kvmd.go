@@ -117,7 +117,8 @@ func translate(err error) *Error {
 		return kerr("MsdUnknownImageError", "%s", msg)
 	case errors.Is(err, diskimage.ErrExists), errors.Is(err, fetch.ErrExists):
 		return kerr("MsdImageExistsError", "%s", msg)
-	case errors.Is(err, fs.ErrOutside), errors.Is(err, fs.ErrBadName), errors.Is(err, fetch.ErrInvalid):
+	case errors.Is(err, fs.ErrOutside), errors.Is(err, fs.ErrBadName), errors.Is(err, fetch.ErrInvalid),
+		errors.Is(err, drives.ErrInvalid), errors.Is(err, gadget.ErrNoDrive):
 		return kerr("ValidatorError", "%s", msg)
 	case errors.As(err, &big), errors.Is(err, gadget.ErrMediumLocked), errors.Is(err, drives.ErrConflict),
 		errors.Is(err, drives.ErrRefused), fs.IsNoSpace(err), errors.Is(err, fetch.ErrRefused),

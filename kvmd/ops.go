@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/ulikunitz/xz"
@@ -61,9 +62,12 @@ func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
 	}
 	sel := h.drives.Selected(drive)
 	if hasImage {
-		if name != "" && !h.exists(name) {
-			fail(w, kerr("MsdUnknownImageError", "no complete image %q in the store", name))
-			return
+		if name != "" {
+			// The drive manager's rule, as every attach is checked.
+			if _, err := h.drives.CheckImage(name); err != nil {
+				fail(w, err)
+				return
+			}
 		}
 		sel.Image = name
 	}
@@ -121,15 +125,11 @@ func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) {
 		fail(w, kerr("MsdImageNotSelected", "no image selected: set_params?image=NAME first"))
 		return
 	}
-	if !h.exists(sel.Image) {
-		fail(w, kerr("MsdUnknownImageError", "the selected image %q is no longer in the store", sel.Image))
-		return
-	}
-	rw := sel.RW && !sel.CDROM
-	if rw && !writableImage(sel.Image, true) {
-		rw = false // kvmd never attaches an .iso writable
-	}
-	if _, err := h.drives.Attach(r.Context(), drive, sel.Image, sel.CDROM, rw); err != nil {
+	// kvmd's rule: rw is false for a CD or an .iso (the selection may have
+	// come from Redfish). The drive manager checks the rest, as for every
+	// other attach.
+	req := drives.Request{Drive: drive, Image: sel.Image, CDROM: sel.CDROM, RW: sel.RW && !sel.CDROM && writableImage(sel.Image, true)}
+	if _, err := h.drives.Attach(r.Context(), req); err != nil {
 		fail(w, err)
 		return
 	}
