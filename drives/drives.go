@@ -521,7 +521,7 @@ func (m *Manager) Select(i int, s Selection) {
 }
 
 // ServesURLs reports whether the drives can serve an image straight from
-// a URL (AttachURL): the userspace backend's can.
+// a URL (a Request with URL): the userspace backend's can.
 func (m *Manager) ServesURLs() bool { return m.g != nil && m.g.ServesURLs() }
 
 // DVD reports whether the kernel serves CD images over the CD limit as DVDs.

@@ -59,7 +59,10 @@ func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) (any, error)
 	if hasImage {
 		if name != "" {
 			// The drive manager's rule, as every attach is checked.
-			if _, err := h.drives.CheckImage(name); err != nil {
+			if _, err := h.drives.CheckImage(name); errors.Is(err, drives.ErrConflict) {
+				// Still uploading: kvmd knows no complete image by that name.
+				return nil, kerr("MsdUnknownImageError", "%s", err.Error())
+			} else if err != nil {
 				return nil, err
 			}
 		}
