@@ -138,10 +138,10 @@ func (a *Server) index(r *http.Request) (int, error) {
 	}
 	s := mux.Vars(r)["i"]
 	i, err := strconv.Atoi(s)
-	if err != nil || i < 0 || i >= a.drives.Count() {
+	if err != nil {
 		return 0, problem.Errorf(http.StatusNotFound, "no such drive %q: drives are 0 to %d", s, a.drives.Count()-1)
 	}
-	return i, nil
+	return i, a.drives.CheckDrive(i)
 }
 
 func (a *Server) listDrives(r *http.Request) (int, any, error) {
@@ -170,28 +170,23 @@ type attachRequest struct {
 	RW    *bool   `json:"rw"`
 }
 
-// decodeAttach reads and checks an attach body.
+// decodeAttach reads an attach body; the drive manager checks it.
 func decodeAttach(body io.Reader) (attachRequest, error) {
 	var req attachRequest
-	if err := decodeJSON(body, &req, `{"image": "win.iso", "cdrom": true, "rw": false}`); err != nil {
-		return req, err
-	}
-	if req.URL != nil && *req.URL != "" {
-		if req.RW != nil && *req.RW {
-			return req, problem.Errorf(http.StatusBadRequest, "an image served from a URL is read-only: set rw to false")
+	err := decodeJSON(body, &req, `{"image": "win.iso", "cdrom": true, "rw": false}`)
+	return req, err
+}
+
+// request is the body as the drive manager's request for drive i.
+func (b attachRequest) request(i int) drives.Request {
+	str := func(p *string) string {
+		if p == nil {
+			return ""
 		}
-		if (req.Image != nil && *req.Image != "") || (req.File != nil && *req.File != "") {
-			return req, problem.Errorf(http.StatusBadRequest, `name either "url" or "image", not both`)
-		}
-		return req, nil
+		return *p
 	}
-	if (req.Image == nil || *req.Image == "") && (req.File == nil || *req.File == "") {
-		return req, problem.Errorf(http.StatusBadRequest, `"image" is missing: name an image from GET /api/images`)
-	}
-	if req.CDROM != nil && req.RW != nil && *req.CDROM && *req.RW {
-		return req, problem.Errorf(http.StatusBadRequest, "a CD/DVD cannot be writable: set rw to false, or cdrom to false for a flash drive")
-	}
-	return req, nil
+	return drives.Request{Drive: i, Image: str(b.Image), File: str(b.File), URL: str(b.URL),
+		CDROM: b.CDROM != nil && *b.CDROM, RW: b.RW != nil && *b.RW}
 }
 
 // decodeJSON reads one JSON object, refusing unknown fields, with an
@@ -210,22 +205,23 @@ func (a *Server) attach(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	req, err := decodeAttach(r.Body)
+	body, err := decodeAttach(r.Body)
 	if err != nil {
 		return 0, nil, err
 	}
-	cdrom, rw := req.CDROM != nil && *req.CDROM, req.RW != nil && *req.RW
-	var d drives.State
-	if req.URL != nil && *req.URL != "" {
-		d, err = a.attachURL(r, i, *req.URL, cdrom)
-	} else if req.File != nil && *req.File != "" {
-		if !a.local {
-			return 0, nil, problem.Errorf(http.StatusBadRequest, `"file" is for the local msdav drive command; name a store image in "image"`)
-		}
-		d, err = a.drives.AttachFile(r.Context(), i, *req.File, cdrom, rw)
-	} else {
-		d, err = a.drives.Attach(r.Context(), i, *req.Image, cdrom, rw)
+	req := body.request(i)
+	if req.File != "" && !a.local {
+		return 0, nil, problem.Errorf(http.StatusBadRequest, `"file" is for the local msdav drive command; name a store image in "image"`)
 	}
+	if req.URL != "" {
+		// Checked before the URL's server sees a request.
+		if err := a.drives.Check(req); err != nil {
+			return 0, nil, err
+		}
+		d, err := a.attachURL(r, req)
+		return http.StatusOK, d, err
+	}
+	d, err := a.drives.Attach(r.Context(), req)
 	return http.StatusOK, d, err
 }
 
@@ -315,13 +311,10 @@ func (a *Server) remount(r *http.Request) (int, any, error) {
 	return 0, nil, problem.Errorf(http.StatusBadRequest, `"mode" must be "rw" or "ro"`)
 }
 
-// attachURL serves the image at raw in drive i, reading it with Range
-// requests through the same guard as fetch (no local addresses unless
-// fetch.allow_private).
-func (a *Server) attachURL(r *http.Request, i int, raw string, cdrom bool) (drives.State, error) {
-	if err := a.drives.Available(); err != nil {
-		return drives.State{}, err
-	}
+// attachURL serves the image at req.URL in its drive, reading it with
+// Range requests through the same guard as fetch (no local addresses
+// unless fetch.allow_private).
+func (a *Server) attachURL(r *http.Request, req drives.Request) (drives.State, error) {
 	// Refused before any traffic: the kernel backend reads files only.
 	if !a.drives.ServesURLs() {
 		return drives.State{}, gadget.ErrNeedsUserspace
@@ -332,7 +325,7 @@ func (a *Server) attachURL(r *http.Request, i int, raw string, cdrom bool) (driv
 	if jobs == nil {
 		return drives.State{}, problem.Errorf(http.StatusServiceUnavailable, "images from a URL are not set up in this server")
 	}
-	u, client, err := jobs.Guarded(r.Context(), raw)
+	u, client, err := jobs.Guarded(r.Context(), req.URL)
 	if err != nil {
 		return drives.State{}, err
 	}
@@ -340,7 +333,8 @@ func (a *Server) attachURL(r *http.Request, i int, raw string, cdrom bool) (driv
 	if err != nil {
 		return drives.State{}, problem.Errorf(http.StatusBadGateway, "%v", err)
 	}
-	d, err := a.drives.AttachURL(r.Context(), i, u.String(), med, cdrom)
+	req.URL, req.Medium = u.String(), med
+	d, err := a.drives.Attach(r.Context(), req)
 	if err != nil {
 		med.Close()
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"reflect"
 	"sync"
@@ -16,7 +17,6 @@ import (
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
-	"github.com/msdav/msdav/gadget/scsi"
 )
 
 // Errors with a meaning for the caller (problem maps them to statuses).
@@ -184,79 +184,83 @@ func (m *Manager) Drive(i int) (State, error) {
 	return m.state(d), nil
 }
 
-// Attach puts the store image rel into drive i. A different image in the
-// drive goes out first; the same request again changes nothing.
-func (m *Manager) Attach(ctx context.Context, i int, rel string, cdrom, rw bool) (State, error) {
-	if err := m.Available(); err != nil {
-		return State{}, err
-	}
-	img := rel
-	rel, err := fs.Clean(rel)
-	if err != nil {
-		return State{}, err
-	}
-	if rel == "." || fs.Classify(rel) != fs.Visible {
-		return State{}, fmt.Errorf("no image %q in the store: %w", img, os.ErrNotExist)
-	}
-	if u, ok := m.store.Uploading(rel); ok {
-		return State{}, fmt.Errorf("%s is still uploading (%d bytes so far): %w", rel, u.Received(), ErrConflict)
-	}
-	abs, err := m.store.Abs(rel)
-	if err != nil {
-		return State{}, fmt.Errorf("no image %q in the store (GET /api/images lists them): %w", img, err)
-	}
-	if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
-		return State{}, fmt.Errorf("%q is not an image file: %w", img, os.ErrNotExist)
-	}
-	d, err := m.attach(ctx, i, abs, cdrom, rw)
-	return d, m.advise(rel, err)
-}
-
-// AttachFile puts any file into drive i, for the local CLI (msdav drive
-// -set-image), which may name files outside the store as kvmd-otgmsd does.
-// A file inside the store gets every protection Attach gives.
-func (m *Manager) AttachFile(ctx context.Context, i int, abs string, cdrom, rw bool) (State, error) {
-	if rel, ok := m.store.Rel(abs); ok {
-		return m.Attach(ctx, i, rel, cdrom, rw)
-	}
-	if err := m.Available(); err != nil {
-		return State{}, err
-	}
-	if _, err := os.Stat(abs); err != nil {
-		return State{}, fmt.Errorf("attach %s: %w", abs, err)
-	}
-	return m.attach(ctx, i, abs, cdrom, rw)
-}
-
-func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool) (State, error) {
-	if cdrom && rw {
-		return State{}, fmt.Errorf("a CD/DVD cannot be writable: set rw to false, or cdrom to false for a flash drive: %w", ErrRefused)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ds, err := m.g.Drives()
-	if err != nil {
-		return State{}, err
-	}
-	if i < 0 || i >= len(ds) {
-		return State{}, fmt.Errorf("drive %d: %w (drives are 0 to %d)", i, gadget.ErrNoDrive, len(ds)-1)
-	}
-	for _, d := range ds {
-		if d.Index != i && d.File != "" && (d.RW || rw) && m.store.SameFile(d.File, abs) {
-			what := ""
-			if d.RW {
-				what = " read-write"
-			}
-			return State{}, fmt.Errorf("%s is attached to drive %d%s; one image can be shared only read-only: %w", m.name(abs), d.Index, what, ErrConflict)
+// Attach puts what req names into its drive, after validating req (Check):
+// a store image (every protection the store gives), a file anywhere (the
+// local CLI, as kvmd-otgmsd allows; a file inside the store is taken as
+// its store image), or a URL's medium (userspace backend, read-only). A
+// different image in the drive goes out first; the same request again
+// changes nothing.
+func (m *Manager) Attach(ctx context.Context, req Request) (State, error) {
+	if req.File != "" {
+		if rel, ok := m.store.Rel(req.File); ok {
+			req.Image, req.File = rel, ""
 		}
 	}
-	if cur := ds[i]; cur.File != "" {
-		if cur.File == abs && cur.CDROM == cdrom && cur.RW == rw {
-			return m.state(cur), nil
-		}
-		if _, err := m.ejectLocked(i, cur, false); err != nil {
+	req, err := m.check(req)
+	if err != nil {
+		return State{}, err
+	}
+	if req.URL != "" && req.Medium == nil {
+		return State{}, fmt.Errorf("attach %s: no medium reads it", req.URL)
+	}
+	switch {
+	case req.URL != "":
+		return m.attachURL(req)
+	case req.Image != "":
+		abs, err := m.store.Abs(req.Image)
+		if err != nil {
 			return State{}, err
 		}
+		d, err := m.attach(ctx, req, abs)
+		return d, m.advise(req.Image, err)
+	default:
+		return m.attach(ctx, req, req.File)
+	}
+}
+
+// prepare is every attach's preamble, under mu: drive i as configfs says
+// now, emptied unless keep says what it holds may stay.
+func (m *Manager) prepare(i int, keep func(cur gadget.Drive, ds []gadget.Drive) (bool, error)) (gadget.Drive, bool, error) {
+	ds, err := m.g.Drives()
+	if err != nil {
+		return gadget.Drive{}, false, err
+	}
+	cur := ds[i] // Check bounded i by Count, which configfs does not change
+	if keep != nil {
+		kept, err := keep(cur, ds)
+		if err != nil || kept {
+			return cur, kept, err
+		}
+	}
+	if cur.File != "" {
+		if _, err := m.ejectLocked(i, cur, false); err != nil {
+			return cur, false, err
+		}
+	}
+	return cur, false, nil
+}
+
+func (m *Manager) attach(ctx context.Context, req Request, abs string) (State, error) {
+	i, cdrom, rw := req.Drive, req.CDROM, req.RW
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, same, err := m.prepare(i, func(cur gadget.Drive, ds []gadget.Drive) (bool, error) {
+		for _, d := range ds {
+			if d.Index != i && d.File != "" && (d.RW || rw) && m.store.SameFile(d.File, abs) {
+				what := ""
+				if d.RW {
+					what = " read-write"
+				}
+				return false, refuse(http.StatusConflict, ErrConflict, "%s is attached to drive %d%s; one image can be shared only read-only", m.name(abs), d.Index, what)
+			}
+		}
+		return cur.File == abs && cur.CDROM == cdrom && cur.RW == rw, nil
+	})
+	if err != nil {
+		return State{}, err
+	}
+	if same {
+		return m.state(cur), nil
 	}
 	// In a folder other boxes share, this box's lease comes before the
 	// kernel opens the image: another box's live rw lease refuses it.
@@ -299,30 +303,16 @@ func (m *Manager) attach(ctx context.Context, i int, abs string, cdrom, rw bool)
 	return m.state(d), nil
 }
 
-// AttachURL puts med, an image read from url, into drive i read-only (the
-// userspace backend only). What the drive held goes out first. The caller
-// closes med when this fails.
-func (m *Manager) AttachURL(ctx context.Context, i int, url string, med scsi.Medium, cdrom bool) (State, error) {
-	if err := m.Available(); err != nil {
-		return State{}, err
-	}
+// attachURL puts req's medium into its drive, read-only.
+func (m *Manager) attachURL(req Request) (State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ds, err := m.g.Drives()
-	if err != nil {
+	if _, _, err := m.prepare(req.Drive, nil); err != nil {
 		return State{}, err
 	}
-	if i < 0 || i >= len(ds) {
-		return State{}, fmt.Errorf("drive %d: %w (drives are 0 to %d)", i, gadget.ErrNoDrive, len(ds)-1)
-	}
-	if cur := ds[i]; cur.File != "" {
-		if _, err := m.ejectLocked(i, cur, false); err != nil {
-			return State{}, err
-		}
-	}
-	d, err := m.g.AttachURL(i, url, med, cdrom)
+	d, err := m.g.AttachURL(req.Drive, req.URL, req.Medium, req.CDROM)
 	if err == nil {
-		m.forgetRestore(i)
+		m.forgetRestore(req.Drive)
 	}
 	m.syncLocked()
 	if err != nil {
@@ -531,7 +521,7 @@ func (m *Manager) Select(i int, s Selection) {
 }
 
 // ServesURLs reports whether the drives can serve an image straight from
-// a URL (AttachURL): the userspace backend's can.
+// a URL (a Request with URL): the userspace backend's can.
 func (m *Manager) ServesURLs() bool { return m.g != nil && m.g.ServesURLs() }
 
 // DVD reports whether the kernel serves CD images over the CD limit as DVDs.

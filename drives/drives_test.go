@@ -84,7 +84,7 @@ func TestHostEjectDropsLeaseAndHold(t *testing.T) {
 	done, _ := m.store.Write(context.Background(), "test setup")
 	os.WriteFile(filepath.Join(root, "lib", "rw.img"), make([]byte, 4096), 0o644)
 	done()
-	if _, err := m.Attach(context.Background(), 0, "lib/rw.img", false, true); err != nil {
+	if _, err := m.Attach(context.Background(), Request{Drive: 0, Image: "lib/rw.img", CDROM: false, RW: true}); err != nil {
 		t.Fatal(err)
 	}
 	lease := filepath.Join(root, "lib", ".msdav-lease-here-0.json")
@@ -123,18 +123,18 @@ func TestAttachFileOutsideStore(t *testing.T) {
 	m, _, _ := fakeDrive(t, fs.Options{})
 	out := filepath.Join(t.TempDir(), "outside.img")
 	os.WriteFile(out, make([]byte, 4096), 0o644)
-	s, err := m.AttachFile(context.Background(), 0, out, false, true)
+	s, err := m.Attach(context.Background(), Request{Drive: 0, File: out, CDROM: false, RW: true})
 	if err != nil || s.Image != nil || s.File != out || !s.RW {
 		t.Fatalf("attach outside: %+v %v", s, err)
 	}
 	if _, writers := m.store.Writable(); writers != 0 {
 		t.Errorf("a file outside the store took the store's hold")
 	}
-	if _, err := m.AttachFile(context.Background(), 0, filepath.Join(t.TempDir(), "missing.img"), false, false); !errors.Is(err, os.ErrNotExist) {
+	if _, err := m.Attach(context.Background(), Request{Drive: 0, File: filepath.Join(t.TempDir(), "missing.img")}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a missing outside file: %v", err)
 	}
 	// Inside the store, AttachFile applies the store's rules.
-	if _, err := m.AttachFile(context.Background(), 0, filepath.Join(m.store.Dir(), "lib", ".msdav-x.img"), false, false); !errors.Is(err, os.ErrNotExist) {
+	if _, err := m.Attach(context.Background(), Request{Drive: 0, File: filepath.Join(m.store.Dir(), "lib", ".msdav-x.img")}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an internal name through AttachFile: %v", err)
 	}
 }
@@ -220,7 +220,7 @@ func TestLeaseRenewalFailureLoggedOnce(t *testing.T) {
 		return strings.Count(logged.String(), msg)
 	}
 	m := New(s, g, nil, nil, slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil)))
-	if _, err := m.Attach(context.Background(), 0, "lib/boot.iso", true, false); err != nil {
+	if _, err := m.Attach(context.Background(), Request{Drive: 0, Image: "lib/boot.iso", CDROM: true, RW: false}); err != nil {
 		t.Fatal(err)
 	}
 	// A folder in the lease's place: every renewal's rename fails, as a
@@ -299,7 +299,7 @@ func TestEjectDropsLeaseWhenLibraryReturns(t *testing.T) {
 	var logMu sync.Mutex
 	var logged strings.Builder
 	m := New(s, g, nil, nil, slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil)))
-	if _, err := m.Attach(context.Background(), 0, "lib/boot.iso", true, false); err != nil {
+	if _, err := m.Attach(context.Background(), Request{Drive: 0, Image: "lib/boot.iso", CDROM: true, RW: false}); err != nil {
 		t.Fatal(err)
 	}
 	// A lease that cannot be removed: a folder with something in it.

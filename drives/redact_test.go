@@ -20,7 +20,7 @@ func TestStateRedactsURLPassword(t *testing.T) {
 	m, _ := r.run(open)
 	const raw = "http://admin:s3cret@images.example/a.iso"
 	med, _ := open(context.Background(), raw)
-	st, err := m.AttachURL(context.Background(), 0, raw, med, true)
+	st, err := m.Attach(context.Background(), Request{Drive: 0, URL: raw, Medium: med, CDROM: true})
 	if err != nil {
 		t.Fatal(err)
 	}

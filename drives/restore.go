@@ -73,7 +73,7 @@ func (m *Manager) restoreOne(ctx context.Context, s Saved, open OpenURL) (State,
 		if err != nil {
 			return State{}, err
 		}
-		st, err := m.AttachURL(ctx, s.Drive, s.URL, med, s.CDROM)
+		st, err := m.Attach(ctx, Request{Drive: s.Drive, URL: s.URL, Medium: med, CDROM: s.CDROM})
 		if err != nil {
 			if c, ok := med.(io.Closer); ok {
 				c.Close()
@@ -84,7 +84,7 @@ func (m *Manager) restoreOne(ctx context.Context, s Saved, open OpenURL) (State,
 	if err := s.Check(); err != nil {
 		return State{}, err
 	}
-	return m.AttachFile(ctx, s.Drive, s.File, s.CDROM, s.RW)
+	return m.Attach(ctx, Request{Drive: s.Drive, File: s.File, CDROM: s.CDROM, RW: s.RW})
 }
 
 // restoreError is why drive i came back empty after a restart, "" if it

@@ -143,14 +143,14 @@ func TestRestoreAfterRestart(t *testing.T) {
 		return &urlMedium{url: url, size: 4 << 20}, nil
 	}
 	m, _ := r.run(open)
-	if _, err := m.Attach(ctx, 0, "lib/boot.iso", true, false); err != nil {
+	if _, err := m.Attach(ctx, Request{Drive: 0, Image: "lib/boot.iso", CDROM: true, RW: false}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Attach(ctx, 1, "lib/rw.img", false, true); err != nil {
+	if _, err := m.Attach(ctx, Request{Drive: 1, Image: "lib/rw.img", CDROM: false, RW: true}); err != nil {
 		t.Fatal(err)
 	}
 	med, _ := open(ctx, "http://images.example/live.iso")
-	if _, err := m.AttachURL(ctx, 2, "http://images.example/live.iso", med, true); err != nil {
+	if _, err := m.Attach(ctx, Request{Drive: 2, URL: "http://images.example/live.iso", Medium: med, CDROM: true}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := m.Drives()
@@ -225,10 +225,10 @@ func TestRestoreFailures(t *testing.T) {
 			r.file("b.iso", 1<<20)
 			m, _ := r.run(nil)
 			ctx := context.Background()
-			if _, err := m.Attach(ctx, 0, "lib/a.iso", true, false); err != nil {
+			if _, err := m.Attach(ctx, Request{Drive: 0, Image: "lib/a.iso", CDROM: true, RW: false}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := m.Attach(ctx, 1, "b.iso", true, false); err != nil {
+			if _, err := m.Attach(ctx, Request{Drive: 1, Image: "b.iso", CDROM: true, RW: false}); err != nil {
 				t.Fatal(err)
 			}
 			// What happened while msdav was down, by hand (scp, another box).
@@ -273,7 +273,7 @@ func TestRestoreStopped(t *testing.T) {
 	}
 	m, _ := r.run(open)
 	med, _ := open(context.Background(), "http://images.example/a.iso")
-	if _, err := m.AttachURL(context.Background(), 0, "http://images.example/a.iso", med, true); err != nil {
+	if _, err := m.Attach(context.Background(), Request{Drive: 0, URL: "http://images.example/a.iso", Medium: med, CDROM: true}); err != nil {
 		t.Fatal(err)
 	}
 	m2, saved, _ := r.start()
@@ -297,11 +297,11 @@ func TestRestoreURLFailures(t *testing.T) {
 	m, _ := r.run(ok)
 	ctx := context.Background()
 	med, _ := ok(ctx, "http://images.example/a.iso")
-	if _, err := m.AttachURL(ctx, 0, "http://images.example/a.iso", med, true); err != nil {
+	if _, err := m.Attach(ctx, Request{Drive: 0, URL: "http://images.example/a.iso", Medium: med, CDROM: true}); err != nil {
 		t.Fatal(err)
 	}
 	med, _ = ok(ctx, "http://images.example/tiny.iso")
-	if _, err := m.AttachURL(ctx, 1, "http://images.example/tiny.iso", med, true); err != nil {
+	if _, err := m.Attach(ctx, Request{Drive: 1, URL: "http://images.example/tiny.iso", Medium: med, CDROM: true}); err != nil {
 		t.Fatal(err)
 	}
 	var tiny *urlMedium
@@ -331,7 +331,7 @@ func TestRestoreURLFailures(t *testing.T) {
 	}
 	// An attach clears the reason: the host's own eject later shows an
 	// empty drive, not the old restart's story.
-	if _, err := m2.Attach(ctx, 0, "c.iso", true, false); err != nil {
+	if _, err := m2.Attach(ctx, Request{Drive: 0, Image: "c.iso", CDROM: true, RW: false}); err != nil {
 		t.Fatal(err)
 	}
 	m2.g.Eject(0, true) // as the host's eject does, past the manager
@@ -339,7 +339,7 @@ func TestRestoreURLFailures(t *testing.T) {
 		t.Errorf("the reason is back after an attach and the host's eject: %+v", d)
 	}
 	med, _ = ok(ctx, "http://images.example/b.iso")
-	if _, err := m2.AttachURL(ctx, 1, "http://images.example/b.iso", med, true); err != nil {
+	if _, err := m2.Attach(ctx, Request{Drive: 1, URL: "http://images.example/b.iso", Medium: med, CDROM: true}); err != nil {
 		t.Fatal(err)
 	}
 	m2.g.Eject(1, true)
@@ -350,7 +350,7 @@ func TestRestoreURLFailures(t *testing.T) {
 	r2 := newRestartable(t)
 	m4, _ := r2.run(ok)
 	med, _ = ok(ctx, "http://images.example/a.iso")
-	m4.AttachURL(ctx, 2, "http://images.example/a.iso", med, true)
+	m4.Attach(ctx, Request{Drive: 2, URL: "http://images.example/a.iso", Medium: med, CDROM: true})
 	m5, _ := r2.run(nil)
 	if d, _ := m5.Drive(2); !strings.Contains(d.RestoreError, "not set up") {
 		t.Errorf("URL without an opener: %+v", d)
@@ -365,7 +365,7 @@ func TestRestoreKeepsLease(t *testing.T) {
 		r := newRestartable(t)
 		r.file("lib/a.iso", 1<<20)
 		m, _ := r.run(nil)
-		if _, err := m.Attach(context.Background(), 0, "lib/a.iso", true, false); err != nil {
+		if _, err := m.Attach(context.Background(), Request{Drive: 0, Image: "lib/a.iso", CDROM: true, RW: false}); err != nil {
 			t.Fatal(err)
 		}
 		lease := filepath.Join(r.o.Root, "lib", ".msdav-lease-here-0.json")

@@ -281,23 +281,16 @@ func (g *Gadget) Drive(i int) (Drive, error) {
 	return g.be.drive(i)
 }
 
-// Attach puts the image at abs (an absolute path) into drive i. CD/DVD
-// images are never writable.
+// Attach puts the image at abs (an absolute path) into drive i. The
+// request was validated by drives.Manager (a CD/DVD is never writable).
 func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	cur, err := g.Drive(i)
-	if err != nil {
+	if cur, err := g.empty(i); err != nil {
 		return cur, err
 	}
-	if cur.File != "" {
-		return cur, fmt.Errorf("drive %d holds %s: %w", i, cur.File, ErrBusy)
-	}
 	if !filepath.IsAbs(abs) {
-		return cur, fmt.Errorf("attach %s: the drive needs an absolute path", abs)
-	}
-	if cdrom && rw {
-		return cur, errors.New("a CD/DVD cannot be writable: attach it read-only, or as a flash drive")
+		return Drive{Index: i, Media: "none"}, fmt.Errorf("attach %s: the drive needs an absolute path", abs)
 	}
 	return g.be.attach(i, abs, cdrom, rw)
 }
@@ -307,6 +300,18 @@ func (g *Gadget) Attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 func (g *Gadget) AttachURL(i int, url string, m scsi.Medium, cdrom bool) (Drive, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if cur, err := g.empty(i); err != nil {
+		return cur, err
+	}
+	u, ok := g.be.(*userspace)
+	if !ok {
+		return Drive{Index: i, Media: "none"}, ErrNeedsUserspace
+	}
+	return u.attachMedium(i, url, m, cdrom)
+}
+
+// empty is every attach's preamble, under mu: drive i must exist and be empty.
+func (g *Gadget) empty(i int) (Drive, error) {
 	cur, err := g.Drive(i)
 	if err != nil {
 		return cur, err
@@ -314,11 +319,7 @@ func (g *Gadget) AttachURL(i int, url string, m scsi.Medium, cdrom bool) (Drive,
 	if cur.File != "" {
 		return cur, fmt.Errorf("drive %d holds %s: %w", i, cur.File, ErrBusy)
 	}
-	u, ok := g.be.(*userspace)
-	if !ok {
-		return cur, ErrNeedsUserspace
-	}
-	return u.attachMedium(i, url, m, cdrom)
+	return cur, nil
 }
 
 // Eject empties drive i. If the host locked the medium it is refused with
@@ -344,7 +345,8 @@ func (g *Gadget) Reconnect() error {
 // backend is what serves the drives, behind the Gadget's checks and lock.
 type backend interface {
 	drive(i int) (Drive, error)
-	// attach fills empty drive i; abs is absolute, cdrom and rw not both.
+	// attach fills empty drive i; abs is absolute, cdrom and rw not both
+	// (drives.Manager refuses that request).
 	attach(i int, abs string, cdrom, rw bool) (Drive, error)
 	// eject empties drive i, which holds cur.
 	eject(i int, cur Drive, force bool) (Drive, error)

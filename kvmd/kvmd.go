@@ -59,22 +59,22 @@ func New(store *fs.Store, dm *drives.Manager, jobs *fetch.Manager, log *slog.Log
 	}
 	h := &Handler{store: store, drives: dm, jobs: jobs, log: log, sess: sessions{tokens: map[string]kvmdSession{}}}
 	r := mux.NewRouter().SkipClean(true)
-	r.Path("/api/msd").Methods("GET").HandlerFunc(h.guarded(h.state))
-	r.Path("/api/msd/set_params").Methods("POST").HandlerFunc(h.guarded(h.setParams))
-	r.Path("/api/msd/set_connected").Methods("POST").HandlerFunc(h.guarded(h.setConnected))
-	r.Path("/api/msd/read").Methods("GET").HandlerFunc(h.guarded(h.read))
-	r.Path("/api/msd/write").Methods("POST").HandlerFunc(h.guarded(h.write))
-	r.Path("/api/msd/write_remote").Methods("POST").HandlerFunc(h.guarded(h.writeRemote))
-	r.Path("/api/msd/remove").Methods("POST").HandlerFunc(h.guarded(h.remove))
-	r.Path("/api/msd/reset").Methods("POST").HandlerFunc(h.guarded(h.reset))
-	r.Path("/api/auth/login").Methods("POST").HandlerFunc(h.login)
-	r.Path("/api/auth/check").Methods("GET").HandlerFunc(h.guarded(h.check))
-	r.Path("/api/auth/logout").Methods("POST").HandlerFunc(h.guarded(h.logout))
-	r.NotFoundHandler = h.guarded(func(w http.ResponseWriter, r *http.Request) {
-		fail(w, &Error{Name: "NotFoundError", Status: 404, Msg: "no such MSD route: " + r.URL.Path})
+	r.Path("/api/msd").Methods("GET").Handler(h.serve(h.state))
+	r.Path("/api/msd/set_params").Methods("POST").Handler(h.serve(h.setParams))
+	r.Path("/api/msd/set_connected").Methods("POST").Handler(h.serve(h.setConnected))
+	r.Path("/api/msd/read").Methods("GET").Handler(h.serve(h.read))
+	r.Path("/api/msd/write").Methods("POST").Handler(h.serve(h.write))
+	r.Path("/api/msd/write_remote").Methods("POST").Handler(h.serve(h.writeRemote))
+	r.Path("/api/msd/remove").Methods("POST").Handler(h.serve(h.remove))
+	r.Path("/api/msd/reset").Methods("POST").Handler(h.serve(h.reset))
+	r.Path("/api/auth/login").Methods("POST").Handler(h.open(h.login))
+	r.Path("/api/auth/check").Methods("GET").Handler(h.serve(h.check))
+	r.Path("/api/auth/logout").Methods("POST").Handler(h.serve(h.logout))
+	r.NotFoundHandler = h.serve(func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return nil, &Error{Name: "NotFoundError", Status: 404, Msg: "no such MSD route: " + r.URL.Path}
 	})
-	r.MethodNotAllowedHandler = h.guarded(func(w http.ResponseWriter, r *http.Request) {
-		fail(w, &Error{Name: "HttpMethodNotAllowed", Status: 405, Msg: r.Method + " is not allowed on " + r.URL.Path})
+	r.MethodNotAllowedHandler = h.serve(func(w http.ResponseWriter, r *http.Request) (any, error) {
+		return nil, &Error{Name: "HttpMethodNotAllowed", Status: 405, Msg: r.Method + " is not allowed on " + r.URL.Path}
 	})
 	h.r = r
 	return h
@@ -117,7 +117,8 @@ func translate(err error) *Error {
 		return kerr("MsdUnknownImageError", "%s", msg)
 	case errors.Is(err, diskimage.ErrExists), errors.Is(err, fetch.ErrExists):
 		return kerr("MsdImageExistsError", "%s", msg)
-	case errors.Is(err, fs.ErrOutside), errors.Is(err, fs.ErrBadName), errors.Is(err, fetch.ErrInvalid):
+	case errors.Is(err, fs.ErrOutside), errors.Is(err, fs.ErrBadName), errors.Is(err, fetch.ErrInvalid),
+		errors.Is(err, drives.ErrInvalid), errors.Is(err, gadget.ErrNoDrive):
 		return kerr("ValidatorError", "%s", msg)
 	case errors.As(err, &big), errors.Is(err, gadget.ErrMediumLocked), errors.Is(err, drives.ErrConflict),
 		errors.Is(err, drives.ErrRefused), fs.IsNoSpace(err), errors.Is(err, fetch.ErrRefused),
@@ -125,6 +126,43 @@ func translate(err error) *Error {
 		return kerr("MsdOperationError", "%s", msg)
 	}
 	return &Error{Name: "UnknownError", Status: 500, Msg: msg}
+}
+
+// handlerFunc answers one kvmd call: the result (nil for kvmd's {}) or the
+// error, which answer writes in kvmd's envelope. One that streams its own
+// answer (read, write_remote) returns streamed{} once it has begun.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
+
+// streamed is the result of a handler that wrote its answer itself.
+type streamed struct{}
+
+// open answers without credentials (login).
+func (h *Handler) open(f handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(w, r)
+		answer(w, v, err)
+	})
+}
+
+// serve answers with kvmd's credentials checked first.
+func (h *Handler) serve(f handlerFunc) http.Handler {
+	return h.open(func(w http.ResponseWriter, r *http.Request) (any, error) {
+		if e := h.authorize(r); e != nil {
+			return nil, e
+		}
+		return f(w, r)
+	})
+}
+
+// answer is the one place a kvmd answer is written.
+func answer(w http.ResponseWriter, v any, err error) {
+	switch {
+	case err != nil:
+		fail(w, err)
+	case v == (streamed{}):
+	default:
+		reply(w, v)
+	}
 }
 
 func reply(w http.ResponseWriter, result any) {

@@ -72,6 +72,18 @@ func put(t *testing.T, store *fs.Store, name string, size int) {
 
 // Issue 32 §3, against kvmd 4.x's otg plugin, one behaviour a case.
 func TestKVMDParity(t *testing.T) {
+	t.Run("set_params of an image still uploading is MsdUnknownImageError", func(t *testing.T) {
+		srv, _, store, _ := server(t)
+		u, err := store.Create(t.Context(), "up.img", 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Abort()
+		code, _, m := call(t, "POST", srv.URL+"/api/msd/set_params?image=up.img")
+		if r, _ := m["result"].(map[string]any); code != 400 || errName(m) != "MsdUnknownImageError" || !strings.Contains(r["error_msg"].(string), "still uploading") {
+			t.Errorf("set_params of an uploading image: %d %v", code, m)
+		}
+	})
 	t.Run("mod_ts of an uploading image is its time, not the zero time", func(t *testing.T) {
 		srv, _, store, _ := server(t)
 		u, err := store.Create(t.Context(), "up.img", 1<<20)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/ulikunitz/xz"
@@ -34,39 +35,39 @@ func (h *Handler) exists(name string) bool {
 	return !uploading
 }
 
-func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := h.idle(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	q := r.URL.Query()
 	cdrom, hasCD, err := boolParam(r, "cdrom")
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	rw, hasRW, err := boolParam(r, "rw")
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	var name string
 	hasImage := q.Has("image")
 	if hasImage && q.Get("image") != "" {
 		if name, err = imageName(q.Get("image")); err != nil {
-			fail(w, err)
-			return
+			return nil, err
 		}
 	}
 	if err := h.disconnected(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	sel := h.drives.Selected(drive)
 	if hasImage {
-		if name != "" && !h.exists(name) {
-			fail(w, kerr("MsdUnknownImageError", "no complete image %q in the store", name))
-			return
+		if name != "" {
+			// The drive manager's rule, as every attach is checked.
+			if _, err := h.drives.CheckImage(name); errors.Is(err, drives.ErrConflict) {
+				// Still uploading: kvmd knows no complete image by that name.
+				return nil, kerr("MsdUnknownImageError", "%s", err.Error())
+			} else if err != nil {
+				return nil, err
+			}
 		}
 		sel.Image = name
 	}
@@ -82,105 +83,86 @@ func (h *Handler) setParams(w http.ResponseWriter, r *http.Request) {
 		sel.RW = false
 	}
 	h.drives.Select(drive, sel)
-	reply(w, nil)
+	return nil, nil
 }
 
-func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) setConnected(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := h.idle(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	on, present, err := boolParam(r, "connected")
 	if err == nil && !present {
 		err = kerr("ValidatorError", "the argument connected is required (1 or 0)")
 	}
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	_, isOn, err := h.connected()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if !on {
 		if !isOn {
-			fail(w, kerr("MsdDisconnectedError", "drive %d is already disconnected", drive))
-			return
+			return nil, kerr("MsdDisconnectedError", "drive %d is already disconnected", drive)
 		}
 		if _, err := h.drives.Eject(r.Context(), drive, false); err != nil {
-			fail(w, err)
-			return
+			return nil, err
 		}
-		reply(w, nil)
-		return
+		return nil, nil
 	}
 	if isOn {
-		fail(w, kerr("MsdConnectedError", "drive %d is already connected", drive))
-		return
+		return nil, kerr("MsdConnectedError", "drive %d is already connected", drive)
 	}
 	sel := h.drives.Selected(drive)
 	if sel.Image == "" {
-		fail(w, kerr("MsdImageNotSelected", "no image selected: set_params?image=NAME first"))
-		return
+		return nil, kerr("MsdImageNotSelected", "no image selected: set_params?image=NAME first")
 	}
-	if !h.exists(sel.Image) {
-		fail(w, kerr("MsdUnknownImageError", "the selected image %q is no longer in the store", sel.Image))
-		return
+	// kvmd's rule: rw is false for a CD or an .iso (the selection may have
+	// come from Redfish). The drive manager checks the rest, as for every
+	// other attach.
+	req := drives.Request{Drive: drive, Image: sel.Image, CDROM: sel.CDROM, RW: sel.RW && !sel.CDROM && writableImage(sel.Image, true)}
+	if _, err := h.drives.Attach(r.Context(), req); err != nil {
+		return nil, err
 	}
-	rw := sel.RW && !sel.CDROM
-	if rw && !writableImage(sel.Image, true) {
-		rw = false // kvmd never attaches an .iso writable
-	}
-	if _, err := h.drives.Attach(r.Context(), drive, sel.Image, sel.CDROM, rw); err != nil {
-		fail(w, err)
-		return
-	}
-	reply(w, nil)
+	return nil, nil
 }
 
-func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) remove(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := h.idle(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	name, err := imageName(r.URL.Query().Get("image"))
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if err := h.disconnected(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if fi, err := h.store.Root().Stat(name); err != nil || !fi.Mode().IsRegular() {
-		fail(w, kerr("MsdUnknownImageError", "no image %q in the store", name))
-		return
+		return nil, kerr("MsdUnknownImageError", "no image %q in the store", name)
 	}
 	if err := h.store.RemoveAll(r.Context(), name); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if sel := h.drives.Selected(drive); sel.Image == name {
 		sel.Image = ""
 		h.drives.Select(drive, sel)
 	}
-	reply(w, nil)
+	return nil, nil
 }
 
 // reset ejects drive 0 (breaking a host's lock) and keeps the selection,
 // as kvmd does. As in kvmd, failures are logged, not answered.
-func (h *Handler) reset(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) reset(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := h.idle(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if h.drives.Available() == nil {
 		if _, err := h.drives.Eject(r.Context(), drive, true); err != nil {
 			h.log.Warn("MSD reset: cannot eject", "drive", drive, "err", err)
 		}
 	}
-	reply(w, nil)
+	return nil, nil
 }
 
 // partWritable reports whether the part holding name can be written.
@@ -216,11 +198,10 @@ func (c countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) (any, error) {
 	name, err := imageName(r.URL.Query().Get("image"))
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	suffix := ""
 	switch c := r.URL.Query().Get("compress"); c {
@@ -230,33 +211,27 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 	case "zstd":
 		suffix = ".zst"
 	default:
-		fail(w, kerr("ValidatorError", "compress=%q: want none, lzma or zstd", c))
-		return
+		return nil, kerr("ValidatorError", "compress=%q: want none, lzma or zstd", c)
 	}
 	if err := h.disconnected(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if !h.exists(name) {
-		fail(w, kerr("MsdUnknownImageError", "no complete image %q in the store", name))
-		return
+		return nil, kerr("MsdUnknownImageError", "no complete image %q in the store", name)
 	}
 	release, err := h.take()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	defer release()
 	f, err := h.store.Root().Open(name)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	p, done := h.track(&h.reading, name, fi.Size())
 	defer done()
@@ -269,15 +244,14 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
 		w.WriteHeader(200)
 		io.Copy(countingWriter{w, p}, f) // a client that hangs up just ends it
-		return
+		return streamed{}, nil
 	case ".xz":
 		out, err = lzmaWriter(r.Context(), w)
 	case ".zst":
 		out, err = zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	}
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	w.WriteHeader(200)
 	_, err = io.Copy(out, io.TeeReader(f, countingWriter{io.Discard, p}))
@@ -287,6 +261,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Info("MSD read ended early", "image", name, "err", err)
 	}
+	return streamed{}, nil
 }
 
 // lzmaWriter compresses to w as xz -1 -T1 does, through the system's xz
@@ -375,33 +350,27 @@ func target(prefix, name string) (string, error) {
 	return imageName(strings.Trim(prefix, "/") + "/" + name)
 }
 
-func (h *Handler) write(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) write(w http.ResponseWriter, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	if q.Get("image") == "" {
-		fail(w, kerr("ValidatorError", "the argument image is required"))
-		return
+		return nil, kerr("ValidatorError", "the argument image is required")
 	}
 	name, err := target(q.Get("prefix"), q.Get("image"))
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if _, _, err := boolParam(r, "remove_incomplete"); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if r.ContentLength < 0 {
-		fail(w, kerr("ValidatorError", "Content-Length is required (send the image as the raw request body)"))
-		return
+		return nil, kerr("ValidatorError", "Content-Length is required (send the image as the raw request body)")
 	}
 	if err := h.disconnected(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	release, err := h.take()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	defer release()
 	p, done := h.track(&h.uploading, name, r.ContentLength)
@@ -416,10 +385,9 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request) {
 	}
 	got, err := h.store.Receive(r.Context(), name, r.Body, r.ContentLength, o)
 	if err != nil {
-		fail(w, receiveError(err))
-		return
+		return nil, receiveError(err)
 	}
-	reply(w, writeInfo(name, r.ContentLength, got.Size))
+	return writeInfo(name, r.ContentLength, got.Size), nil
 }
 
 // receiveError names the store's verdict on an upload as kvmd names its
@@ -455,25 +423,22 @@ func writeInfo(name string, size, written int64) map[string]any {
 // reportEvery is how often write_remote streams a progress line, as kvmd.
 const reportEvery = time.Second
 
-func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	raw := q.Get("url")
 	if u, err := url.Parse(raw); raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		fail(w, kerr("ValidatorError", "the argument url must be an http or https URL, got %q", raw))
-		return
+		return nil, kerr("ValidatorError", "the argument url must be an http or https URL, got %q", raw)
 	}
 	for _, b := range []string{"insecure", "remove_incomplete"} {
 		if _, _, err := boolParam(r, b); err != nil {
-			fail(w, err)
-			return
+			return nil, err
 		}
 	}
 	var timeout time.Duration // 0: msdav's own connect and header timeouts
 	if t := q.Get("timeout"); t != "" {
 		v, err := strconv.ParseFloat(t, 64)
 		if err != nil || v <= 0 || v > 3600 {
-			fail(w, kerr("ValidatorError", "timeout=%q: want a positive number of seconds", t))
-			return
+			return nil, kerr("ValidatorError", "timeout=%q: want a positive number of seconds", t)
 		}
 		timeout = time.Duration(v * float64(time.Second))
 	}
@@ -481,35 +446,29 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 	if img := strings.TrimSpace(q.Get("image")); img != "" {
 		var err error
 		if name, err = target(q.Get("prefix"), img); err != nil {
-			fail(w, err)
-			return
+			return nil, err
 		}
 	}
 	if h.jobs == nil {
-		fail(w, kerr("MsdOperationError", "downloads are not set up in this server"))
-		return
+		return nil, kerr("MsdOperationError", "downloads are not set up in this server")
 	}
 	if err := h.disconnected(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	release, err := h.take()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	defer release()
 	if name != "" {
 		if err := h.folders(r, name); err != nil {
-			fail(w, err)
-			return
+			return nil, err
 		}
 	}
 	// kvmd stores what the server sends, compressed or not.
 	job, err := h.start(r, fetch.Request{URL: raw, Path: name, Decompress: "none"}, timeout)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	size := int64(0)
 	if job.Expected != nil {
@@ -543,25 +502,25 @@ func (h *Handler) writeRemote(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			// As in kvmd, the download lives as long as its request.
 			h.jobs.Cancel(job.ID)
-			return
+			return streamed{}, nil
 		case <-t.C:
 		}
 		j, ok := h.jobs.Get(job.ID)
 		if !ok {
 			line(envelopeError(kerr("MsdOperationError", "the download job vanished")))
-			return
+			return streamed{}, nil
 		}
 		info(j)
 		switch j.State {
 		case fetch.Done:
-			return
+			return streamed{}, nil
 		case fetch.Failed, fetch.Canceled:
 			msg := j.Error
 			if msg == "" {
 				msg = "the download was " + j.State
 			}
 			line(envelopeError(kerr("MsdOperationError", "%s", msg)))
-			return
+			return streamed{}, nil
 		}
 	}
 }

@@ -71,13 +71,12 @@ func writableImage(name string, partWritable bool) bool {
 	return partWritable && !strings.HasSuffix(strings.ToLower(name), ".iso")
 }
 
-func (h *Handler) state(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) state(w http.ResponseWriter, r *http.Request) (any, error) {
 	st, err := h.snapshot(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	reply(w, st)
+	return st, nil
 }
 
 func (h *Handler) snapshot(r *http.Request) (msdState, error) {

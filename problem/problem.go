@@ -81,6 +81,11 @@ var table = []rule{
 
 // Status is the HTTP status err means; 500 when nothing in the table knows it.
 func Status(err error) int {
+	// An error that knows its own status (drives.Error) says it.
+	var own interface{ HTTPStatus() int }
+	if errors.As(err, &own) {
+		return own.HTTPStatus()
+	}
 	for _, r := range table {
 		if r.match(err) {
 			if r.status == 0 {

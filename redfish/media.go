@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+	"github.com/msdav/msdav/drives"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/imagekind"
 	"github.com/msdav/msdav/gadget"
@@ -31,8 +33,12 @@ func (h *Handler) mediaCollection(base string) (int, any, error) {
 func (h *Handler) index(r *http.Request) (int, error) {
 	s := mux.Vars(r)["i"]
 	i, err := strconv.Atoi(s)
-	if err != nil || i < 0 || i >= h.drives.Count() || strconv.Itoa(i) != s {
+	if err != nil || h.drives.Count() == 0 || strconv.Itoa(i) != s {
 		return 0, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: fmt.Sprintf("no virtual media %q (members are 0 to %d)", s, h.drives.Count()-1)}
+	}
+	// The range is the drive manager's, as for every attach.
+	if err := h.drives.CheckDrive(i); err != nil {
+		return 0, fromStore(err)
 	}
 	return i, nil
 }
@@ -171,8 +177,8 @@ func (h *Handler) doInsert(r *http.Request, i int, image string, inserted, write
 	if err != nil || rel == "." {
 		return 0, nil, badRequest("ActionParameterValueFormatError", "Image %q is neither an http(s) URL nor a path in the store", image)
 	}
-	if _, ok := h.store.Image(rel); !ok {
-		return 0, nil, &Error{Status: 404, Code: "Base.1.8.ResourceMissingAtURI", Msg: fmt.Sprintf("no image %q in msdav's store", image)}
+	if rel, err = h.drives.CheckImage(rel); err != nil {
+		return 0, nil, err
 	}
 	if !inserted {
 		return http.StatusNoContent, nil, nil
@@ -199,12 +205,17 @@ func (h *Handler) attach(ctx context.Context, i int, rel string, writeProtected 
 	if !writeProtected {
 		switch imagekind.Kind(im.Kind) {
 		case imagekind.ISO9660, imagekind.UDF:
-			return badRequest("ActionParameterValueConflict", "%s is a CD/DVD image, and a CD/DVD is never writable: insert it with WriteProtected true, or use a disk image", rel)
+			// Only a CD: asked writable, the drive manager refuses it.
+		default:
+			cdrom = false // a writable medium is a flash drive
 		}
-		cdrom = false // a writable medium is a flash drive
 	}
-	rw := !writeProtected
-	if _, err := h.drives.Attach(ctx, i, rel, cdrom, rw); err != nil {
+	req := drives.Request{Drive: i, Image: rel, CDROM: cdrom, RW: !writeProtected}
+	if _, err := h.drives.Attach(ctx, req); err != nil {
+		if e := fromStore(err); errors.Is(err, drives.ErrRefused) {
+			e.Code = "Base.1.8.ActionParameterValueConflict"
+			return e
+		}
 		return err
 	}
 	h.mu.Lock()
@@ -239,7 +250,7 @@ func (h *Handler) stream(ctx context.Context, i int, raw string, inserted bool) 
 	case imagekind.Disk, imagekind.FAT:
 		cdrom = false
 	}
-	if _, err := h.drives.AttachURL(ctx, i, u.String(), med, cdrom); err != nil {
+	if _, err := h.drives.Attach(ctx, drives.Request{Drive: i, URL: u.String(), Medium: med, CDROM: cdrom}); err != nil {
 		med.Close()
 		return 0, nil, err
 	}

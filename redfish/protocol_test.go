@@ -142,7 +142,10 @@ func TestRedfishProtocol(t *testing.T) {
 	})
 	t.Run("WriteProtected false with a CD-only image is refused", func(t *testing.T) {
 		code, m := do(t, "POST", base+"/redfish/v1/Managers/bmc/VirtualMedia/1/Actions/VirtualMedia.InsertMedia", `{"Image":"cd.iso","WriteProtected":false}`)
-		if code != 400 {
+		// The drive manager's refusal (422, as through the API and kvmd), in
+		// Redfish's words.
+		e, _ := m["error"].(map[string]any)
+		if code != 422 || e["code"] != "Base.1.8.ActionParameterValueConflict" {
 			t.Errorf("a writable CD: %d %v", code, m)
 		}
 	})

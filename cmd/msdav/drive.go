@@ -82,7 +82,7 @@ func driveCmd(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 			if abs != "" {
-				if _, err := dm.AttachFile(ctx, *idx, abs, cd, w); err != nil {
+				if _, err := dm.Attach(ctx, drives.Request{Drive: *idx, File: abs, CDROM: cd, RW: w}); err != nil {
 					return err
 				}
 			}

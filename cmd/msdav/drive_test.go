@@ -51,7 +51,7 @@ func TestDriveCommand(t *testing.T) {
 		{[]string{"-set-cdrom=2"}, 1, "0 or 1"},
 		{[]string{"-set-rw=yes"}, 1, "0 or 1"},
 		{[]string{"-i", "3"}, 1, "no such drive"},
-		{[]string{"-set-image", img, "-set-cdrom=1", "-set-rw=1"}, 1, "cannot be writable"},
+		{[]string{"-set-image", img, "-set-cdrom=1", "-set-rw=1"}, 1, "never writable"},
 		{[]string{"extra"}, 1, "unexpected argument"},
 		{[]string{"-bogus"}, 2, "flag provided but not defined"},
 	} {

@@ -361,6 +361,72 @@ func TestFleetOnNFS(t *testing.T) {
 	if code, out := b.do(t, "DELETE", "/api/drives/0", ""); code != 200 {
 		t.Errorf("B's eject after the library came back: %d %s", code, out)
 	}
+
+	// Issue 32 §4: two default boxes, one host name (PiKVM OS names every
+	// box pikvm) and no storage.box_name, on the same library: each derives
+	// an identity of its own, so one's shared write of an image the other
+	// holds is 423, not taken for its own lease.
+	for _, x := range []*box{a, b} {
+		x.cmd.Process.Signal(syscall.SIGTERM)
+		x.cmd.Wait()
+	}
+	// Unmounted before the library's server is killed (defers run last
+	// first), as the named boxes' mounts are.
+	defer unix.Unmount("/tmp/boxC/nfs", unix.MNT_DETACH)
+	defer unix.Unmount("/tmp/boxD/nfs", unix.MNT_DETACH)
+	a, b = defaultBox(t, "C", "8083", "A", "dummy_udc.0"), defaultBox(t, "D", "8084", "B", "dummy_udc.1")
+	if code, out := a.do(t, "PUT", "/dav/nfs/same.iso", string(iso)); code != 201 {
+		t.Fatalf("upload on C: %d %s", code, out)
+	}
+	if code, out := a.do(t, "PUT", "/api/drives/0", `{"image":"nfs/same.iso","cdrom":true}`); code != 200 {
+		t.Fatalf("attach on C: %d %s", code, out)
+	}
+	waitFor(t, "D lists C's upload", 10*time.Second, func() bool {
+		_, out := b.do(t, "GET", "/api/images", "")
+		return strings.Contains(out, `"path":"nfs/same.iso"`)
+	})
+	host, _ := os.Hostname()
+	for _, rq := range [][2]string{{"PUT", "replaced by D"}, {"DELETE", ""}} {
+		code, out := b.do(t, rq[0], "/dav/nfs/same.iso", rq[1])
+		// A lock naming C's drive, not two boxes taking one identity (each
+		// would refuse as a clash, "also calls itself", were it shared).
+		if code != 423 || !strings.Contains(out, "is attached to drive 0 of box "+host) || strings.Contains(out, "also calls itself") {
+			t.Errorf("D's %s of the image C holds, both named %q without box_name: %d %q, want 423 naming C's drive", rq[0], host, code, out)
+		}
+	}
+	if got, _ := os.ReadFile("/export/same.iso"); !bytes.Equal(got, iso) {
+		t.Errorf("the image C holds changed under D's refused writes (%d bytes)", len(got))
+	}
+	if code, out := a.do(t, "DELETE", "/api/drives/0", ""); code != 200 {
+		t.Errorf("C's eject: %d %s", code, out)
+	}
+	if code, out := b.do(t, "DELETE", "/dav/nfs/same.iso", ""); code != 204 {
+		t.Errorf("D's DELETE after C's eject: %d %s", code, out)
+	}
+}
+
+// defaultBox runs a box with its own store (an NFS mount of the library at
+// nfs/, which the caller unmounts) and no storage.box_name, on gadget
+// msdav<gadget> at udc.
+func defaultBox(t *testing.T, name, port, gadget, udc string) *box {
+	t.Helper()
+	root := "/tmp/box" + name
+	os.MkdirAll(root+"/nfs", 0o755)
+	waitFor(t, "NFS mount for box "+name, 10*time.Second, func() bool {
+		return unix.Mount("127.0.0.1:/", root+"/nfs", "nfs", 0, nfsOptions) == nil
+	})
+	return startBoxWith(t, name, port, fmt.Sprintf(`[server]
+listen = "127.0.0.1:%s"
+runtime_dir = "/run/msdav%s"
+[storage]
+root = %q
+lease_ttl = "5s"
+[gadget]
+mode = "configfs"
+name = "msdav%s"
+udc = %q
+drives = 1
+`, port, name, root, gadget, udc))
 }
 
 // readUntilError reads dev the way a host reads an installer, until a
