@@ -5,7 +5,6 @@ package drives
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,16 +16,17 @@ import (
 	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/problem"
 )
 
 // Errors with a meaning for the caller (problem maps them to statuses).
 var (
 	// ErrUnavailable: there are no drives (no gadget); the reason follows.
-	ErrUnavailable = errors.New("no USB drives")
+	ErrUnavailable = problem.New(503, "no USB drives")
 	// ErrConflict: the request clashes with what is attached or uploading.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = problem.New(409, "conflict")
 	// ErrRefused: a combination the drive cannot honour.
-	ErrRefused = errors.New("refused")
+	ErrRefused = problem.New(422, "refused")
 )
 
 // State is a drive as msdav shows it, in the API and in events.

@@ -21,13 +21,14 @@ import (
 	"time"
 
 	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/problem"
 )
 
 // Errors Start returns, for the API to pick a status by.
 var (
-	ErrInvalid  = errors.New("invalid request")
-	ErrExists   = errors.New("already exists")
-	ErrRemote   = errors.New("download failed")
+	ErrInvalid  = problem.New(400, "invalid request")
+	ErrExists   = problem.New(409, "already exists")
+	ErrRemote   = problem.New(502, "download failed")
 	ErrNotFound = errors.New("no such job")
 )
 

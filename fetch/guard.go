@@ -10,11 +10,13 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+
+	"github.com/msdav/msdav/problem"
 )
 
 // ErrRefused marks a URL whose host is an address the guard keeps the API
 // from reaching (loopback, private, link-local, unspecified).
-var ErrRefused = errors.New("address not allowed")
+var ErrRefused = problem.New(422, "address not allowed")
 
 var (
 	cgnat      = netip.MustParsePrefix("100.64.0.0/10")   // carrier-grade NAT: someone's private network

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/msdav/msdav/conf"
+	"github.com/msdav/msdav/problem"
 )
 
 // Options configure a Store.
@@ -55,11 +56,11 @@ type Attachments interface {
 }
 
 // ErrAttachUnknown refuses a change while the drive state cannot be read.
-var ErrAttachUnknown = errors.New("cannot tell which images are attached, so no image is changed")
+var ErrAttachUnknown = problem.New(503, "cannot tell which images are attached, so no image is changed")
 
 // ErrBadName refuses a path no client may create or name: the store's own
 // files anywhere in it, or (for images) a hidden or junk name.
-var ErrBadName = errors.New("not a usable name")
+var ErrBadName = problem.New(400, "not a usable name")
 
 // LockedError says an operation would change an image a drive holds.
 type LockedError struct {
@@ -67,6 +68,9 @@ type LockedError struct {
 	Drive int
 	Box   string // another box sharing the folder; "" for this one
 }
+
+// HTTPStatus: 423 Locked, as WebDAV names it.
+func (e *LockedError) HTTPStatus() int { return 423 }
 
 func (e *LockedError) Error() string {
 	if e.Box != "" {
@@ -76,7 +80,7 @@ func (e *LockedError) Error() string {
 }
 
 // ErrOutside is returned for a client path that would leave the store root.
-var ErrOutside = errors.New("path leaves the store")
+var ErrOutside = problem.New(403, "path leaves the store")
 
 // Store is the image store rooted at one directory.
 type Store struct {

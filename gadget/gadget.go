@@ -14,6 +14,7 @@ import (
 
 	"github.com/msdav/msdav/conf"
 	"github.com/msdav/msdav/gadget/scsi"
+	"github.com/msdav/msdav/problem"
 )
 
 // CDMaxBytes is the largest image upstream f_mass_storage serves whole as a
@@ -25,15 +26,15 @@ const CDMaxBytes = 1151999 * 2048
 var (
 	// ErrMediumLocked: the host sent PREVENT ALLOW MEDIUM REMOVAL; the kernel
 	// answers EBUSY on the LUN's file.
-	ErrMediumLocked = errors.New("the host has locked the medium (it is mounted or in use there)")
+	ErrMediumLocked error = &problem.Error{Status: 409, Msg: "the host has locked the medium (it is mounted or in use there)", Hint: "eject it on the host, or eject with force to break the lock"}
 	// ErrBusy: the drive holds another image; eject it first.
-	ErrBusy = errors.New("the drive holds an image; eject it first")
+	ErrBusy = problem.New(409, "the drive holds an image; eject it first")
 	// ErrNeedsUserspace: only msdav's own drives can serve a URL.
-	ErrNeedsUserspace = errors.New(`images from a URL need gadget.backend = "userspace"`)
+	ErrNeedsUserspace = problem.New(422, `images from a URL need gadget.backend = "userspace"`)
 	// ErrTooSmall: the image is smaller than one block of the drive.
-	ErrTooSmall = errors.New("the image is too small for a drive")
+	ErrTooSmall = problem.New(422, "the image is too small for a drive")
 	// ErrNoDrive: there is no drive with that index.
-	ErrNoDrive = errors.New("no such drive")
+	ErrNoDrive = problem.New(404, "no such drive")
 )
 
 // Drive is what configfs says about one LUN.
@@ -436,6 +437,9 @@ func (g kernel) attach(i int, abs string, cdrom, rw bool) (Drive, error) {
 
 // TooBigError refuses a CD image the kernel would truncate.
 type TooBigError struct{ Size int64 }
+
+// HTTPStatus: the request is understood, the kernel cannot honour it.
+func (e *TooBigError) HTTPStatus() int { return 422 }
 
 func (e *TooBigError) Error() string {
 	return fmt.Sprintf("the image has %d bytes, more than a CD holds on this kernel (%d bytes; DVD emulation needs a patched f_mass_storage): attach it as a flash drive instead", e.Size, int64(CDMaxBytes))

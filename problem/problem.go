@@ -1,6 +1,6 @@
-// Package problem maps what went wrong in the store, the drives and the
-// share to an HTTP status and a message a person can act on: one table for
-// both the WebDAV share and the JSON API.
+// Package problem gives what went wrong an HTTP status and a message a
+// person can act on: errors say their own status, and one table covers the
+// standard library's, for the share, the JSON API, kvmd and Redfish alike.
 package problem
 
 import (
@@ -11,30 +11,34 @@ import (
 	"regexp"
 	"syscall"
 
-	"github.com/msdav/msdav/drives"
-	"github.com/msdav/msdav/fetch"
-	"github.com/msdav/msdav/fetch/unpack"
-	"github.com/msdav/msdav/fs"
-	"github.com/msdav/msdav/fs/diskimage"
-	"github.com/msdav/msdav/gadget"
 	"golang.org/x/net/webdav"
 )
 
-// Error is an error whose status the code that found it knows best: bad
-// input (400, 422), or a conflict only the handler can see.
+// Error is an error that knows its status: bad input (400, 422), a
+// conflict only the code that found it can see, or one of the store's,
+// the drives' and the fetches' own errors, which are made with New.
 type Error struct {
 	Status int
 	Msg    string
+	Hint   string // what a person can do about it, added to the message for clients
 }
 
 func (e *Error) Error() string { return e.Msg }
+
+// HTTPStatus is the status Status answers for any error that wraps e.
+func (e *Error) HTTPStatus() int { return e.Status }
+
+// New makes an error value with a status, for a package's sentinels:
+// errors.Is finds it, and Status asks it.
+func New(status int, msg string) *Error { return &Error{Status: status, Msg: msg} }
 
 // Errorf makes an *Error with the given status.
 func Errorf(status int, format string, args ...any) error {
 	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
 }
 
-// rule is one row of the table: the first that matches decides.
+// rule is one row of the table of errors that do not know their status
+// (the standard library's and x/net/webdav's): the first that matches decides.
 type rule struct {
 	match  func(error) bool
 	status int
@@ -42,57 +46,29 @@ type rule struct {
 
 func is(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
 
-func as[T error]() func(error) bool {
-	return func(err error) bool { var t T; return errors.As(err, &t) }
-}
-
 var table = []rule{
-	{as[*Error](), 0}, // its own status
-	{as[*fs.LockedError](), 423},
 	{is(webdav.ErrLocked), 423},
-	{is(fs.ErrAttachUnknown), 503},
-	{is(drives.ErrUnavailable), 503},
-	{is(fs.ErrOutside), 403},
 	{is(iofs.ErrPermission), 403},
-	{is(fs.ErrBadName), 400},
-	{is(gadget.ErrNoDrive), 404},
 	{is(iofs.ErrNotExist), 404},
 	{is(syscall.ENOTDIR), 404},
-	{fs.IsNoSpace, 507},
+	{is(syscall.ENOSPC), 507},
+	{is(syscall.EDQUOT), 507},
 	{is(syscall.EROFS), 503},
-	{is(gadget.ErrMediumLocked), 409},
-	{is(gadget.ErrBusy), 409},
-	{is(drives.ErrConflict), 409},
-	{is(diskimage.ErrExists), 409},
-	{as[*gadget.TooBigError](), 422},
-	{as[*unpack.LimitError](), 422},
-	{is(drives.ErrRefused), 422},
-	{is(gadget.ErrNeedsUserspace), 422},
-	{is(gadget.ErrTooSmall), 422},
-	{is(diskimage.ErrSpec), 422},
 	{is(webdav.ErrConfirmationFailed), 412},
-	{is(fetch.ErrInvalid), 400},
-	{is(fetch.ErrExists), 409},
-	{is(fetch.ErrRefused), 422},
-	{is(fetch.ErrRemote), 502},
 	{is(context.Canceled), 503},
 	{is(context.DeadlineExceeded), 503},
 }
 
-// Status is the HTTP status err means; 500 when nothing in the table knows it.
+// Status is the HTTP status err means: the one the outermost error that
+// knows its own (an HTTPStatus method) says, else the table's; 500 when
+// nothing knows it.
 func Status(err error) int {
-	// An error that knows its own status (drives.Error) says it.
 	var own interface{ HTTPStatus() int }
 	if errors.As(err, &own) {
 		return own.HTTPStatus()
 	}
 	for _, r := range table {
 		if r.match(err) {
-			if r.status == 0 {
-				var e *Error
-				errors.As(err, &e)
-				return e.Status
-			}
 			return r.status
 		}
 	}
@@ -110,8 +86,10 @@ func Message(err error) string {
 	switch {
 	case errors.Is(err, syscall.EROFS):
 		msg += " (the store's filesystem is read-only. With storage.remount on, msdav makes it writable for each change, also after someone remounted it behind msdav's back: try again. With storage.remount off, mount it read-write, or turn storage.remount on)"
-	case errors.Is(err, gadget.ErrMediumLocked):
-		msg += "; eject it on the host, or eject with force to break the lock"
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Hint != "" {
+		msg += "; " + e.Hint
 	}
 	return msg
 }

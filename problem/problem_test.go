@@ -1,4 +1,4 @@
-package problem
+package problem_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/diskimage"
 	"github.com/msdav/msdav/gadget"
+	"github.com/msdav/msdav/problem"
 	"golang.org/x/net/webdav"
 )
 
@@ -23,7 +24,10 @@ func TestStatus(t *testing.T) {
 		err  error
 		want int
 	}{
-		{Errorf(400, "bad"), 400},
+		{problem.Errorf(400, "bad"), 400},
+		{wrap(problem.New(409, "x")), 409},
+		{wrap(&gadget.TooBigError{Size: 5 << 30}), 422},
+		{fmt.Errorf("%w: %w", fs.ErrBadName, os.ErrNotExist), 400}, // the error that knows its status wins
 		{&fs.LockedError{Path: "a.iso", Drive: 1}, 423},
 		{wrap(webdav.ErrLocked), 423},
 		{wrap(fs.ErrAttachUnknown), 503},
@@ -52,7 +56,7 @@ func TestStatus(t *testing.T) {
 		{context.Canceled, 503},
 		{errors.New("something else"), 500},
 	} {
-		if got := Status(tc.err); got != tc.want {
+		if got := problem.Status(tc.err); got != tc.want {
 			t.Errorf("Status(%v) = %d, want %d", tc.err, got, tc.want)
 		}
 	}
@@ -66,15 +70,23 @@ func TestMessageHidesInternalNames(t *testing.T) {
 		fmt.Errorf("upload %s: rename: %w", "a.iso", &os.LinkError{Op: "renameat", Old: ".msdav-upload-99-a.iso", New: "a.iso", Err: syscall.EIO}),
 		errors.New("write isos/.msdav-props-a.iso: no space"),
 	} {
-		msg := Message(err)
+		msg := problem.Message(err)
 		if strings.Contains(msg, ".msdav-") {
 			t.Errorf("Message(%v) = %q shows an internal name", err, msg)
 		}
 	}
-	if msg := Message(&os.PathError{Op: "openat", Path: "flash/.msdav-upload-17-tools.img", Err: syscall.ENOENT}); msg != "openat flash/tools.img: no such file or directory" {
+	if msg := problem.Message(&os.PathError{Op: "openat", Path: "flash/.msdav-upload-17-tools.img", Err: syscall.ENOENT}); msg != "openat flash/tools.img: no such file or directory" {
 		t.Errorf("message %q does not name the client's own file", msg)
 	}
-	if msg := Message(&os.PathError{Op: "openat", Path: "a.img", Err: syscall.EROFS}); !strings.Contains(msg, "try again") || !strings.Contains(msg, "mount it read-write") {
+	if msg := problem.Message(&os.PathError{Op: "openat", Path: "a.img", Err: syscall.EROFS}); !strings.Contains(msg, "try again") || !strings.Contains(msg, "mount it read-write") {
 		t.Errorf("EROFS message gives no advice: %q", msg)
+	}
+}
+
+// A hint is what a person can do; the message carries it, wrapped or not.
+func TestMessageHint(t *testing.T) {
+	msg := problem.Message(fmt.Errorf("eject drive 0: %w", gadget.ErrMediumLocked))
+	if !strings.Contains(msg, "the host has locked the medium") || !strings.Contains(msg, "eject with force") {
+		t.Errorf("locked medium: %q gives no way out", msg)
 	}
 }

@@ -9,13 +9,14 @@ import (
 	"syscall"
 
 	"github.com/msdav/msdav/fs"
+	"github.com/msdav/msdav/problem"
 )
 
 // ErrExists refuses to replace an image by creating a blank one.
-var ErrExists = errors.New("already exists")
+var ErrExists = problem.New(409, "already exists")
 
 // ErrSpec marks a size, filesystem or label that cannot be made.
-var ErrSpec = errors.New("cannot make such an image")
+var ErrSpec = problem.New(422, "cannot make such an image")
 
 // Create writes a blank image at rel in the store, atomically: it appears
 // under its name only when formatted and on disk.
