@@ -148,16 +148,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "destination: "+why, status)
 				return
 			}
+			// An attached image is 423 whatever else is wrong with the
+			// request (a box's COPY of an image onto itself is how a
+			// fleet sees another box's lease).
+			if err := h.mutable(dst); err != nil {
+				h.fail(w, r, err)
+				return
+			}
 			if why := h.overlap(name, dst); why != "" {
 				if r.Method == "MOVE" && h.respelling(name, dst) {
 					h.respell(w, r, name, dst)
 					return
 				}
 				http.Error(w, r.Method+" refused: "+why, http.StatusForbidden)
-				return
-			}
-			if err := h.mutable(dst); err != nil {
-				h.fail(w, r, err)
 				return
 			}
 		}

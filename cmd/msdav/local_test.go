@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestRuntimeDirNotOurs: a user running msdav where /run/msdav already
@@ -72,5 +76,44 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A start that fails half way (the address is taken) lets go of all it
+// took: the control socket is gone and the store's lock is free, so the
+// next start on the same store runs.
+func TestFailedStartLetsGo(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := testConfig(t)
+	cfg.Server.RuntimeDir = t.TempDir()
+	cfg.Server.Listen = taken.Addr().String()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err = serve(context.Background(), cfg, quiet, nil)
+	if err == nil || !strings.Contains(err.Error(), "listen "+taken.Addr().String()) {
+		t.Fatalf("serve on a taken address: %v", err)
+	}
+	sock, _, _ := localPaths(cfg)
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("control socket %s left behind: %v", sock, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		cfg := cfg
+		cfg.Server.Listen = "127.0.0.1:0"
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		done <- serve(ctx, cfg, quiet, nil)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the next start on the store: %v", err)
+		}
+	case <-time.After(ownerWait + 10*time.Second):
+		t.Fatal("the next start did not get the store's lock")
 	}
 }

@@ -123,38 +123,74 @@ func redactAttr(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// serve runs until ctx is cancelled. If ready is not nil it receives the
-// listening address once the server accepts connections (tests use it).
+// serve runs msdav serve until ctx is cancelled, then stops taking
+// requests and waits up to server.shutdown_grace for the running ones. If
+// ready is not nil it receives the listening address once the server
+// accepts connections (tests use it).
 func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- string) error {
-	sock, lock, err := localPaths(cfg)
+	s := &server{cfg: cfg, log: log}
+	defer s.close()
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	if err := s.listen(); err != nil {
+		return err
+	}
+	if ready != nil {
+		ready <- s.ln.Addr().String()
+	}
+	return s.run(ctx)
+}
+
+// server is what msdav serve holds, opened in this order by open and
+// listen; close lets go of it in the reverse order, which matters: fetches
+// end and remove their temps while the store is open, every goroutine has
+// ended before the store closes, and the store's lock goes last, so no CLI
+// command acts on the store while any of it runs. Each close step checks
+// what was opened, so close also cleans up after a failed start.
+type server struct {
+	cfg conf.Config
+	log *slog.Logger
+
+	sock    string
+	unlock  func()
+	hub     *events.Hub
+	store   *fs.Store
+	dm      *drives.Manager
+	jobs    *fetch.Manager
+	wg      sync.WaitGroup // every goroutine serve starts
+	stopRun context.CancelFunc
+
+	srv, local *http.Server
+	ln, lln    net.Listener
+}
+
+// open takes the store's lock, opens the store, the gadget and the drives
+// (put back as they were before a restart) and starts their pollers.
+func (s *server) open(ctx context.Context) error {
+	sock, lock, err := localPaths(s.cfg)
 	if err != nil {
 		return err
 	}
 	// Before the store opens: Open repairs and sweeps, which is only safe
 	// with no CLI command acting on the store at the same time.
-	unlock, err := fs.LockOwner(lock, ownerWait)
-	if err != nil {
-		return fmt.Errorf("%w: is another msdav serve running on %s?", err, cfg.Storage.Root)
+	if s.unlock, err = fs.LockOwner(lock, ownerWait); err != nil {
+		return fmt.Errorf("%w: is another msdav serve running on %s?", err, s.cfg.Storage.Root)
 	}
-	defer unlock()
-
-	hub := events.New()
-	o := storeOptions(cfg, log)
-	o.Publish = hub.Publish
-	store, err := fs.Open(o)
-	if err != nil {
+	s.sock, s.hub = sock, events.New()
+	o := storeOptions(s.cfg, s.log)
+	o.Publish = s.hub.Publish
+	if s.store, err = fs.Open(o); err != nil {
 		return err
 	}
-	defer store.Close()
-
-	cfg.Gadget.FFSMounts = filepath.Join(cfg.Server.RuntimeDir, "ffs")
-	g, gerr := gadget.Open(cfg.Gadget, log)
+	s.cfg.Gadget.FFSMounts = filepath.Join(s.cfg.Server.RuntimeDir, "ffs")
+	g, gerr := gadget.Open(s.cfg.Gadget, s.log)
 	switch {
-	case gerr != nil && cfg.Gadget.Mode == conf.ModeConfigfs:
+	case gerr != nil && s.cfg.Gadget.Mode == conf.ModeConfigfs:
 		// auto serves the share without drives; configfs asked for them.
 		return fmt.Errorf("gadget.mode = \"configfs\": %w (set gadget.mode = \"auto\" to serve the share without drives)", gerr)
 	case gerr != nil:
-		log.Warn("drives unavailable; the share still works", "reason", gerr)
+		s.log.Warn("drives unavailable; the share still works", "reason", gerr)
 	}
 	// The userspace backend's drives live in this process: what they held
 	// when it last ran is in a file beside the socket, put back below.
@@ -162,25 +198,18 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 	if g != nil {
 		var perr error
 		if saved, perr = g.Persist(strings.TrimSuffix(sock, ".sock") + ".drives.json"); perr != nil {
-			log.Error("what the drives held before the restart cannot all be put back", "err", perr)
+			s.log.Error("what the drives held before the restart cannot all be put back", "err", perr)
 		}
 	}
-	dm := drives.New(store, g, gerr, hub.Publish, log)
-
-	// Every goroutine serve starts ends before it returns.
-	var wg sync.WaitGroup
-	runCtx, stopRun := context.WithCancel(context.Background())
-	defer func() { stopRun(); wg.Wait() }()
-	wg.Go(func() { dm.Run(runCtx, drivePoll, drives.FlushEvery) })
-	wg.Go(func() { store.Watch(runCtx, storePoll, func() bool { return hub.Subscribers() > 0 }) })
-
-	// Closed before the store (defers run last first): running fetches
-	// cancel and remove their temps while the store is still open.
-	jobs := fetch.New(store, fetch.Options{AllowPrivate: cfg.Fetch.AllowPrivate, Log: log, Publish: hub.Publish})
-	defer jobs.Close()
+	s.dm = drives.New(s.store, g, gerr, s.hub.Publish, s.log)
+	var runCtx context.Context
+	runCtx, s.stopRun = context.WithCancel(context.Background())
+	s.wg.Go(func() { s.dm.Run(runCtx, drivePoll, drives.FlushEvery) })
+	s.wg.Go(func() { s.store.Watch(runCtx, storePoll, func() bool { return s.hub.Subscribers() > 0 }) })
+	s.jobs = fetch.New(s.store, fetch.Options{AllowPrivate: s.cfg.Fetch.AllowPrivate, Log: s.log, Publish: s.hub.Publish})
 	// Before the first request: the API shows the drives as they were.
-	dm.Restore(ctx, saved, func(ctx context.Context, raw string) (scsi.Medium, error) {
-		u, client, err := jobs.Guarded(ctx, raw)
+	s.dm.Restore(ctx, saved, func(ctx context.Context, raw string) (scsi.Medium, error) {
+		u, client, err := s.jobs.Guarded(ctx, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -190,70 +219,72 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		}
 		return med, nil
 	})
+	return nil
+}
 
-	h, err := handler(cfg, store, dm, hub, jobs, log)
+// listen builds the HTTP server and the CLI's, and opens their sockets.
+func (s *server) listen() error {
+	h, err := handler(s.cfg, s.store, s.dm, s.hub, s.jobs, s.log)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
+	s.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		// No ReadTimeout/WriteTimeout: a 8 GB upload or download may take an hour.
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	if !cfg.Server.HTTP2 {
+	if !s.cfg.Server.HTTP2 {
 		// HTTP/1.1 only: Go's HTTP/2 sends a download in 16 KiB frames,
 		// each handed between goroutines and written on its own; measured
 		// here on a 1 GiB GET with curl, 2.27 s and 1.22 s of CPU against
 		// 0.94 s and 0.90 s over HTTP/1.1.
 		var p http.Protocols
 		p.SetHTTP1(true)
-		srv.Protocols = &p
+		s.srv.Protocols = &p
 	}
-	srv.RegisterOnShutdown(hub.Close) // event streams end, or Shutdown would wait for them
-	local := &http.Server{
-		Handler:           api.New(store, dm, hub, api.Options{Log: log, Local: true}),
+	s.srv.RegisterOnShutdown(s.hub.Close) // event streams end, or Shutdown would wait for them
+	s.local = &http.Server{
+		Handler:           api.New(s.store, s.dm, s.hub, api.Options{Log: s.log, Local: true}),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	os.Remove(sock) // a dead server's; we hold the lock, so no live one has it
-	lln, err := net.Listen("unix", sock)
-	if err != nil {
-		return fmt.Errorf("control socket %s: %w", sock, err)
+	os.Remove(s.sock) // a dead server's; we hold the lock, so no live one has it
+	if s.lln, err = net.Listen("unix", s.sock); err != nil {
+		return fmt.Errorf("control socket %s: %w", s.sock, err)
 	}
-	defer os.Remove(sock)
-	if err := os.Chmod(sock, 0o600); err != nil {
-		lln.Close()
-		return fmt.Errorf("control socket %s: %w", sock, err)
+	if err := os.Chmod(s.sock, 0o600); err != nil {
+		return fmt.Errorf("control socket %s: %w", s.sock, err)
 	}
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		lln.Close()
-		return fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
+	if s.ln, err = net.Listen("tcp", s.cfg.Server.Listen); err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Server.Listen, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "root", store.Dir(), "tls", cfg.Server.TLSCert != "", "socket", sock)
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
+	s.log.Info("serving", "addr", s.ln.Addr().String(), "root", s.store.Dir(), "tls", s.cfg.Server.TLSCert != "", "socket", s.sock)
+	return nil
+}
+
+// run serves until ctx ends or a server fails, then shuts both down,
+// giving running requests server.shutdown_grace.
+func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	wg.Go(func() {
-		if cfg.Server.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey)
+	s.wg.Go(func() {
+		if s.cfg.Server.TLSCert != "" {
+			errc <- s.srv.ServeTLS(s.ln, s.cfg.Server.TLSCert, s.cfg.Server.TLSKey)
 		} else {
-			errc <- srv.Serve(ln)
+			errc <- s.srv.Serve(s.ln)
 		}
 	})
-	wg.Go(func() { errc <- local.Serve(lln) })
+	s.wg.Go(func() { errc <- s.local.Serve(s.lln) })
 	var serveErr error
 	select {
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	log.Info("stopping: waiting for running requests", "grace", cfg.Server.ShutdownGrace.Duration)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace.Duration)
+	s.log.Info("stopping: waiting for running requests", "grace", s.cfg.Server.ShutdownGrace.Duration)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownGrace.Duration)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(sctx), local.Shutdown(sctx))
+	err := errors.Join(s.srv.Shutdown(sctx), s.local.Shutdown(sctx))
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = nil
 	}
@@ -261,6 +292,31 @@ func serve(ctx context.Context, cfg conf.Config, log *slog.Logger, ready chan<- 
 		return serveErr
 	}
 	return err
+}
+
+// close lets go of what open and listen took, last first.
+func (s *server) close() {
+	for _, l := range []net.Listener{s.ln, s.lln} {
+		if l != nil {
+			l.Close() // closed already after a Shutdown; a failed start's are not
+		}
+	}
+	if s.lln != nil {
+		os.Remove(s.sock)
+	}
+	if s.jobs != nil {
+		s.jobs.Close() // running fetches remove their temps: the store is still open
+	}
+	if s.stopRun != nil {
+		s.stopRun()
+	}
+	s.wg.Wait()
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.unlock != nil {
+		s.unlock()
+	}
 }
 
 // drivePoll is how often configfs is read for what the host did itself:
