@@ -197,10 +197,12 @@ func TestLogRedactsPasswords(t *testing.T) {
 	}
 }
 
-// kvmd's read?compress=lzma is as fast as xz -1 -T1 on the same image
-// (the ulikunitz encoder took 3.2 times as long, holding kvmd's only
-// transfer slot), and its stream is what xz -dc reads.
-func TestKVMDReadLZMASpeed(t *testing.T) {
+// kvmd's read?compress=lzma is xz -1 -T1 itself where xz is installed
+// (the ulikunitz encoder took 3.2 times as long on a 20 MB image, holding
+// kvmd's only transfer slot): its stream is byte for byte what xz -1 -T1
+// writes, so it costs what xz costs. No timing here: the machines that run
+// the tests are too noisy for a speed figure to be a verdict.
+func TestKVMDReadLZMAIsXZ(t *testing.T) {
 	toolOutput(t, 0, "xz", "-c") // skips without xz
 	cfg := testConfig(t)
 	cfg.Gadget = gadgettest.Bound(t, 1)
@@ -220,29 +222,23 @@ func TestKVMDReadLZMASpeed(t *testing.T) {
 	path := filepath.Join(cfg.Storage.Root, "a.img")
 	os.WriteFile(path, img.Bytes(), 0o644)
 
-	start := time.Now()
-	cmd := exec.Command("xz", "-1", "-T1", "-c", path)
-	cmd.Stdout = io.Discard
-	if err := cmd.Run(); err != nil {
+	want, err := exec.Command("xz", "-1", "-T1", "-c", path).Output()
+	if err != nil {
 		t.Fatal(err)
 	}
-	tool := time.Since(start)
-	start = time.Now()
 	resp, err := http.Get(base + "/api/msd/read?image=a.img&compress=lzma")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	took := time.Since(start)
-	t.Logf("8 MiB: xz -1 -T1 %v, read?compress=lzma %v (%.2fx)", tool, took, took.Seconds()/tool.Seconds())
 	dec := exec.Command("xz", "-dc")
 	dec.Stdin = bytes.NewReader(body)
 	if out, err := dec.Output(); err != nil || !bytes.Equal(out, img.Bytes()) {
 		t.Fatalf("xz -dc of the stream: %v, %d bytes", err, len(out))
 	}
-	if took > tool*3/2+300*time.Millisecond {
-		t.Errorf("read?compress=lzma took %v, xz -1 -T1 %v", took, tool)
+	if !bytes.Equal(body, want) {
+		t.Errorf("read?compress=lzma wrote %d bytes that are not xz -1 -T1's %d: another encoder", len(body), len(want))
 	}
 	// A client that hangs up mid-read: xz ends, and the slot is free again.
 	resp, err = http.Get(base + "/api/msd/read?image=a.img&compress=lzma")
