@@ -253,7 +253,7 @@ func TestKVMDWriteRemoteTimeout(t *testing.T) {
 	defer slow.Close()
 	start := time.Now()
 	code, _, m := call(t, "POST", srv.URL+"/api/msd/write_remote?image=late.img&timeout=0.3&url="+url.QueryEscape(slow.URL+"/late.img"))
-	if code != 400 || errName(m) != "MsdOperationError" || time.Since(start) > 1900*time.Millisecond // before the server answers {
+	if code != 400 || errName(m) != "MsdOperationError" || time.Since(start) > 1900*time.Millisecond { // before the server answers
 		t.Errorf("a server slower than timeout: %d %v after %v", code, m, time.Since(start))
 	}
 	time.Sleep(2500 * time.Millisecond) // the late answer comes, and is canceled
