@@ -299,7 +299,7 @@ allow_private = true
 			want int
 		}{
 			{`{"image":"huge.iso","cdrom":true}`, 422},
-			{`{"image":"test.iso","cdrom":true,"rw":true}`, 400},
+			{`{"image":"test.iso","cdrom":true,"rw":true}`, 422}, // one refusal in the drive manager, for every front end
 			{`{"image":"missing.iso"}`, 404},
 			{`{"image":"../etc/passwd"}`, 403},
 			{`not json`, 400},
