@@ -18,9 +18,10 @@ if ls "$dest"/root/boot/vmlinuz-* >/dev/null 2>&1 && { [ "$arch" = amd64 ] || [ 
 q=$meta
 if [ "$arch" != amd64 ]; then
 	q=$meta:$arch
-	dpkg --print-foreign-architectures | grep -qx "$arch" || { dpkg --add-architecture "$arch"; rm -f /var/lib/apt/lists/lock; }
+	dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch"
 fi
-pkg=$(apt-cache depends "$q" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+# apt-cache fails while the lists lack this architecture (just added): update then.
+pkg=$(apt-cache depends "$q" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}') || pkg=
 if [ -z "$pkg" ]; then
 	apt-get update -qq
 	pkg=$(apt-cache depends "$q" | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
