@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/msdav/msdav/drives"
+	"github.com/msdav/msdav/fetch"
 	"github.com/msdav/msdav/fs"
 	"github.com/msdav/msdav/fs/imagekind"
 	"github.com/msdav/msdav/gadget"
@@ -80,7 +81,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	if d.URL != "" {
 		// Served straight from its URL (userspace drives).
 		v["Inserted"] = true
-		v["Image"] = redact(d.URL)
+		v["Image"] = fetch.Redact(d.URL)
 		v["ImageName"] = nil
 		if u, err := url.Parse(d.URL); err == nil {
 			v["ImageName"] = path.Base(u.Path)
@@ -109,7 +110,7 @@ func (h *Handler) media(r *http.Request, base string) (int, any, error) {
 	ins, ok := h.inserted[i]
 	h.mu.Unlock()
 	if ok && d.Image != nil && ins.path == *d.Image {
-		v["Image"] = redact(ins.url)
+		v["Image"] = fetch.Redact(ins.url)
 		v["ConnectedVia"] = "URI"
 		if u, err := url.Parse(ins.url); err == nil {
 			v["TransferProtocolType"] = strings.ToUpper(u.Scheme)

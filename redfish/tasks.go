@@ -165,7 +165,7 @@ func (h *Handler) runInsert(ctx context.Context, t *task) {
 		t.err = e
 	}
 	h.mu.Unlock()
-	h.log.Info("redfish: insert "+strings.ToLower(t.state), "task", t.id, "drive", t.drive, "url", redact(t.url), "err", err)
+	h.log.Info("redfish: insert "+strings.ToLower(t.state), "task", t.id, "drive", t.drive, "url", fetch.Redact(t.url), "err", err)
 }
 
 // fetchAndAttach brings the image at t.url into the store (or finds the
@@ -229,7 +229,7 @@ func (h *Handler) fetchAndAttach(ctx context.Context, t *task) error {
 func (h *Handler) ask(ctx context.Context, client *http.Client, raw string, src source, known bool) (source, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", raw, nil)
 	if err != nil {
-		return source{}, false, badRequest("ActionParameterValueFormatError", "Image %s: %v", redact(raw), err)
+		return source{}, false, badRequest("ActionParameterValueFormatError", "Image %s: %v", fetch.Redact(raw), err)
 	}
 	req.Header.Set("User-Agent", "msdav-redfish")
 	req.Header.Set("Range", "bytes=0-0")
@@ -248,7 +248,7 @@ func (h *Handler) ask(ctx context.Context, client *http.Client, raw string, src 
 		if errors.Is(err, fetch.ErrRefused) {
 			return source{}, false, err
 		}
-		return source{}, false, badRequest("ActionParameterValueFormatError", "could not fetch %s: %v", redact(raw), err)
+		return source{}, false, badRequest("ActionParameterValueFormatError", "could not fetch %s: %v", fetch.Redact(raw), err)
 	}
 	resp.Body.Close()
 	switch {
@@ -258,7 +258,7 @@ func (h *Handler) ask(ctx context.Context, client *http.Client, raw string, src 
 		v := source{etag: resp.Header.Get("ETag"), modified: resp.Header.Get("Last-Modified")}
 		return v, false, nil
 	}
-	return source{}, false, badRequest("ActionParameterValueFormatError", "could not fetch %s: the server answered %s", redact(raw), resp.Status)
+	return source{}, false, badRequest("ActionParameterValueFormatError", "could not fetch %s: the server answered %s", fetch.Redact(raw), resp.Status)
 }
 
 // download runs a fetch job into rel, or beside it when rel holds an
@@ -294,14 +294,14 @@ wait:
 		}
 		j, ok := h.jobs.Get(job.ID)
 		if !ok {
-			return "", "", fmt.Errorf("the download of %s vanished", redact(t.url))
+			return "", "", fmt.Errorf("the download of %s vanished", fetch.Redact(t.url))
 		}
 		switch j.State {
 		case fetch.Done:
 			sum = j.SHA256
 			break wait
 		case fetch.Failed, fetch.Canceled:
-			return "", "", badRequest("ActionParameterValueFormatError", "could not fetch %s: %s", redact(t.url), j.Error)
+			return "", "", badRequest("ActionParameterValueFormatError", "could not fetch %s: %s", fetch.Redact(t.url), j.Error)
 		}
 	}
 	if target == rel {
@@ -348,7 +348,7 @@ func (h *Handler) taskJSON(t *task) map[string]any {
 		"@odata.type": "#Task.v1_4_3.Task",
 		"@odata.id":   self,
 		"Id":          t.id,
-		"Name":        fmt.Sprintf("Insert %s into virtual media %d", redact(t.url), t.drive),
+		"Name":        fmt.Sprintf("Insert %s into virtual media %d", fetch.Redact(t.url), t.drive),
 		"Description": "Fetches the image into msdav's store, then attaches it",
 		"TaskState":   state,
 		"TaskStatus":  "OK",
@@ -445,12 +445,4 @@ func (h *Handler) taskMonitor(r *http.Request) (int, any, error) {
 	default:
 		return h.accepted(t)
 	}
-}
-
-// redact hides the password of a URL's user info.
-func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return raw
 }
